@@ -1,0 +1,75 @@
+/** Entries per chunk: 64 Ki pages, 256 KiB of frame numbers. */
+const CHUNK = 1 << 16;
+
+/**
+ * A LIFO stack of page handles (unsigned 32-bit), kept in fixed-size typed-array
+ * chunks: 4 bytes a page, no copy when it grows, at most one idle chunk kept
+ * when it shrinks. It stands for the seed's `list_head` of pages, where
+ * `list_add` pushes at the head and the list is walked from the head.
+ */
+export class PageStack {
+  /** Chunks in use; the last one is {@link top}. */
+  private readonly chunks: Uint32Array[] = [];
+  /** The chunk being filled and its fill count. */
+  private top: Uint32Array;
+  private fill = 0;
+  /** An emptied chunk kept back, so that push/pop at a boundary does not allocate. */
+  private spare: Uint32Array | undefined;
+  private count = 0;
+
+  constructor() {
+    this.top = new Uint32Array(CHUNK);
+    this.chunks.push(this.top);
+  }
+
+  /** Number of pages on the stack. */
+  get length(): number {
+    return this.count;
+  }
+
+  push(page: number): void {
+    if (this.fill === CHUNK) {
+      this.top = this.spare ?? new Uint32Array(CHUNK);
+      this.spare = undefined;
+      this.chunks.push(this.top);
+      this.fill = 0;
+    }
+    this.top[this.fill++] = page;
+    this.count++;
+  }
+
+  /** The most recently pushed page; the stack must not be empty. */
+  peek(): number {
+    return this.top[this.fill - 1]!;
+  }
+
+  /** Removes and returns the most recently pushed page; the stack must not be empty. */
+  pop(): number {
+    const page = this.top[--this.fill]!;
+    this.count--;
+    if (this.fill === 0 && this.chunks.length > 1) {
+      this.spare = this.chunks.pop();
+      this.top = this.chunks[this.chunks.length - 1]!;
+      this.fill = CHUNK;
+    }
+    return page;
+  }
+
+  /** A copy of the stack, bottom first. */
+  toArray(): Uint32Array {
+    const out = new Uint32Array(this.count);
+    let at = 0;
+    for (let c = 0; c < this.chunks.length; c++) {
+      const chunk = this.chunks[c]!;
+      const used = c === this.chunks.length - 1 ? this.fill : CHUNK;
+      out.set(chunk.subarray(0, used), at);
+      at += used;
+    }
+    return out;
+  }
+
+  /** Bytes of typed-array storage held, idle chunk included. */
+  get byteLength(): number {
+    return (this.chunks.length + (this.spare ? 1 : 0)) * CHUNK * 4;
+  }
+}

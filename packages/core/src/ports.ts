@@ -1,0 +1,49 @@
+import type { AllocFlavour } from "@vmballoon/protocol";
+
+/**
+ * What the hypervisor answered to one command: EAX (the status) and EBX
+ * (the result; only GET_TARGET's is meaningful).
+ */
+export interface HypervisorReply {
+  status: number;
+  result: number;
+}
+
+/**
+ * The engine's way to the monitor: one backdoor command, synchronous.
+ *
+ * The real one (`@vmballoon/hv-x86`) is an `IN` on port 0x5670; the simulated
+ * one is the monitor of SIMULATION.md (`@vmballoon/core/sim`).
+ *
+ * An implementation may return the same reply object from every call (the
+ * registers, as it were): the engine reads a reply before its next call and
+ * keeps no reference to it.
+ */
+export interface Hypervisor {
+  call(command: number, argument: number): HypervisorReply;
+}
+
+/** Returned by {@link PageSource.allocate} when no page could be had. */
+export const NO_PAGE = -1;
+
+/**
+ * The engine's way to guest memory: the seed's `alloc_page`, `__free_page`,
+ * `page_to_pfn` and `si_meminfo`.
+ *
+ * A page is a handle, a non-negative integer below 2^32 chosen by the page
+ * source (the simulated guest uses the frame number itself; a real page source
+ * may use a slot number). The engine stores handles, never addresses.
+ */
+export interface PageSource {
+  /**
+   * One page, or {@link NO_PAGE}. NOSLEEP must fail rather than push the guest
+   * into reclaim; CANSLEEP may wait for memory to be reclaimed.
+   */
+  allocate(flavour: AllocFlavour): number;
+  /** Give a page back. The engine never uses the handle again. */
+  free(page: number): void;
+  /** The page's frame number (`page_to_pfn`). */
+  frameNumber(page: number): number;
+  /** The guest's total pages (`si_meminfo`'s `totalram`), the limit sent with GET_TARGET. */
+  totalPages(): number;
+}

@@ -1,0 +1,94 @@
+import { ALLOC, type AllocFlavour } from "@vmballoon/protocol";
+import { PageStack } from "../page-stack.js";
+import { NO_PAGE, type PageSource } from "../ports.js";
+
+/** The guest of SIMULATION.md, as a scenario describes it. */
+export interface GuestSpec {
+  /** What the driver reports as its limit in GET_TARGET. */
+  readonly totalPages: number;
+  /** Frames on the free stack at the start: firstPfn … firstPfn + freePages - 1. */
+  readonly freePages: number;
+  readonly firstPfn: number;
+  /** A NOSLEEP allocation fails when free pages are this many or fewer. */
+  readonly nosleepReserve: number;
+  /** A CANSLEEP allocation fails when free pages are this many or fewer. */
+  readonly sleepReserve: number;
+}
+
+/**
+ * The reference guest: a stack of free frame numbers (an allocation pops the
+ * top, a freed page is pushed on top) and the workload's own stack. A page's
+ * handle is its frame number.
+ */
+export class SimGuest implements PageSource {
+  private readonly freeStack: Uint32Array;
+  private freeDepth: number;
+  private readonly workload = new PageStack();
+  private readonly total: number;
+  private readonly nosleepReserve: number;
+  private readonly sleepReserve: number;
+
+  constructor(spec: GuestSpec) {
+    this.total = spec.totalPages;
+    this.nosleepReserve = spec.nosleepReserve;
+    this.sleepReserve = spec.sleepReserve;
+    // The top of the stack is the highest index: firstPfn is handed out first.
+    const stack = new Uint32Array(spec.freePages);
+    const last = spec.firstPfn + spec.freePages - 1;
+    for (let i = 0; i < stack.length; i++) stack[i] = last - i;
+    this.freeStack = stack;
+    this.freeDepth = stack.length;
+  }
+
+  allocate(flavour: AllocFlavour): number {
+    const reserve = flavour === ALLOC.NOSLEEP ? this.nosleepReserve : this.sleepReserve;
+    if (this.freeDepth <= reserve) return NO_PAGE;
+    return this.freeStack[--this.freeDepth]!;
+  }
+
+  free(page: number): void {
+    this.freeStack[this.freeDepth++] = page;
+  }
+
+  frameNumber(page: number): number {
+    return page;
+  }
+
+  totalPages(): number {
+    return this.total;
+  }
+
+  /** Depth of the free stack. */
+  get freeCount(): number {
+    return this.freeDepth;
+  }
+
+  /** Pages the workload holds. */
+  get workloadCount(): number {
+    return this.workload.length;
+  }
+
+  /** `guestUse`: the workload takes up to `count` free pages. */
+  use(count: number): void {
+    for (let n = 0; n < count && this.freeDepth > 0; n++) {
+      this.workload.push(this.freeStack[--this.freeDepth]!);
+    }
+  }
+
+  /** `guestRelease`: the workload gives back up to `count` pages. */
+  release(count: number): void {
+    for (let n = 0; n < count && this.workload.length > 0; n++) {
+      this.freeStack[this.freeDepth++] = this.workload.pop();
+    }
+  }
+
+  /** A copy of the free stack, bottom first. */
+  freeFrames(): Uint32Array {
+    return this.freeStack.slice(0, this.freeDepth);
+  }
+
+  /** A copy of the workload's stack, bottom first. */
+  workloadFrames(): Uint32Array {
+    return this.workload.toArray();
+  }
+}

@@ -1,0 +1,176 @@
+import { COMMANDS, MAX_PFN, commandNumber, type CommandName } from "@vmballoon/protocol";
+import type { GuestSpec } from "./guest.js";
+
+/** One event of a scenario: applied just before its cycle runs. */
+export interface ScenarioEvent {
+  readonly cycle: number;
+  /** The monitor's target, in pages. */
+  readonly setTarget?: number;
+  /** The monitor sets its reset flag and forgets every locked frame. */
+  readonly reset?: boolean;
+  /** The workload takes up to this many free pages. */
+  readonly guestUse?: number;
+  /** The workload gives back up to this many pages. */
+  readonly guestRelease?: number;
+  /** From now on LOCK of this frame returns this status. */
+  readonly refuse?: { readonly pfn: number; readonly status: number };
+  /** The next `count` calls of `cmd` fail with `status`. */
+  readonly failNext?: { readonly cmd: CommandName; readonly count: number; readonly status: number };
+}
+
+/** A scenario of SIMULATION.md, validated. */
+export interface Scenario {
+  readonly cycles: number;
+  readonly unload: boolean;
+  readonly guest: GuestSpec;
+  readonly events: readonly ScenarioEvent[];
+}
+
+/** A scenario that is not valid: `field` names what is wrong. */
+export class ScenarioError extends Error {
+  override readonly name = "ScenarioError";
+  readonly code = "E_SCENARIO";
+  constructor(
+    /** Path of the offending field, such as `events[3].failNext.cmd`; empty for the whole document. */
+    readonly field: string,
+    detail: string,
+    options?: ErrorOptions,
+  ) {
+    super(field ? `${field}: ${detail}` : detail, options);
+  }
+}
+
+type Json = Record<string, unknown>;
+
+const EVENT_ACTIONS = ["setTarget", "reset", "guestUse", "guestRelease", "refuse", "failNext"] as const;
+const COMMAND_LIST = Object.keys(COMMANDS).join(", ");
+
+function describe(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (typeof value === "string") return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (Array.isArray(value)) return "an array";
+  if (value === null) return "null";
+  if (typeof value === "object") return "an object";
+  return String(value);
+}
+
+/** The path of `key` inside `field` (the top level has the empty path). */
+function join(field: string, key: string): string {
+  return field ? `${field}.${key}` : key;
+}
+
+function object(value: unknown, field: string): Json {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    const what = field ? "an object" : "a JSON object at the top level";
+    throw new ScenarioError(field, `expected ${what}, got ${describe(value)}`);
+  }
+  return value as Json;
+}
+
+function onlyKeys(value: Json, field: string, allowed: readonly string[]): void {
+  for (const key of Object.keys(value)) {
+    if (!allowed.includes(key)) {
+      throw new ScenarioError(join(field, key), `unknown key (expected ${allowed.join(", ")})`);
+    }
+  }
+}
+
+function count(value: Json, key: string, field: string, max = Number.MAX_SAFE_INTEGER): number {
+  const at = join(field, key);
+  const v = value[key];
+  if (v === undefined) throw new ScenarioError(at, "missing");
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
+    throw new ScenarioError(at, `expected a non-negative integer, got ${describe(v)}`);
+  }
+  if (v > max) throw new ScenarioError(at, `${v} is above ${max}`);
+  return v;
+}
+
+function flag(value: Json, key: string, field: string): boolean | undefined {
+  const v = value[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== "boolean") throw new ScenarioError(join(field, key), `expected true or false, got ${describe(v)}`);
+  return v;
+}
+
+function guest(value: unknown): GuestSpec {
+  const g = object(value, "guest");
+  const keys = ["totalPages", "freePages", "firstPfn", "nosleepReserve", "sleepReserve"] as const;
+  onlyKeys(g, "guest", keys);
+  const totalPages = count(g, "totalPages", "guest", MAX_PFN);
+  const freePages = count(g, "freePages", "guest", MAX_PFN);
+  const firstPfn = count(g, "firstPfn", "guest", MAX_PFN);
+  if (firstPfn + freePages > MAX_PFN) {
+    throw new ScenarioError(
+      "guest.firstPfn",
+      `firstPfn + freePages is ${firstPfn + freePages}, above ${MAX_PFN} (protocol 2 carries 32-bit frame numbers)`,
+    );
+  }
+  return {
+    totalPages,
+    freePages,
+    firstPfn,
+    nosleepReserve: count(g, "nosleepReserve", "guest"),
+    sleepReserve: count(g, "sleepReserve", "guest"),
+  };
+}
+
+function event(value: unknown, field: string, cycles: number): ScenarioEvent {
+  const e = object(value, field);
+  onlyKeys(e, field, ["cycle", ...EVENT_ACTIONS]);
+  const cycle = count(e, "cycle", field);
+  if (cycle > cycles) throw new ScenarioError(`${field}.cycle`, `cycle ${cycle} is past the scenario's last cycle (${cycles})`);
+  if (!EVENT_ACTIONS.some((key) => key in e)) {
+    throw new ScenarioError(field, `no action (expected one of ${EVENT_ACTIONS.join(", ")})`);
+  }
+
+  const out: { -readonly [K in keyof ScenarioEvent]: ScenarioEvent[K] } = { cycle };
+  if ("setTarget" in e) out.setTarget = count(e, "setTarget", field);
+  const reset = flag(e, "reset", field);
+  if (reset !== undefined) out.reset = reset;
+  if ("guestUse" in e) out.guestUse = count(e, "guestUse", field);
+  if ("guestRelease" in e) out.guestRelease = count(e, "guestRelease", field);
+  if ("refuse" in e) {
+    const at = `${field}.refuse`;
+    const r = object(e.refuse, at);
+    onlyKeys(r, at, ["pfn", "status"]);
+    out.refuse = { pfn: count(r, "pfn", at), status: count(r, "status", at, 0xffffffff) };
+  }
+  if ("failNext" in e) {
+    const at = `${field}.failNext`;
+    const f = object(e.failNext, at);
+    onlyKeys(f, at, ["cmd", "count", "status"]);
+    const cmd = f.cmd;
+    if (cmd === undefined) throw new ScenarioError(`${at}.cmd`, "missing");
+    if (typeof cmd !== "string" || commandNumber(cmd) === undefined) {
+      throw new ScenarioError(`${at}.cmd`, `unknown command ${describe(cmd)} (expected ${COMMAND_LIST})`);
+    }
+    out.failNext = { cmd: cmd as CommandName, count: count(f, "count", at), status: count(f, "status", at, 0xffffffff) };
+  }
+  return out;
+}
+
+/** Checks a parsed scenario against every rule of SIMULATION.md. Throws {@link ScenarioError}. */
+export function validateScenario(value: unknown): Scenario {
+  const s = object(value, "");
+  onlyKeys(s, "", ["cycles", "unload", "guest", "events"]);
+  const cycles = count(s, "cycles", "");
+  const unload = flag(s, "unload", "") ?? false;
+  if (s.guest === undefined) throw new ScenarioError("guest", "missing");
+  const g = guest(s.guest);
+  if (s.events === undefined) throw new ScenarioError("events", "missing");
+  if (!Array.isArray(s.events)) throw new ScenarioError("events", `expected an array, got ${describe(s.events)}`);
+  const events = s.events.map((e, i) => event(e, `events[${i}]`, cycles));
+  return { cycles, unload, guest: g, events };
+}
+
+/** Parses and validates a scenario file's text. Throws {@link ScenarioError}. */
+export function parseScenario(text: string): Scenario {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new ScenarioError("", `not valid JSON: ${(error as Error).message}`, { cause: error });
+  }
+  return validateScenario(value);
+}

@@ -1,0 +1,79 @@
+import { commandName, type BalloonStats } from "@vmballoon/protocol";
+import type { Hypervisor, HypervisorReply } from "../ports.js";
+
+/** A hypervisor command, as it returns. */
+export interface CommandRecord {
+  readonly t: "cmd";
+  readonly cycle: number;
+  readonly cmd: string;
+  readonly arg: number;
+  readonly status: number;
+  readonly result: number;
+}
+
+/** The driver's state after work cycle `cycle`. */
+export interface CycleRecord {
+  readonly t: "cycle";
+  readonly cycle: number;
+  readonly size: number;
+  readonly target: number;
+  readonly rateAlloc: number;
+  readonly rateFree: number;
+  readonly slowCycles: number;
+  readonly resetRequired: boolean;
+  /** Depth of the guest's free stack. */
+  readonly guestFree: number;
+  readonly stats: BalloonStats;
+}
+
+/** The debugfs file after the last cycle, exactly as the seed prints it. */
+export interface DebugfsTraceRecord {
+  readonly t: "debugfs";
+  readonly text: string;
+}
+
+/** After the unload's commands. */
+export interface ExitRecord {
+  readonly t: "exit";
+  readonly size: number;
+  readonly guestFree: number;
+}
+
+/** The load failed (START or GUEST_ID); nothing follows. */
+export interface InitFailedRecord {
+  readonly t: "initFailed";
+}
+
+/** One line of a trace (SIMULATION.md, "Trace"). */
+export type TraceRecord = CommandRecord | CycleRecord | DebugfsTraceRecord | ExitRecord | InitFailedRecord;
+
+/** One JSON Lines line of a trace, without its newline; keys in the order of SIMULATION.md. */
+export function formatTraceRecord(record: TraceRecord): string {
+  return JSON.stringify(record);
+}
+
+/**
+ * A hypervisor that reports every command, as it returns, to `onCommand`.
+ * `cycle` is stamped on each record; the caller moves it on.
+ */
+export class TracingHypervisor implements Hypervisor {
+  cycle = 0;
+
+  constructor(
+    private readonly inner: Hypervisor,
+    private readonly onCommand: (record: CommandRecord) => void,
+  ) {}
+
+  call(command: number, argument: number): HypervisorReply {
+    const reply = this.inner.call(command, argument);
+    this.onCommand({
+      t: "cmd",
+      cycle: this.cycle,
+      cmd: commandName(command) ?? String(command),
+      arg: argument,
+      status: reply.status,
+      result: reply.result,
+    });
+    return reply;
+  }
+}

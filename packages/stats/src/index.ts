@@ -1,0 +1,2 @@
+export { formatSeed } from "./seed.js";
+export type { SeedRecord } from "./seed.js";
