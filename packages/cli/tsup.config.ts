@@ -1,7 +1,10 @@
+import { readFileSync } from "node:fs";
 import { defineConfig } from "tsup";
 
+const { version } = JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8")) as { version: string };
+
 // The CLI entry stays small: each command is its own chunk, loaded when that
-// command runs, so `vmballoon --help` does not load koffi or the engine.
+// command runs, so `vmballoon --help` loads neither the engine nor koffi.
 export default defineConfig({
   entry: ["src/cli.ts"],
   format: ["esm"],
@@ -9,4 +12,5 @@ export default defineConfig({
   dts: false,
   clean: true,
   splitting: true,
+  define: { __VERSION__: JSON.stringify(version) },
 });

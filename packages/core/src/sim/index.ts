@@ -15,3 +15,4 @@ export type {
 } from "./trace.js";
 export { Simulation, runScenario } from "./runner.js";
 export type { RunOptions, RunResult } from "./runner.js";
+export { builtinScenario } from "./builtin.js";

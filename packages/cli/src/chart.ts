@@ -1,0 +1,60 @@
+/** Two series over the same cycles, drawn as text: the balloon's size as bars, its target as a line. */
+export interface ChartSeries {
+  readonly size: ArrayLike<number>;
+  readonly target: ArrayLike<number>;
+}
+
+export interface ChartOptions {
+  readonly width?: number;
+  readonly height?: number;
+  /** Colours the bars and the line (ANSI), for a terminal. */
+  readonly style?: (style: "cyan" | "yellow" | "dim", text: string) => string;
+}
+
+const EIGHTHS = [" ", "▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"];
+
+function formatPages(pages: number): string {
+  return pages >= 1e6 ? `${(pages / 1e6).toFixed(1)}M` : pages >= 1e4 ? `${Math.round(pages / 1e3)}k` : String(pages);
+}
+
+/**
+ * A chart of target against balloon size, one column per group of cycles
+ * (each column shows the last cycle of its group). Bars are the size, in
+ * eighths of a row; `─` marks the row of the target.
+ */
+export function renderChart(series: ChartSeries, options: ChartOptions = {}): string {
+  const cycles = series.size.length;
+  if (cycles === 0) return "";
+  const width = Math.max(1, Math.min(options.width ?? 60, cycles));
+  const height = Math.max(2, options.height ?? 10);
+  const paint = options.style ?? ((_s: string, text: string) => text);
+
+  const size: number[] = [];
+  const target: number[] = [];
+  for (let column = 0; column < width; column++) {
+    const last = Math.min(cycles - 1, Math.floor(((column + 1) * cycles) / width) - 1);
+    size.push(series.size[last]!);
+    target.push(series.target[last]!);
+  }
+  const top = Math.max(1, ...size, ...target);
+  const label = formatPages(top);
+  const pad = label.length;
+
+  const rows: string[] = [];
+  for (let row = height - 1; row >= 0; row--) {
+    let line = "";
+    for (let column = 0; column < width; column++) {
+      const targetRow = Math.min(height - 1, Math.floor((target[column]! / top) * height - 1e-9));
+      const eighths = Math.round((size[column]! / top) * height * 8) - row * 8;
+      if (target[column]! > 0 && targetRow === row && eighths < 8) line += paint("yellow", "─");
+      else line += paint("cyan", EIGHTHS[Math.max(0, Math.min(8, eighths))]!);
+    }
+    const axis = row === height - 1 ? label.padStart(pad) : row === 0 ? "0".padStart(pad) : " ".repeat(pad);
+    rows.push(`${paint("dim", axis)} ┤${line}`);
+  }
+  rows.push(`${" ".repeat(pad)} └${"─".repeat(width)}`);
+  const span = `cycle 1${" ".repeat(Math.max(1, width - 7 - String(cycles).length - 6))}cycle ${cycles}`;
+  rows.push(`${" ".repeat(pad + 2)}${span}`);
+  rows.push(`${" ".repeat(pad + 2)}${paint("cyan", "█")} balloon size   ${paint("yellow", "─")} target (pages)`);
+  return `${rows.join("\n")}\n`;
+}

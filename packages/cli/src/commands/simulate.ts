@@ -1,0 +1,172 @@
+import { readFileSync } from "node:fs";
+import { PAGE_SIZE } from "@vmballoon/protocol";
+import {
+  builtinScenario,
+  formatTraceRecord,
+  parseScenario,
+  runScenario,
+  type RunResult,
+  type Scenario,
+  type TraceRecord,
+} from "@vmballoon/core/sim";
+import { renderChart } from "../chart.js";
+import { UsageError, describeFileError } from "../errors.js";
+import { colorsFor, isTerminal, styler } from "../output.js";
+import { LineWriter } from "../trace-writer.js";
+
+export interface SimulateOptions {
+  readonly scenario?: string | number;
+  readonly trace?: string | number;
+  readonly json?: boolean;
+}
+
+/** Cycles after which a run on a terminal shows its progress. */
+const PROGRESS_AFTER_CYCLES = 2000;
+
+function loadScenario(file: string): Scenario {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    throw describeFileError(error, "read the scenario", file);
+  }
+  try {
+    return parseScenario(text);
+  } catch (error) {
+    // Name the file, then the field: "churn.json: events[2].cycle: …".
+    if (error instanceof Error) error.message = `${file}: ${error.message}`;
+    throw error;
+  }
+}
+
+function mebibytes(pages: number): string {
+  return `${((pages * PAGE_SIZE) / 2 ** 20).toFixed(1)} MiB`;
+}
+
+/** Watches the cycle records: keeps the two series for the chart, and shows progress. */
+class CycleObserver {
+  readonly size: number[] = [];
+  readonly target: number[] = [];
+  peak = 0;
+  peakCycle = 0;
+  private lastProgress = 0;
+
+  constructor(
+    private readonly totalCycles: number,
+    private readonly progress: boolean,
+  ) {}
+
+  observe(cycle: number, size: number, target: number): void {
+    this.size.push(size);
+    this.target.push(target);
+    if (size > this.peak) {
+      this.peak = size;
+      this.peakCycle = cycle;
+    }
+    if (this.progress && (cycle & 255) === 0) {
+      const now = Date.now();
+      if (now - this.lastProgress >= 100) {
+        this.lastProgress = now;
+        process.stderr.write(`\rcycle ${cycle} of ${this.totalCycles}`);
+      }
+    }
+  }
+
+  done(): void {
+    if (this.progress && this.lastProgress !== 0) process.stderr.write("\r\u001b[K");
+  }
+}
+
+export function simulate(options: SimulateOptions): number {
+  if (typeof options.scenario === "boolean" || typeof options.trace === "boolean") {
+    throw new UsageError("--scenario and --trace need a file name");
+  }
+  const scenarioFile = options.scenario === undefined ? undefined : String(options.scenario);
+  const traceFile = options.trace === undefined ? undefined : String(options.trace);
+  if (options.json && traceFile === "-") throw new UsageError("--json and --trace - both want stdout; give --trace a file");
+
+  // Everything is checked before anything runs or any file is touched.
+  const scenario = scenarioFile === undefined ? builtinScenario : loadScenario(scenarioFile);
+  const name = scenarioFile ?? "built-in scenario";
+
+  const terminal = isTerminal(process.stdout) && !options.json && traceFile !== "-";
+  const observer = new CycleObserver(scenario.cycles, isTerminal(process.stderr) && scenario.cycles >= PROGRESS_AFTER_CYCLES);
+  const writer = traceFile === undefined ? undefined : new LineWriter(traceFile);
+
+  let result: RunResult;
+  try {
+    result = runScenario(scenario, {
+      commands: writer !== undefined,
+      onRecord: (record: TraceRecord) => {
+        writer?.write(formatTraceRecord(record));
+        if (record.t === "cycle") observer.observe(record.cycle, record.size, record.target);
+      },
+    });
+    writer?.close();
+  } catch (error) {
+    writer?.abandon();
+    throw error;
+  } finally {
+    observer.done();
+  }
+
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(summary(name, scenario, result, observer), null, 2)}\n`);
+  } else if (traceFile !== "-") {
+    if (terminal) process.stdout.write(report(name, scenario, result, observer));
+    if (result.debugfs !== undefined) process.stdout.write(result.debugfs);
+  }
+  if (result.initFailed) process.stderr.write("vmballoon: the balloon did not load: START or GUEST_ID failed (see the trace)\n");
+  return 0;
+}
+
+/** The `--json` summary. */
+function summary(name: string, scenario: Scenario, result: RunResult, observer: CycleObserver) {
+  const { snapshot } = result;
+  return {
+    scenario: name,
+    cycles: result.cycles,
+    loaded: !result.initFailed,
+    pageSize: PAGE_SIZE,
+    guest: scenario.guest,
+    final: {
+      size: snapshot.size,
+      target: snapshot.target,
+      rateAlloc: snapshot.rateAlloc,
+      rateFree: snapshot.rateFree,
+      slowCycles: snapshot.slowCycles,
+      resetRequired: snapshot.resetRequired,
+      guestFree: result.guestFree,
+      stats: snapshot.stats,
+    },
+    peak: { size: observer.peak, cycle: observer.peakCycle },
+    unload: result.exit ?? null,
+    debugfs: result.debugfs ?? null,
+  };
+}
+
+/** The terminal's report: a short summary and the chart. */
+function report(name: string, scenario: Scenario, result: RunResult, observer: CycleObserver): string {
+  const paint = styler(colorsFor(process.stdout));
+  const { snapshot } = result;
+  const s = snapshot.stats;
+  const lines = [
+    `${paint("bold", "vmballoon simulate")} — ${name}: ${scenario.cycles} cycles, guest of ${scenario.guest.totalPages} pages (${mebibytes(scenario.guest.totalPages)})`,
+  ];
+  if (result.initFailed) {
+    lines.push(`  ${paint("red", "the load failed")}: START ${s.startFail ? "failed" : "succeeded"}, GUEST_ID ${s.guestTypeFail ? "failed" : "succeeded"}`);
+    return `${lines.join("\n")}\n`;
+  }
+  const failures = (total: number, failed: number) => `${total}${failed ? paint("yellow", ` (${failed} failed)`) : ""}`;
+  lines.push(
+    `  balloon   ${snapshot.size} pages (${mebibytes(snapshot.size)}), target ${snapshot.target}; peak ${observer.peak} pages at cycle ${observer.peakCycle}`,
+    `  rates     sleeping allocations ${snapshot.rateAlloc}/s, releases ${snapshot.rateFree}/s${snapshot.slowCycles ? `, ${snapshot.slowCycles} slow cycles left` : ""}`,
+    `  commands  LOCK ${failures(s.lock, s.lockFail)}, UNLOCK ${failures(s.unlock, s.unlockFail)}, GET_TARGET ${failures(s.target, s.targetFail)}, START ${failures(s.start, s.startFail)}`,
+    `  pressure  NOSLEEP allocations ${failures(s.alloc, s.allocFail)}, CANSLEEP ${failures(s.sleepAlloc, s.sleepAllocFail)}, refused pages ${s.refusedAlloc}`,
+  );
+  if (result.exit) {
+    lines.push(`  unload    START, then ${snapshot.size} pages freed without UNLOCK; the guest has ${result.exit.guestFree} free pages`);
+  }
+  const width = Math.max(20, Math.min(72, (process.stdout.columns || 80) - 12));
+  return `${lines.join("\n")}\n\n${renderChart(observer, { width, style: paint })}\n`;
+}

@@ -1,0 +1,81 @@
+/**
+ * Exit statuses (DESIGN.md) and the one place that maps errors to them.
+ * Libraries throw errors with a machine `code`; this table decides what a
+ * user sees. Nothing else in the CLI calls `process.exit` with a number.
+ */
+export const EXIT = {
+  /** Done. */
+  OK: 0,
+  /** Failed while running. */
+  FAILURE: 1,
+  /** Bad usage or bad input. */
+  USAGE: 2,
+  /** The service is not there: not a VMware guest, no backdoor, the kernel's driver owns the balloon. */
+  UNAVAILABLE: 69,
+  /** Not permitted (needs root or a capability). */
+  NO_PERMISSION: 77,
+} as const;
+
+export type ExitStatus = (typeof EXIT)[keyof typeof EXIT];
+
+/** An expected failure of the CLI: a message for the user and an exit status. */
+export class CliError extends Error {
+  override readonly name: string = "CliError";
+  constructor(
+    message: string,
+    readonly exitStatus: ExitStatus,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** Bad usage: an unknown command or flag, a bad flag value. */
+export class UsageError extends CliError {
+  override readonly name = "UsageError";
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, EXIT.USAGE, options);
+  }
+}
+
+/** Exit statuses of errors thrown by the libraries, by their `code`. */
+const BY_CODE: Readonly<Record<string, ExitStatus>> = {
+  // @vmballoon/core/sim: a scenario that breaks a rule of SIMULATION.md.
+  E_SCENARIO: EXIT.USAGE,
+  // Node's file system, for files the user named.
+  ENOENT: EXIT.USAGE,
+  EISDIR: EXIT.USAGE,
+  ENOTDIR: EXIT.USAGE,
+  EACCES: EXIT.NO_PERMISSION,
+  EPERM: EXIT.NO_PERMISSION,
+  EROFS: EXIT.FAILURE,
+  ENOSPC: EXIT.FAILURE,
+};
+
+/** The exit status for an error, or undefined when it is not an expected failure (a bug). */
+export function exitStatusOf(error: unknown): ExitStatus | undefined {
+  if (error instanceof CliError) return error.exitStatus;
+  if (error instanceof Error) {
+    // cac's own errors: unknown option, missing value.
+    if (error.name === "CACError") return EXIT.USAGE;
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === "string" && Object.hasOwn(BY_CODE, code)) return BY_CODE[code];
+  }
+  return undefined;
+}
+
+/** A file-system error as one line: what was being done, to which file, and why. */
+export function describeFileError(error: unknown, doing: string, file: string): CliError | unknown {
+  const code = (error as { code?: unknown })?.code;
+  const why: Record<string, string> = {
+    ENOENT: "no such file",
+    EISDIR: "is a directory",
+    ENOTDIR: "a part of the path is not a directory",
+    EACCES: "permission denied",
+    EPERM: "operation not permitted",
+    EROFS: "read-only file system",
+    ENOSPC: "no space left on device",
+  };
+  if (typeof code !== "string" || !(code in why)) return error;
+  return new CliError(`cannot ${doing} ${file}: ${why[code]}`, exitStatusOf(error) ?? EXIT.FAILURE, { cause: error });
+}

@@ -1,0 +1,61 @@
+/**
+ * The `vmballoon` program. This module only parses arguments; each command's
+ * code is imported when that command runs, so `--help` loads neither the
+ * engine nor koffi.
+ */
+import { cac } from "cac";
+import { EXIT, UsageError, exitStatusOf, type ExitStatus } from "./errors.js";
+
+declare const __VERSION__: string;
+
+const NAME = "vmballoon";
+
+function program() {
+  const cli = cac(NAME);
+
+  cli
+    .command("simulate", "Run the balloon against the reference guest and monitor (a built-in scenario by default)")
+    .option("--scenario <file>", "Scenario file (JSON, as in SIMULATION.md)")
+    .option("--trace <file>", "Write the trace as JSON Lines to this file ('-' for stdout)")
+    .option("--json", "Print one JSON summary and nothing else on stdout")
+    .example(`  $ ${NAME} simulate --scenario churn.json --trace churn.jsonl`)
+    .action(async (options) => (await import("./commands/simulate.js")).simulate(options));
+
+  cli.help();
+  cli.version(__VERSION__);
+  return cli;
+}
+
+/** Runs the program on `argv` (without node and the script) and returns its exit status. */
+export async function main(argv: readonly string[]): Promise<ExitStatus> {
+  const cli = program();
+  try {
+    cli.parse(["node", NAME, ...argv], { run: false });
+    if (cli.options.help || cli.options.version) return EXIT.OK;
+    if (!cli.matchedCommand) {
+      if (cli.args.length > 0) throw new UsageError(`unknown command '${cli.args[0]}'`);
+      cli.outputHelp();
+      return EXIT.OK;
+    }
+    const status = await cli.runMatchedCommand();
+    return typeof status === "number" ? (status as ExitStatus) : EXIT.OK;
+  } catch (error) {
+    return report(error);
+  }
+}
+
+/** One line on stderr for an expected failure; a stack trace only for a bug. */
+function report(error: unknown): ExitStatus {
+  const status = exitStatusOf(error);
+  if (status === undefined) {
+    process.stderr.write(`${NAME}: internal error: ${(error as Error)?.stack ?? String(error)}\n`);
+    return EXIT.FAILURE;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`${NAME}: ${message}\n`);
+  // Bad usage (not bad input) gets a pointer to the usage text.
+  if (error instanceof UsageError || (error as Error).name === "CACError") {
+    process.stderr.write(`Run '${NAME} --help' for usage.\n`);
+  }
+  return status;
+}

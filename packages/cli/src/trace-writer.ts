@@ -1,0 +1,91 @@
+import { closeSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { describeFileError } from "./errors.js";
+
+const FLUSH_AT = 1 << 20;
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/** Writes all of `text` to `fd`, waiting out a full non-blocking pipe. */
+function writeAll(fd: number, text: string): void {
+  let buffer = Buffer.from(text, "utf8");
+  while (buffer.length > 0) {
+    try {
+      const written = writeSync(fd, buffer);
+      buffer = buffer.subarray(written);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error;
+      Atomics.wait(sleeper, 0, 0, 2);
+    }
+  }
+}
+
+/**
+ * Lines written synchronously, in 1 MiB batches, to stdout (`-`) or to a
+ * file. A file is written beside its final name and renamed into place by
+ * {@link close}, so a failed run never leaves half a trace where a whole one was.
+ */
+export class LineWriter {
+  private pending: string[] = [];
+  private pendingLength = 0;
+  private readonly fd: number;
+  private readonly temporary: string | undefined;
+  /** The reader went away (EPIPE): further lines are dropped. */
+  closedByReader = false;
+
+  constructor(private readonly target: string) {
+    if (target === "-") {
+      this.fd = 1;
+      return;
+    }
+    this.temporary = `${target}.${process.pid}.tmp`;
+    try {
+      this.fd = openSync(this.temporary, "w");
+    } catch (error) {
+      throw describeFileError(error, "write the trace to", target);
+    }
+  }
+
+  write(line: string): void {
+    this.pending.push(line);
+    this.pendingLength += line.length + 1;
+    if (this.pendingLength >= FLUSH_AT) this.flush();
+  }
+
+  flush(): void {
+    if (this.pending.length === 0) return;
+    const text = `${this.pending.join("\n")}\n`;
+    this.pending = [];
+    this.pendingLength = 0;
+    if (this.closedByReader) return;
+    try {
+      writeAll(this.fd, text);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "EPIPE") {
+        this.closedByReader = true;
+        return;
+      }
+      throw describeFileError(error, "write the trace to", this.target);
+    }
+  }
+
+  /** Flushes, and moves a file into place. */
+  close(): void {
+    this.flush();
+    if (this.temporary === undefined) return;
+    closeSync(this.fd);
+    try {
+      renameSync(this.temporary, this.target);
+    } catch (error) {
+      throw describeFileError(error, "write the trace to", this.target);
+    }
+  }
+
+  /** Gives up: a file's partial copy is removed; the old file, if any, stays. */
+  abandon(): void {
+    if (this.temporary === undefined) return;
+    try {
+      closeSync(this.fd);
+    } finally {
+      rmSync(this.temporary, { force: true });
+    }
+  }
+}
