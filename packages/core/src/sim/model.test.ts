@@ -1,0 +1,115 @@
+import { ALLOC, COMMANDS, STATUS } from "@vmballoon/protocol";
+import { describe, expect, it } from "vitest";
+import { NO_PAGE } from "../ports.js";
+import { SimGuest } from "./guest.js";
+import { SimMonitor } from "./monitor.js";
+
+const monitor = () => {
+  const m = new SimMonitor({ firstPfn: 100, frames: 10, totalPages: 8 });
+  m.target = 3;
+  return m;
+};
+const status = (m: SimMonitor, command: number, argument: number) => m.call(command, argument).status;
+
+describe("the reference monitor", () => {
+  it("answers GET_TARGET with min(target, limit)", () => {
+    const m = monitor();
+    expect(m.call(COMMANDS.GET_TARGET, 2)).toEqual({ status: STATUS.SUCCESS, result: 2 });
+    expect(m.call(COMMANDS.GET_TARGET, 50)).toEqual({ status: STATUS.SUCCESS, result: 3 });
+  });
+
+  it("answers LOCK by the first rule that applies: invalid, refused, locked, not needed", () => {
+    const m = monitor();
+    m.refuse(101, STATUS.ERROR_PPN_PINNED);
+    expect(status(m, COMMANDS.LOCK, 99)).toBe(STATUS.ERROR_PPN_INVALID);
+    expect(status(m, COMMANDS.LOCK, 110)).toBe(STATUS.ERROR_PPN_INVALID);
+    expect(status(m, COMMANDS.LOCK, 101)).toBe(STATUS.ERROR_PPN_PINNED);
+    expect(status(m, COMMANDS.LOCK, 100)).toBe(STATUS.SUCCESS);
+    expect(status(m, COMMANDS.LOCK, 100)).toBe(STATUS.ERROR_PPN_LOCKED);
+    expect(status(m, COMMANDS.LOCK, 102)).toBe(STATUS.SUCCESS);
+    expect(status(m, COMMANDS.LOCK, 103)).toBe(STATUS.SUCCESS);
+    expect(status(m, COMMANDS.LOCK, 104)).toBe(STATUS.ERROR_PPN_NOTNEEDED);
+    m.target = 100;
+    // Never more than the guest's total pages.
+    for (let pfn = 104; pfn < 109; pfn++) expect(status(m, COMMANDS.LOCK, pfn)).toBe(STATUS.SUCCESS);
+    expect(status(m, COMMANDS.LOCK, 109)).toBe(STATUS.ERROR_PPN_NOTNEEDED);
+    expect(m.lockedFrames).toBe(8);
+  });
+
+  it("ignores a refusal of a frame outside the guest", () => {
+    const m = monitor();
+    m.refuse(5000, STATUS.ERROR_PPN_PINNED);
+    m.refuse(100, STATUS.ERROR_BUSY);
+    expect(status(m, COMMANDS.LOCK, 100)).toBe(STATUS.ERROR_BUSY);
+  });
+
+  it("answers UNLOCK of a frame that is not locked with PPN_UNLOCKED", () => {
+    const m = monitor();
+    expect(status(m, COMMANDS.UNLOCK, 100)).toBe(STATUS.ERROR_PPN_UNLOCKED);
+    status(m, COMMANDS.LOCK, 100);
+    expect(status(m, COMMANDS.UNLOCK, 100)).toBe(STATUS.SUCCESS);
+    expect(m.isLocked(100)).toBe(false);
+  });
+
+  it("answers everything but START with RESET after a reset, and START clears it and every lock", () => {
+    const m = monitor();
+    status(m, COMMANDS.LOCK, 100);
+    m.reset();
+    expect(m.isLocked(100)).toBe(false);
+    for (const command of [COMMANDS.GET_TARGET, COMMANDS.LOCK, COMMANDS.UNLOCK, COMMANDS.GUEST_ID]) {
+      expect(status(m, command, 100)).toBe(STATUS.ERROR_RESET);
+    }
+    expect(status(m, COMMANDS.START, 2)).toBe(STATUS.SUCCESS);
+    expect(status(m, COMMANDS.GUEST_ID, 1)).toBe(STATUS.SUCCESS);
+  });
+
+  it("answers an unknown command with CMD_INVALID, even during a reset", () => {
+    const m = monitor();
+    m.reset();
+    expect(status(m, 9, 0)).toBe(STATUS.ERROR_CMD_INVALID);
+  });
+
+  it("spends forced failures first, adding counts and taking the latest status", () => {
+    const m = monitor();
+    m.failNext(COMMANDS.START, 1, STATUS.ERROR_BUSY);
+    m.failNext(COMMANDS.START, 1, 0xffffffff);
+    expect(m.call(COMMANDS.START, 2)).toEqual({ status: 0xffffffff, result: 0 });
+    expect(status(m, COMMANDS.START, 2)).toBe(0xffffffff);
+    expect(status(m, COMMANDS.START, 2)).toBe(STATUS.SUCCESS);
+    m.failNext(COMMANDS.GET_TARGET, 1, STATUS.ERROR_BUSY);
+    expect(m.call(COMMANDS.GET_TARGET, 100)).toEqual({ status: STATUS.ERROR_BUSY, result: 0 });
+  });
+});
+
+describe("the reference guest", () => {
+  const spec = { totalPages: 20, freePages: 10, firstPfn: 100, nosleepReserve: 4, sleepReserve: 2 };
+
+  it("hands out firstPfn first, then the next frames, and hands a freed page out next", () => {
+    const g = new SimGuest(spec);
+    expect([g.allocate(ALLOC.NOSLEEP), g.allocate(ALLOC.NOSLEEP)]).toEqual([100, 101]);
+    g.free(100);
+    expect(g.allocate(ALLOC.NOSLEEP)).toBe(100);
+  });
+
+  it("fails NOSLEEP at or below its reserve and CANSLEEP at or below its own", () => {
+    const g = new SimGuest(spec);
+    for (let i = 0; i < 6; i++) expect(g.allocate(ALLOC.NOSLEEP)).not.toBe(NO_PAGE);
+    expect(g.freeCount).toBe(4);
+    expect(g.allocate(ALLOC.NOSLEEP)).toBe(NO_PAGE);
+    expect(g.allocate(ALLOC.CANSLEEP)).toBe(106);
+    expect(g.allocate(ALLOC.CANSLEEP)).toBe(107);
+    expect(g.allocate(ALLOC.CANSLEEP)).toBe(NO_PAGE);
+  });
+
+  it("lets the workload take and give back pages, last taken first given back", () => {
+    const g = new SimGuest(spec);
+    g.use(3);
+    expect(g.freeCount).toBe(7);
+    g.release(1);
+    expect(g.allocate(ALLOC.NOSLEEP)).toBe(102);
+    g.use(100);
+    expect([g.freeCount, g.workloadCount]).toEqual([0, 9]);
+    g.release(100);
+    expect([g.freeCount, g.workloadCount]).toEqual([9, 0]);
+  });
+});
