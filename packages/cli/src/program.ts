@@ -26,11 +26,31 @@ function program() {
   return cli;
 }
 
+/**
+ * A lone `-` after an option that takes a value is that value (stdin or
+ * stdout), as in `--trace -`; the argument parser would take it for a flag.
+ */
+function attachDashValues(cli: ReturnType<typeof program>, argv: readonly string[]): string[] {
+  const valued = new Set<string>();
+  for (const command of [cli.globalCommand, ...cli.commands]) {
+    for (const option of command.options) {
+      if (!option.isBoolean) for (const name of option.names) valued.add(name.length > 1 ? `--${name}` : `-${name}`);
+    }
+  }
+  const out: string[] = [];
+  for (const arg of argv) {
+    const previous = out[out.length - 1];
+    if (arg === "-" && previous !== undefined && valued.has(previous)) out[out.length - 1] = `${previous}=-`;
+    else out.push(arg);
+  }
+  return out;
+}
+
 /** Runs the program on `argv` (without node and the script) and returns its exit status. */
 export async function main(argv: readonly string[]): Promise<ExitStatus> {
   const cli = program();
   try {
-    cli.parse(["node", NAME, ...argv], { run: false });
+    cli.parse(["node", NAME, ...attachDashValues(cli, argv)], { run: false });
     if (cli.options.help || cli.options.version) return EXIT.OK;
     if (!cli.matchedCommand) {
       if (cli.args.length > 0) throw new UsageError(`unknown command '${cli.args[0]}'`);

@@ -26,7 +26,7 @@ export class SimMonitor implements Hypervisor {
   private readonly frames: number;
   private readonly totalPages: number;
   /** One bit per guest frame. */
-  private readonly locked: Uint32Array;
+  private readonly locked: Int32Array;
   private lockedCount = 0;
   private readonly refused = new Map<number, number>();
   private readonly forcedCount = new Float64Array(COMMAND_COUNT);
@@ -38,7 +38,7 @@ export class SimMonitor implements Hypervisor {
     this.firstPfn = spec.firstPfn;
     this.frames = spec.frames;
     this.totalPages = spec.totalPages;
-    this.locked = new Uint32Array(Math.ceil(spec.frames / 32));
+    this.locked = new Int32Array(Math.ceil(spec.frames / 32));
   }
 
   /** Frames locked now. */

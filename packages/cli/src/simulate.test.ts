@@ -1,0 +1,146 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { gunzipSync } from "node:zlib";
+import { describe, expect, it } from "vitest";
+
+const BIN = fileURLToPath(new URL("../bin/vmballoon.js", import.meta.url));
+const CONFORMANCE = fileURLToPath(new URL("../../../__fixtures__/conformance/", import.meta.url));
+
+/** Runs the built CLI as a user would; stdout is not a terminal. */
+function vmballoon(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const run = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: "utf8",
+    env: { ...process.env, ...env },
+    maxBuffer: 1 << 30,
+  });
+  return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+}
+
+const temp = () => mkdtempSync(join(tmpdir(), "vmballoon-cli-"));
+const names = readdirSync(CONFORMANCE)
+  .filter((f) => f.endsWith(".scenario.json"))
+  .map((f) => f.slice(0, -".scenario.json".length));
+
+describe("vmballoon simulate, conformance through the CLI", () => {
+  it.each(names)("%s: --trace writes the seed's trace, byte for byte", (name) => {
+    const out = join(temp(), "trace.jsonl");
+    const run = vmballoon(["simulate", "--scenario", join(CONFORMANCE, `${name}.scenario.json`), "--trace", out]);
+    expect(run.stderr.replace(/^vmballoon: the balloon did not load.*\n/, "")).toBe("");
+    expect(run.status).toBe(0);
+    const golden = gunzipSync(readFileSync(join(CONFORMANCE, `${name}.trace.jsonl.gz`))).toString("utf8");
+    expect(readFileSync(out, "utf8") === golden).toBe(true);
+  });
+});
+
+describe("vmballoon simulate", () => {
+  it("prints the seed's debugfs text for the final state when stdout is not a terminal", () => {
+    const scenario = join(CONFORMANCE, "deflate-basic.scenario.json");
+    const run = vmballoon(["simulate", "--scenario", scenario]);
+    expect(run.status).toBe(0);
+    const golden = gunzipSync(readFileSync(join(CONFORMANCE, "deflate-basic.trace.jsonl.gz"))).toString("utf8");
+    const debugfs = golden
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { t: string; text?: string })
+      .find((r) => r.t === "debugfs")!.text;
+    expect(run.stdout).toBe(debugfs);
+  });
+
+  it("writes the trace to stdout with --trace -, and nothing else there", () => {
+    const run = vmballoon(["simulate", "--scenario", join(CONFORMANCE, "notneeded.scenario.json"), "--trace", "-"]);
+    expect(run.status).toBe(0);
+    const golden = gunzipSync(readFileSync(join(CONFORMANCE, "notneeded.trace.jsonl.gz"))).toString("utf8");
+    expect(run.stdout).toBe(golden);
+  });
+
+  it("runs a built-in scenario with the whole story: inflate, pressure, a reset, a deflate, the unload", () => {
+    const run = vmballoon(["simulate", "--json"]);
+    expect(run.status).toBe(0);
+    const summary = JSON.parse(run.stdout);
+    const stats = summary.final.stats;
+    expect(summary.scenario).toBe("built-in scenario");
+    expect(stats.lock).toBeGreaterThan(0);
+    expect(stats.allocFail).toBeGreaterThan(0); // memory pressure: NOSLEEP allocations failed
+    expect(stats.sleepAlloc).toBeGreaterThan(0); // … and sleeping ones took over
+    expect(stats.start).toBeGreaterThanOrEqual(2); // a reset: START again
+    expect(stats.unlock).toBeGreaterThan(0); // a deflate
+    expect(summary.unload).toEqual({ size: 0, guestFree: summary.guest.freePages });
+    expect(summary.debugfs).toMatch(/^target: {13}/);
+  });
+
+  it("prints one JSON document with --json, matching the trace's final state", () => {
+    const dir = temp();
+    const out = join(dir, "t.jsonl");
+    const run = vmballoon(["simulate", "--scenario", join(CONFORMANCE, "inflate-basic.scenario.json"), "--json", "--trace", out]);
+    expect(run.status).toBe(0);
+    const summary = JSON.parse(run.stdout);
+    const records = readFileSync(out, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    const last = records.filter((r) => r.t === "cycle").at(-1);
+    expect(summary.final.size).toBe(last.size);
+    expect(summary.final.stats).toEqual(last.stats);
+    expect(summary.debugfs).toBe(records.find((r) => r.t === "debugfs").text);
+  });
+
+  it("reports a failed load on stderr and prints no debugfs text", () => {
+    const run = vmballoon(["simulate", "--scenario", join(CONFORMANCE, "init-fails.scenario.json")]);
+    expect(run.status).toBe(0);
+    expect(run.stdout).toBe("");
+    expect(run.stderr).toMatch(/did not load/);
+  });
+
+  describe("bad input: one line naming what is wrong, exit status 2, nothing run", () => {
+    const cases: [string, unknown, RegExp][] = [
+      ["a missing field", { cycles: 3, guest: { totalPages: 1, freePages: 1, firstPfn: 0, nosleepReserve: 0 }, events: [] }, /guest\.sleepReserve: missing/],
+      ["an unknown command", { cycles: 3, guest: { totalPages: 1, freePages: 1, firstPfn: 0, nosleepReserve: 0, sleepReserve: 0 }, events: [{ cycle: 1, failNext: { cmd: "NOPE", count: 1, status: 1 } }] }, /events\[0\]\.failNext\.cmd: unknown command "NOPE"/],
+      ["an event past the last cycle", { cycles: 3, guest: { totalPages: 1, freePages: 1, firstPfn: 0, nosleepReserve: 0, sleepReserve: 0 }, events: [{ cycle: 4, setTarget: 1 }] }, /events\[0\]\.cycle: cycle 4 is past/],
+    ];
+
+    it.each(cases)("%s", (_what, scenario, message) => {
+      const dir = temp();
+      const file = join(dir, "bad.json");
+      const trace = join(dir, "trace.jsonl");
+      writeFileSync(file, JSON.stringify(scenario));
+      const run = vmballoon(["simulate", "--scenario", file, "--trace", trace]);
+      expect(run.status).toBe(2);
+      expect(run.stdout).toBe("");
+      expect(run.stderr).toMatch(message);
+      expect(run.stderr).toContain(file);
+      expect(run.stderr.trim().split("\n")).toHaveLength(1);
+      expect(existsSync(trace)).toBe(false);
+    });
+
+    it("a file that is not JSON", () => {
+      const file = join(temp(), "bad.json");
+      writeFileSync(file, "{ cycles: 3 }");
+      const run = vmballoon(["simulate", "--scenario", file]);
+      expect(run.status).toBe(2);
+      expect(run.stderr).toMatch(/not valid JSON/);
+      expect(run.stderr.trim().split("\n")).toHaveLength(1);
+    });
+
+    it("a scenario file that does not exist", () => {
+      const run = vmballoon(["simulate", "--scenario", "/nonexistent/scenario.json"]);
+      expect(run.status).toBe(2);
+      expect(run.stderr).toBe("vmballoon: cannot read the scenario /nonexistent/scenario.json: no such file\n");
+    });
+
+    it("keeps an existing trace file when the scenario is bad", () => {
+      const dir = temp();
+      const trace = join(dir, "trace.jsonl");
+      writeFileSync(trace, "precious\n");
+      const bad = join(dir, "bad.json");
+      writeFileSync(bad, "[]");
+      expect(vmballoon(["simulate", "--scenario", bad, "--trace", trace]).status).toBe(2);
+      expect(readFileSync(trace, "utf8")).toBe("precious\n");
+    });
+
+    it("--json with --trace - (both want stdout)", () => {
+      const run = vmballoon(["simulate", "--json", "--trace", "-"]);
+      expect(run.status).toBe(2);
+      expect(run.stdout).toBe("");
+    });
+  });
+});
