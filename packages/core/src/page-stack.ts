@@ -28,12 +28,7 @@ export class PageStack {
   }
 
   push(page: number): void {
-    if (this.fill === CHUNK) {
-      this.top = this.spare ?? new Uint32Array(CHUNK);
-      this.spare = undefined;
-      this.chunks.push(this.top);
-      this.fill = 0;
-    }
+    if (this.fill === CHUNK) this.addChunk();
     this.top[this.fill++] = page;
     this.count++;
   }
@@ -47,12 +42,25 @@ export class PageStack {
   pop(): number {
     const page = this.top[--this.fill]!;
     this.count--;
-    if (this.fill === 0 && this.chunks.length > 1) {
-      this.spare = this.chunks.pop();
-      this.top = this.chunks[this.chunks.length - 1]!;
-      this.fill = CHUNK;
-    }
+    if (this.fill === 0) this.dropChunk();
     return page;
+  }
+
+  // The two boundary cases live apart, so that push and pop stay small
+  // enough for V8 to inline them into the engine's per-page loops.
+
+  private addChunk(): void {
+    this.top = this.spare ?? new Uint32Array(CHUNK);
+    this.spare = undefined;
+    this.chunks.push(this.top);
+    this.fill = 0;
+  }
+
+  private dropChunk(): void {
+    if (this.chunks.length === 1) return;
+    this.spare = this.chunks.pop();
+    this.top = this.chunks[this.chunks.length - 1]!;
+    this.fill = CHUNK;
   }
 
   /** A copy of the stack, bottom first. */

@@ -2,6 +2,10 @@ import { ALLOC, type AllocFlavour } from "@vmballoon/protocol";
 import { PageStack } from "../page-stack.js";
 import { NO_PAGE, type PageSource } from "../ports.js";
 
+// A module-local binding, folded by V8 into compiled code (an import is not).
+const { NOSLEEP } = ALLOC;
+const EMPTY = NO_PAGE;
+
 /** The guest of SIMULATION.md, as a scenario describes it. */
 export interface GuestSpec {
   /** What the driver reports as its limit in GET_TARGET. */
@@ -41,8 +45,8 @@ export class SimGuest implements PageSource {
   }
 
   allocate(flavour: AllocFlavour): number {
-    const reserve = flavour === ALLOC.NOSLEEP ? this.nosleepReserve : this.sleepReserve;
-    if (this.freeDepth <= reserve) return NO_PAGE;
+    const reserve = flavour === NOSLEEP ? this.nosleepReserve : this.sleepReserve;
+    if (this.freeDepth <= reserve) return EMPTY;
     return this.freeStack[--this.freeDepth]!;
   }
 

@@ -13,15 +13,24 @@ export interface MonitorSpec {
 
 const COMMAND_COUNT = Object.keys(COMMANDS).length;
 
+// Module-local bindings of the constants of the per-page paths: V8 folds
+// these into compiled code, where it loads an imported one each time.
+const { START, GET_TARGET, LOCK, GUEST_ID } = COMMANDS;
+const { SUCCESS, ERROR_CMD_INVALID, ERROR_PPN_INVALID, ERROR_PPN_LOCKED, ERROR_PPN_UNLOCKED, ERROR_PPN_NOTNEEDED, ERROR_RESET } =
+  STATUS;
+
 /**
  * The reference monitor of SIMULATION.md. Each command is answered by the
  * first rule that applies: a pending forced failure; START; an unknown
  * command; a pending reset; then GUEST_ID, GET_TARGET, LOCK, UNLOCK.
  */
 export class SimMonitor implements Hypervisor {
-  /** The balloon target, in pages. */
-  target = 0;
+  private targetPages = 0;
+  /** min(target, totalPages): LOCK is not needed past this many locked frames. */
+  private needed = 0;
   private resetFlag = false;
+  /** Forced failures pending, all commands together. */
+  private forcedPending = 0;
   private readonly firstPfn: number;
   private readonly frames: number;
   private readonly totalPages: number;
@@ -39,6 +48,16 @@ export class SimMonitor implements Hypervisor {
     this.frames = spec.frames;
     this.totalPages = spec.totalPages;
     this.locked = new Int32Array(Math.ceil(spec.frames / 32));
+  }
+
+  /** The balloon target, in pages. */
+  get target(): number {
+    return this.targetPages;
+  }
+
+  set target(pages: number) {
+    this.targetPages = pages;
+    this.needed = Math.min(pages, this.totalPages);
   }
 
   /** Frames locked now. */
@@ -66,6 +85,7 @@ export class SimMonitor implements Hypervisor {
   failNext(command: number, count: number, status: number): void {
     this.forcedCount[command] = this.forcedCount[command]! + count;
     this.forcedStatus[command] = status;
+    this.forcedPending += count;
   }
 
   /** Whether a frame is locked. */
@@ -78,63 +98,62 @@ export class SimMonitor implements Hypervisor {
   call(command: number, argument: number): HypervisorReply {
     const reply = this.reply;
     reply.result = 0;
-    reply.status = this.answer(command, argument);
+    reply.status = this.forcedPending === 0 ? this.answer(command, argument) : this.answerForced(command, argument);
     return reply;
   }
 
-  private answer(command: number, argument: number): number {
+  /** Rule 1: a pending forced failure of this command is used up. */
+  private answerForced(command: number, argument: number): number {
     if (command < COMMAND_COUNT && this.forcedCount[command]! > 0) {
       this.forcedCount[command]!--;
+      this.forcedPending--;
       return this.forcedStatus[command]!;
     }
-    if (command === COMMANDS.START) {
+    return this.answer(command, argument);
+  }
+
+  /** Rules 2 to 8. */
+  private answer(command: number, argument: number): number {
+    if (command === START) {
       this.resetFlag = false;
       this.unlockAll();
-      return STATUS.SUCCESS;
+      return SUCCESS;
     }
-    if (command > COMMANDS.GUEST_ID) return STATUS.ERROR_CMD_INVALID;
-    if (this.resetFlag) return STATUS.ERROR_RESET;
-
-    switch (command) {
-      case COMMANDS.GUEST_ID:
-        return STATUS.SUCCESS;
-      case COMMANDS.GET_TARGET:
-        this.reply.result = Math.min(this.target, argument);
-        return STATUS.SUCCESS;
-      case COMMANDS.LOCK:
-        return this.lock(argument);
-      default:
-        return this.unlock(argument);
+    if (command > GUEST_ID) return ERROR_CMD_INVALID;
+    if (this.resetFlag === true) return ERROR_RESET;
+    if (command === LOCK) return this.lock(argument);
+    if (command === GET_TARGET) {
+      this.reply.result = Math.min(this.targetPages, argument);
+      return SUCCESS;
     }
+    if (command === GUEST_ID) return SUCCESS;
+    return this.unlock(argument);
   }
 
   private lock(pfn: number): number {
     const index = pfn - this.firstPfn;
-    if (index < 0 || index >= this.frames) return STATUS.ERROR_PPN_INVALID;
-    if (this.refused.size !== 0) {
-      const status = this.refused.get(pfn);
-      if (status !== undefined) return status;
-    }
+    if (index < 0 || index >= this.frames) return ERROR_PPN_INVALID;
+    if (this.refused.size !== 0 && this.refused.has(pfn)) return this.refused.get(pfn)!;
     const word = index >>> 5;
     const bit = 1 << (index & 31);
     const bits = this.locked[word]!;
-    if ((bits & bit) !== 0) return STATUS.ERROR_PPN_LOCKED;
-    if (this.lockedCount >= Math.min(this.target, this.totalPages)) return STATUS.ERROR_PPN_NOTNEEDED;
+    if ((bits & bit) !== 0) return ERROR_PPN_LOCKED;
+    if (this.lockedCount >= this.needed) return ERROR_PPN_NOTNEEDED;
     this.locked[word] = bits | bit;
     this.lockedCount++;
-    return STATUS.SUCCESS;
+    return SUCCESS;
   }
 
   private unlock(pfn: number): number {
     const index = pfn - this.firstPfn;
-    if (index < 0 || index >= this.frames) return STATUS.ERROR_PPN_UNLOCKED;
+    if (index < 0 || index >= this.frames) return ERROR_PPN_UNLOCKED;
     const word = index >>> 5;
     const bit = 1 << (index & 31);
     const bits = this.locked[word]!;
-    if ((bits & bit) === 0) return STATUS.ERROR_PPN_UNLOCKED;
+    if ((bits & bit) === 0) return ERROR_PPN_UNLOCKED;
     this.locked[word] = bits & ~bit;
     this.lockedCount--;
-    return STATUS.SUCCESS;
+    return SUCCESS;
   }
 
   private unlockAll(): void {
