@@ -1,7 +1,7 @@
 /**
  * The VMware balloon's debugfs `vmmemctl` text, byte for byte: `format` and
  * `parse` for the seed's layout (vmw_balloon 1.2.1.3-k; FreeBSD's
- * `vm.vmmemctl`) and for today's Linux layout.
+ * `vm.vmmemctl`) and for today's Linux layout, and JSON and Prometheus views.
  *
  * @packageDocumentation
  */
@@ -32,3 +32,6 @@ export type {
 } from "./modern.js";
 export type { HexZero } from "./printf.js";
 export { StatsParseError } from "./errors.js";
+export { toJson } from "./json.js";
+export type { CapabilitiesJson, ModernJson, SeedJson, VmmemctlJson } from "./json.js";
+export { METRIC_PREFIX, toPrometheus } from "./prometheus.js";
