@@ -54,6 +54,8 @@ export async function main(argv: readonly string[]): Promise<ExitStatus> {
     if (cli.options.help || cli.options.version) return EXIT.OK;
     if (!cli.matchedCommand) {
       if (cli.args.length > 0) throw new UsageError(`unknown command '${cli.args[0]}'`);
+      // cac checks options only for a command it runs: check the program's own here.
+      cli.globalCommand.checkUnknownOptions();
       cli.outputHelp();
       return EXIT.OK;
     }
