@@ -21,6 +21,15 @@ function program() {
     .example(`  $ ${NAME} simulate --scenario churn.json --trace churn.jsonl`)
     .action(async (options) => (await import("./commands/simulate.js")).simulate(options));
 
+  cli
+    .command("stats", "Show the balloon driver's statistics (vmmemctl) for people, as JSON or for Prometheus")
+    .option("--file <file>", `Read this vmmemctl text instead of the kernel's /sys/kernel/debug/vmmemctl ('-' for stdin)`)
+    .option("--format <format>", "debugfs (the text itself, byte for byte), json or prometheus; default: a summary with sizes in MiB")
+    .option("--json", "The same as --format json")
+    .example(`  $ sudo ${NAME} stats`)
+    .example(`  $ ${NAME} stats --file saved-vmmemctl.txt --format prometheus > /var/lib/node_exporter/textfile/vmballoon.prom`)
+    .action(async (options) => (await import("./commands/stats.js")).stats(options));
+
   cli.help();
   cli.version(__VERSION__);
   return cli;
