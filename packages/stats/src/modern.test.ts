@@ -51,7 +51,7 @@ describe("parse of the modern layout", () => {
 describe("variants of the modern layout", () => {
   const busy = sample("modern-busy.txt");
 
-  it("reads and reprints Linux 4.20 to 5.1, which have no shrink lines", () => {
+  it("reads and reprints the drivers that predate the memory shrinker, which have no shrink lines", () => {
     const old = busy.replace(/^shrink .*\n/m, "").replace(/^shrinkFree .*\n/m, "");
     expect(old.split("\n")).toHaveLength(busy.split("\n").length - 2);
     const record = modern(old);

@@ -39,9 +39,9 @@ export const MODERN_COMMAND_IDS = {
 } as const satisfies Record<ModernCommandName, string>;
 
 /**
- * The general counters (`vmballoon_stat_names`), in print order. Linux 4.20
- * to 5.1 print the first three; the memory shrinker (Linux 5.2) added
- * `shrink` and `shrinkFree`.
+ * The general counters (`vmballoon_stat_names`), in print order. The first
+ * drivers of this layout print the first three; the memory shrinker, added
+ * later, brought `shrink` and `shrinkFree`.
  */
 export const MODERN_GENERAL_STATS = ["timer", "doorbell", "reset", "shrink", "shrinkFree"] as const;
 export type ModernGeneralStatName = (typeof MODERN_GENERAL_STATS)[number];
@@ -70,7 +70,7 @@ export interface CommandCounters {
   readonly failed: bigint;
 }
 
-/** The general counters. `shrink` and `shrinkFree` are absent from drivers before Linux 5.2. */
+/** The general counters. `shrink` and `shrinkFree` are absent from drivers that predate the memory shrinker. */
 export interface ModernGeneralStats {
   readonly timer: bigint;
   readonly doorbell: bigint;
@@ -155,7 +155,7 @@ function checkUnsigned(bits: 32 | 64, value: unknown, name: string): bigint {
 
 const checkU64 = (value: unknown, name: string) => checkUnsigned(64, value, name);
 
-/** Whether a record has the general counters of Linux 5.2 and later. */
+/** Whether a record has the shrinker's general counters. */
 function hasShrinker(general: ModernGeneralStats): boolean {
   return general.shrink !== undefined || general.shrinkFree !== undefined;
 }
@@ -182,7 +182,7 @@ export function formatModern(record: ModernRecord): string {
   }
   const general = record.general;
   if (hasShrinker(general) && (general.shrink === undefined || general.shrinkFree === undefined)) {
-    throw new RangeError("general: shrink and shrinkFree come together (Linux 5.2 and later) or not at all");
+    throw new RangeError("general: shrink and shrinkFree come together (drivers with the memory shrinker) or not at all");
   }
   for (const name of MODERN_GENERAL_STATS) {
     if ((name === "shrink" || name === "shrinkFree") && !hasShrinker(general)) continue;
@@ -227,7 +227,7 @@ export function parseModernLines(reader: LineReader): ModernRecord {
 
   const general: Partial<Record<ModernGeneralStatName, bigint>> = {};
   for (const name of MODERN_GENERAL_STATS) {
-    // Drivers before Linux 5.2 go from `reset` straight to the page counters.
+    // Drivers that predate the memory shrinker go from `reset` straight to the page counters.
     if (name === "shrink" && !reader.peek()?.startsWith("shrink ")) break;
     general[name] = reader.read(lines.general[name], `the ${name} counter`).values[0] as bigint;
   }

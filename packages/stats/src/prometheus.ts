@@ -196,7 +196,7 @@ function modernFamilies(record: ModernRecord): Family[] {
   if (record.general.shrink !== undefined) {
     families.push({
       name: "shrinker_runs_total",
-      help: "Runs of the balloon's memory shrinker (Linux 5.2 and later).",
+      help: "Runs of the balloon's memory shrinker (drivers that have one).",
       type: "counter",
       samples: [{ value: record.general.shrink }],
     });
@@ -204,7 +204,7 @@ function modernFamilies(record: ModernRecord): Family[] {
   if (record.general.shrinkFree !== undefined) {
     families.push({
       name: "shrinker_freed_bytes_total",
-      help: "Memory the shrinker took back from the balloon (Linux 5.2 and later).",
+      help: "Memory the shrinker took back from the balloon (drivers that have one).",
       type: "counter",
       samples: [{ value: record.general.shrinkFree * page }],
     });
