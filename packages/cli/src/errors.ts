@@ -42,6 +42,11 @@ export class UsageError extends CliError {
 const BY_CODE: Readonly<Record<string, ExitStatus>> = {
   // @vmballoon/core/sim: a scenario that breaks a rule of SIMULATION.md.
   E_SCENARIO: EXIT.USAGE,
+  // @vmballoon/stats: a vmmemctl text that no driver would print.
+  E_STATS_PARSE: EXIT.USAGE,
+  // vmballoon stats: the kernel's vmmemctl is not there (no VMware guest, no driver, no debugfs) or is root's only.
+  E_NO_VMMEMCTL: EXIT.UNAVAILABLE,
+  E_VMMEMCTL_DENIED: EXIT.NO_PERMISSION,
   // Node's file system, for files the user named.
   ENOENT: EXIT.USAGE,
   EISDIR: EXIT.USAGE,

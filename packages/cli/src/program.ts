@@ -21,6 +21,15 @@ function program() {
     .example(`  $ ${NAME} simulate --scenario churn.json --trace churn.jsonl`)
     .action(async (options) => (await import("./commands/simulate.js")).simulate(options));
 
+  cli
+    .command("stats", "Show the balloon driver's statistics (vmmemctl) for people, as JSON or for Prometheus")
+    .option("--file <file>", `Read this vmmemctl text instead of the kernel's /sys/kernel/debug/vmmemctl ('-' for stdin)`)
+    .option("--format <format>", "debugfs (the text itself, byte for byte), json or prometheus; default: a summary with sizes in MiB")
+    .option("--json", "The same as --format json")
+    .example(`  $ sudo ${NAME} stats`)
+    .example(`  $ ${NAME} stats --file saved-vmmemctl.txt --format prometheus > /var/lib/node_exporter/textfile/vmballoon.prom`)
+    .action(async (options) => (await import("./commands/stats.js")).stats(options));
+
   cli.help();
   cli.version(__VERSION__);
   return cli;
@@ -54,6 +63,8 @@ export async function main(argv: readonly string[]): Promise<ExitStatus> {
     if (cli.options.help || cli.options.version) return EXIT.OK;
     if (!cli.matchedCommand) {
       if (cli.args.length > 0) throw new UsageError(`unknown command '${cli.args[0]}'`);
+      // cac checks options only for a command it runs: check the program's own here.
+      cli.globalCommand.checkUnknownOptions();
       cli.outputHelp();
       return EXIT.OK;
     }

@@ -1,2 +1,37 @@
+/**
+ * The VMware balloon's debugfs `vmmemctl` text, byte for byte: `format` and
+ * `parse` for the seed's layout (vmw_balloon 1.2.1.3-k; FreeBSD's
+ * `vm.vmmemctl`) and for today's Linux layout, and JSON and Prometheus views.
+ *
+ * @packageDocumentation
+ */
+export { format, parse } from "./parse.js";
+export type { Layout, VmmemctlRecord } from "./parse.js";
 export { formatSeed } from "./seed.js";
 export type { SeedRecord } from "./seed.js";
+export {
+  CAPABILITIES,
+  MODERN_COMMANDS,
+  MODERN_COMMAND_IDS,
+  MODERN_GENERAL_STATS,
+  MODERN_PAGE_STATS,
+  PAGE_SIZE_NAMES,
+  capabilityNames,
+  formatModern,
+} from "./modern.js";
+export type {
+  CapabilityName,
+  CommandCounters,
+  ModernCommandName,
+  ModernGeneralStatName,
+  ModernGeneralStats,
+  ModernPageStatName,
+  ModernRecord,
+  PageSizeName,
+  PerPageSize,
+} from "./modern.js";
+export type { HexZero } from "./printf.js";
+export { StatsParseError } from "./errors.js";
+export { toJson } from "./json.js";
+export type { CapabilitiesJson, ModernJson, SeedJson, VmmemctlJson } from "./json.js";
+export { METRIC_PREFIX, toPrometheus } from "./prometheus.js";

@@ -1,0 +1,30 @@
+/** Runs the built `vmballoon` as a user would, for the CLI's tests. */
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+export const BIN = fileURLToPath(new URL("../bin/vmballoon.js", import.meta.url));
+export const FIXTURES = fileURLToPath(new URL("../../../__fixtures__/conformance/", import.meta.url));
+
+export interface Run {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `vmballoon ARGS` with piped stdio (not a terminal) and without colour variables. */
+export function vmballoon(args: readonly string[], options: { input?: string; env?: Record<string, string> } = {}): Run {
+  const env: Record<string, string | undefined> = { ...process.env, ...options.env };
+  if (!options.env || !("NO_COLOR" in options.env)) delete env.NO_COLOR;
+  if (!options.env || !("FORCE_COLOR" in options.env)) delete env.FORCE_COLOR;
+  const result = spawnSync(process.execPath, [BIN, ...args], {
+    input: options.input ?? "",
+    encoding: "utf8",
+    env,
+    timeout: 60_000,
+    maxBuffer: 256 * 2 ** 20,
+  });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** A stack trace's marks, which an expected failure must never show. */
+export const STACK = /\n\s+at |internal error/;

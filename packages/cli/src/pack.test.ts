@@ -1,0 +1,114 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FIXTURES } from "./cli-runner.js";
+
+/**
+ * The packages as a user gets them: each packed with `npm pack`, the five
+ * tarballs installed into an empty folder outside the workspace (their
+ * other dependencies, cac and koffi, come from the registry), and the
+ * program run there with npx.
+ */
+
+const PACKAGES = fileURLToPath(new URL("../../", import.meta.url));
+const NAMES = ["protocol", "core", "stats", "hv-x86", "cli"] as const;
+const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+
+/** The environment without what `npm run`/turbo set for the workspace, so that npm acts as in a fresh shell. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!key.startsWith("npm_") && key !== "INIT_CWD" && key !== "NO_COLOR" && key !== "FORCE_COLOR") env[key] = value;
+  }
+  // npx runs only what is installed here (never a download), quietly.
+  return { ...env, npm_config_yes: "false", npm_config_fund: "false", npm_config_audit: "false", npm_config_update_notifier: "false" };
+}
+
+interface Packed {
+  readonly name: string;
+  readonly filename: string;
+  readonly files: readonly string[];
+}
+
+let scratch: string;
+let app: string;
+const packed: Packed[] = [];
+
+function run(command: string, args: readonly string[], cwd: string) {
+  const result = spawnSync(command, args, { cwd, env: cleanEnv(), encoding: "utf8", timeout: 120_000 });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+beforeAll(() => {
+  scratch = mkdtempSync(join(tmpdir(), "vmballoon-pack-test-"));
+  const tarballs = join(scratch, "tarballs");
+  mkdirSync(tarballs);
+  for (const name of NAMES) {
+    const out = execFileSync("npm", ["pack", "--json", "--pack-destination", tarballs], { cwd: join(PACKAGES, name), env: cleanEnv(), encoding: "utf8" });
+    const [info] = JSON.parse(out) as { name: string; filename: string; files: { path: string }[] }[];
+    packed.push({ name: info!.name, filename: join(tarballs, info!.filename), files: info!.files.map((file) => file.path) });
+  }
+  app = join(scratch, "app");
+  mkdirSync(app);
+  writeFileSync(join(app, "package.json"), `${JSON.stringify({ name: "vmballoon-pack-test", private: true }, null, 2)}\n`);
+  const install = run("npm", ["install", "--no-audit", "--no-fund", ...packed.map((p) => p.filename)], app);
+  if (install.status !== 0) throw new Error(`npm install of the tarballs failed:\n${install.stderr}`);
+}, 300_000);
+
+afterAll(() => {
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+});
+
+describe("the packed packages", () => {
+  it("are five tarballs with their built code and types, and no sources or tests", () => {
+    expect(packed.map((p) => p.name)).toEqual(["@vmballoon/protocol", "@vmballoon/core", "@vmballoon/stats", "@vmballoon/hv-x86", "vmballoon"]);
+    for (const p of packed) {
+      expect(p.files).toContain("package.json");
+      expect(p.files.some((file) => file.startsWith("dist/") && file.endsWith(".js"))).toBe(true);
+      if (p.name !== "vmballoon") expect(p.files).toContain("dist/index.d.ts");
+      expect(p.files.filter((file) => file.startsWith("src/") || /\.test\./.test(file))).toEqual([]);
+    }
+  });
+
+  it("carry their README (stats and the CLI)", () => {
+    for (const name of ["@vmballoon/stats", "vmballoon"]) expect(packed.find((p) => p.name === name)?.files).toContain("README.md");
+  });
+});
+
+describe("installed from the tarballs into an empty folder", () => {
+  it("npx vmballoon --version prints the version", () => {
+    const result = run("npx", ["vmballoon", "--version"], app);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain(`vmballoon/${version}`);
+  });
+
+  it("npx vmballoon simulate runs the built-in scenario and prints the debugfs text", () => {
+    const result = run("npx", ["vmballoon", "simulate"], app);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(/^target: +\d+ pages\ncurrent: +\d+ pages\n/);
+  });
+
+  it("npx vmballoon stats reads a vmmemctl file", () => {
+    const file = join(FIXTURES, "debugfs", "modern-busy.txt");
+    const result = run("npx", ["vmballoon", "stats", "--file", file, "--format", "debugfs"], app);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toBe(readFileSync(file, "utf8"));
+  });
+
+  it("import '@vmballoon/protocol' works from an ES module", () => {
+    const result = run(process.execPath, ["--input-type=module", "-e", "import { HV_PORT, COMMANDS } from '@vmballoon/protocol'; console.log(HV_PORT, COMMANDS.LOCK)"], app);
+    expect(result.stderr).toBe("");
+    expect(result.stdout).toBe("22128 2\n");
+  });
+
+  it("import '@vmballoon/stats' parses and formats", () => {
+    const file = join(FIXTURES, "debugfs", "seed-signed.txt");
+    const script = `import { readFileSync } from 'node:fs'; import { parse, format } from '@vmballoon/stats';
+      const text = readFileSync(${JSON.stringify(file)}, 'utf8'); const r = parse(text); console.log(r.layout, r.target, format(r) === text)`;
+    const result = run(process.execPath, ["--input-type=module", "-e", script], app);
+    expect(result.stdout).toBe("seed 2147483648 true\n");
+  });
+});

@@ -1,0 +1,203 @@
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { StatsParseError, parse } from "@vmballoon/stats";
+import { afterAll, describe, expect, it } from "vitest";
+import { DEFAULT_FILE, VmmemctlUnavailableError, explainMissing, gatherFacts, readVmmemctl, summary, type HostFacts } from "./commands/stats.js";
+import { EXIT, exitStatusOf } from "./errors.js";
+import { styler } from "./output.js";
+import { FIXTURES, STACK, vmballoon } from "./cli-runner.js";
+
+const SAMPLES = join(FIXTURES, "debugfs");
+const sampleFile = (name: string) => join(SAMPLES, name);
+const sampleText = (name: string) => readFileSync(sampleFile(name), "utf8");
+const ALL = ["seed-typical.txt", "seed-zero.txt", "seed-signed.txt", "modern-busy.txt", "modern-fresh.txt", "modern-huge-counters.txt", "modern-resetting-basic.txt"];
+
+const scratch = mkdtempSync(join(tmpdir(), "vmballoon-stats-test-"));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+describe("vmballoon stats --file F", () => {
+  it("summarises a seed vmmemctl with sizes in pages and MiB", () => {
+    const run = vmballoon(["stats", "--file", sampleFile("seed-typical.txt")]);
+    expect(run.status).toBe(0);
+    // 32770 pages × 4 KiB = 128.0 MiB; 40000 pages = 156.25 MiB.
+    expect(run.stdout).toContain("32770 pages (128.0 MiB), target 40000 pages (156.3 MiB)");
+    expect(run.stdout).toContain("LOCK 32773 (3 failed)");
+    expect(run.stdout).toContain("seed layout");
+    expect(run.stderr).toBe("");
+  });
+
+  it("summarises a modern vmmemctl with sizes in pages and MiB", () => {
+    const run = vmballoon(["stats", "--file", sampleFile("modern-resetting-basic.txt")]);
+    expect(run.status).toBe(0);
+    // 9071203 pages / 256 = 35434.4 MiB
+    expect(run.stdout).toContain("9071203 pages (35434.4 MiB)");
+    expect(run.stdout).toContain("resetting");
+    expect(run.stdout).toContain("modern layout");
+  });
+
+  it.each(ALL)("%s: --format debugfs reproduces the file byte for byte", (name) => {
+    const run = vmballoon(["stats", "--file", sampleFile(name), "--format", "debugfs"]);
+    expect(run.status).toBe(0);
+    expect(run.stdout).toBe(sampleText(name));
+  });
+
+  it.each(ALL)("%s: --format json prints one valid JSON document with byte sizes", (name) => {
+    const run = vmballoon(["stats", "--file", sampleFile(name), "--format", "json"]);
+    expect(run.status).toBe(0);
+    const json = JSON.parse(run.stdout) as { layout: string; pageSize: number; targetBytes: unknown; currentBytes: unknown };
+    expect(json.layout).toBe(name.split("-")[0]);
+    expect(json.pageSize).toBe(4096);
+    expect(json).toHaveProperty("currentBytes");
+  });
+
+  it("--json is --format json", () => {
+    const a = vmballoon(["stats", "--file", sampleFile("modern-busy.txt"), "--json"]);
+    const b = vmballoon(["stats", "--file", sampleFile("modern-busy.txt"), "--format", "json"]);
+    expect(a.status).toBe(0);
+    expect(a.stdout).toBe(b.stdout);
+    expect(JSON.parse(a.stdout).currentBytes).toBe(String(2530829 * 4096));
+  });
+
+  it("--format prometheus prints the exposition format (checked with a real parser in @vmballoon/stats)", () => {
+    const run = vmballoon(["stats", "--file", sampleFile("seed-typical.txt"), "--format", "prometheus"]);
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/^# HELP vmware_balloon_/);
+    expect(run.stdout).toContain(`\nvmware_balloon_size_bytes ${32770 * 4096}\n`);
+  });
+
+  it("reads stdin with --file -", () => {
+    const run = vmballoon(["stats", "--file", "-", "--format", "debugfs"], { input: sampleText("modern-fresh.txt") });
+    expect(run.status).toBe(0);
+    expect(run.stdout).toBe(sampleText("modern-fresh.txt"));
+  });
+});
+
+describe("vmballoon stats: bad input and bad usage", () => {
+  it("a garbled file: exit 2 and one line naming the file and the line", () => {
+    const file = join(scratch, "garbled.txt");
+    writeFileSync(file, sampleText("seed-typical.txt").replace("timer:                     7", "timer:                 seven"));
+    const run = vmballoon(["stats", "--file", file]);
+    expect(run.status).toBe(EXIT.USAGE);
+    expect(run.stdout).toBe("");
+    expect(run.stderr).toBe(`vmballoon: ${file}: line 7: expected the timer counter: "timer:              %8u", found "timer:                 seven"\n`);
+  });
+
+  it("garbled stdin: exit 2, naming stdin", () => {
+    const run = vmballoon(["stats", "--file", "-"], { input: "MemTotal: 1 kB\n" });
+    expect(run.status).toBe(EXIT.USAGE);
+    expect(run.stderr).toMatch(/^vmballoon: stdin: line 1: expected "target:"/);
+    expect(run.stderr.trim().split("\n")).toHaveLength(1);
+  });
+
+  it("a missing file: exit 2, one line", () => {
+    const run = vmballoon(["stats", "--file", join(scratch, "nothing-here.txt")]);
+    expect(run.status).toBe(EXIT.USAGE);
+    expect(run.stderr).toBe(`vmballoon: cannot read ${join(scratch, "nothing-here.txt")}: no such file\n`);
+  });
+
+  it.each([
+    [["stats", "--format", "xml"], /--format must be debugfs, json or prometheus, not 'xml'/],
+    [["stats", "--format"], /--format/],
+    [["stats", "--file"], /--file/],
+    [["stats", "--json", "--format", "prometheus"], /--json and --format prometheus disagree/],
+    [["stats", "--colour"], /Unknown option `--colour`/],
+  ])("%j: exit 2 with a pointer to --help", (args, message) => {
+    const run = vmballoon(args);
+    expect(run.status).toBe(EXIT.USAGE);
+    expect(run.stderr).toMatch(message);
+    expect(run.stderr).toContain("Run 'vmballoon --help' for usage.");
+    expect(run.stderr).not.toMatch(STACK);
+    expect(run.stdout).toBe("");
+  });
+});
+
+describe("vmballoon stats without --file, where the kernel has no vmmemctl", () => {
+  it.skipIf(existsSync(DEFAULT_FILE))("exits 69 or 77 with one line that says why", () => {
+    const run = vmballoon(["stats"]);
+    expect([EXIT.UNAVAILABLE, EXIT.NO_PERMISSION]).toContain(run.status);
+    expect(run.stderr).toMatch(/^vmballoon: cannot read \/sys\/kernel\/debug\/vmmemctl: \S.*\n$/);
+    expect(run.stderr.split("\n")).toHaveLength(2);
+    expect(run.stdout).toBe("");
+  });
+});
+
+describe("explaining a missing vmmemctl", () => {
+  const vmware: HostFacts = { systemVendor: "VMware, Inc.", hypervisor: true, balloonDriver: "vmw_balloon", debugfsMounted: true };
+
+  it.each<[string, HostFacts, string | undefined, string, RegExp]>([
+    ["not a VMware guest", { ...vmware, systemVendor: "QEMU", balloonDriver: undefined }, "ENOENT", "E_NO_VMMEMCTL", /not a VMware guest \(system vendor "QEMU"\).*--file/],
+    ["bare metal", { ...vmware, systemVendor: undefined, hypervisor: false, balloonDriver: undefined }, "ENOENT", "E_NO_VMMEMCTL", /not a virtual machine/],
+    ["no driver", { ...vmware, balloonDriver: undefined }, "ENOENT", "E_NO_VMMEMCTL", /balloon driver is not loaded \(load it with 'modprobe vmw_balloon'\)$/],
+    ["no debugfs", { ...vmware, debugfsMounted: false }, "ENOENT", "E_NO_VMMEMCTL", /debugfs is not mounted \(mount it with 'mount -t debugfs none \/sys\/kernel\/debug'\)$/],
+    ["no driver and no debugfs", { ...vmware, balloonDriver: undefined, debugfsMounted: false }, "ENOENT", "E_NO_VMMEMCTL", /not loaded .*; debugfs is not mounted/],
+    ["unknown hypervisor without the driver", { systemVendor: undefined, hypervisor: true, balloonDriver: undefined, debugfsMounted: true }, "ENOENT", "E_NO_VMMEMCTL", /nothing says this machine is one/],
+    ["everything there but the file", vmware, "ENOENT", "E_NO_VMMEMCTL", /loaded and debugfs is mounted, but there is no vmmemctl/],
+    ["not root", vmware, "EACCES", "E_VMMEMCTL_DENIED", /permission denied; debugfs is for root only: run as root/],
+  ])("%s", (_name, facts, errno, code, message) => {
+    const error = explainMissing(DEFAULT_FILE, errno, facts);
+    expect(error.code).toBe(code);
+    expect(error.message).toMatch(/^cannot read \/sys\/kernel\/debug\/vmmemctl: /);
+    expect(error.message).toMatch(message);
+    expect(error.message).not.toContain("\n");
+  });
+
+  it("maps not there to exit 69, not permitted to 77, and a garbled text to 2", () => {
+    expect(exitStatusOf(new VmmemctlUnavailableError("x", "E_NO_VMMEMCTL"))).toBe(69);
+    expect(exitStatusOf(new VmmemctlUnavailableError("x", "E_VMMEMCTL_DENIED"))).toBe(77);
+    expect(exitStatusOf(new StatsParseError(1, "x", "y"))).toBe(2);
+  });
+});
+
+describe("gatherFacts", () => {
+  function tree(files: Record<string, string>, dirs: string[] = []): string {
+    const root = mkdtempSync(join(scratch, "root-"));
+    for (const dir of dirs) mkdirSync(join(root, dir), { recursive: true });
+    for (const [path, text] of Object.entries(files)) {
+      mkdirSync(join(root, path, ".."), { recursive: true });
+      writeFileSync(join(root, path), text);
+    }
+    return root;
+  }
+
+  it("reads a VMware guest with the driver loaded and debugfs mounted", () => {
+    const root = tree(
+      {
+        "sys/class/dmi/id/sys_vendor": "VMware, Inc.\n",
+        "proc/cpuinfo": "processor\t: 0\nflags\t\t: fpu vme de pse hypervisor lahf_lm\n",
+        "proc/mounts": "sysfs /sys sysfs rw 0 0\ndebugfs /sys/kernel/debug debugfs rw,relatime 0 0\n",
+      },
+      ["sys/module/vmw_balloon"],
+    );
+    expect(gatherFacts(root)).toEqual({ systemVendor: "VMware, Inc.", hypervisor: true, balloonDriver: "vmw_balloon", debugfsMounted: true });
+  });
+
+  it("reads bare metal without debugfs, and finds the old driver's name in /proc/modules", () => {
+    const root = tree({
+      "sys/class/dmi/id/sys_vendor": "Dell Inc.\n",
+      "proc/cpuinfo": "processor\t: 0\nflags\t\t: fpu vme de pse lahf_lm\n",
+      "proc/mounts": "sysfs /sys sysfs rw 0 0\n",
+      "proc/modules": "vmware_balloon 16384 0 - Live 0x0000000000000000\n",
+    });
+    expect(gatherFacts(root)).toEqual({ systemVendor: "Dell Inc.", hypervisor: false, balloonDriver: "vmware_balloon", debugfsMounted: false });
+  });
+
+  it("says it cannot tell when the files are not there", () => {
+    expect(gatherFacts(tree({}))).toEqual({ systemVendor: undefined, hypervisor: undefined, balloonDriver: undefined, debugfsMounted: undefined });
+  });
+
+  it("readVmmemctl explains a missing default file from those facts", () => {
+    const root = tree({ "sys/class/dmi/id/sys_vendor": "Amazon EC2\n", "proc/mounts": "" });
+    expect(() => readVmmemctl(undefined, { file: join(root, "sys/kernel/debug/vmmemctl"), root })).toThrow(/not a VMware guest \(system vendor "Amazon EC2"\)/);
+  });
+});
+
+describe("the summary's colour", () => {
+  it("marks failed counts in yellow when colour is on, and has no escape codes when off", () => {
+    const record = parse(sampleText("seed-typical.txt"));
+    expect(summary("x", record, styler(true))).toContain("\u001b[33m (3 failed)\u001b[39m");
+    const plain = summary("x", record, styler(false));
+    expect(plain).not.toContain("\u001b[");
+    expect(plain).toContain("LOCK 32773 (3 failed)");
+  });
+});

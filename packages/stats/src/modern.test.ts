@@ -1,0 +1,145 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  MODERN_COMMANDS,
+  MODERN_PAGE_STATS,
+  PAGE_SIZE_NAMES,
+  StatsParseError,
+  capabilityNames,
+  format,
+  parse,
+  type ModernRecord,
+} from "./index.js";
+import { sample } from "./test-fixtures.js";
+
+function modern(text: string): ModernRecord {
+  const record = parse(text);
+  if (record.layout !== "modern") throw new Error(`not modern: ${record.layout}`);
+  return record;
+}
+
+describe("parse of the modern layout", () => {
+  it("reads 64-bit counters beyond 2^53 exactly", () => {
+    const record = modern(sample("modern-huge-counters.txt"));
+    expect(record.current).toBe(12326406953667846644n);
+    expect(record.commands.batchUnlock).toEqual({ total: 17667022505403259337n, failed: 2989839052095677n });
+    expect(record.general.shrink).toBe(18163911256262422909n);
+    expect(record.pages.errFree["4k"]).toBe(18037650586219576026n);
+  });
+
+  it("tells the target size from the GET_TARGET command's `target` line", () => {
+    const record = modern(sample("modern-busy.txt"));
+    expect(record.target).toBe(5433012n);
+    expect(record.commands.target).toEqual({ total: 1215279n, failed: 8779n });
+  });
+
+  it("reads the reset flag and the capability masks", () => {
+    const record = modern(sample("modern-resetting-basic.txt"));
+    expect(record.isResetting).toBe(true);
+    expect(record.balloonCapabilities).toBe(0x3en);
+    expect(record.usedCapabilities).toBe(0x2n);
+    expect(capabilityNames(record.usedCapabilities)).toEqual(["BASIC_CMDS"]);
+    expect(modern(sample("modern-busy.txt")).isResetting).toBe(false);
+  });
+
+  it("keeps the `(N failed)` of modern-fresh.txt's page counters, and only there", () => {
+    expect(modern(sample("modern-fresh.txt")).pagesFailed?.free["2M"]).toBe(0n);
+    expect(modern(sample("modern-busy.txt")).pagesFailed).toBeUndefined();
+  });
+});
+
+describe("variants of the modern layout", () => {
+  const busy = sample("modern-busy.txt");
+
+  it("reads and reprints the drivers that predate the memory shrinker, which have no shrink lines", () => {
+    const old = busy.replace(/^shrink .*\n/m, "").replace(/^shrinkFree .*\n/m, "");
+    expect(old.split("\n")).toHaveLength(busy.split("\n").length - 2);
+    const record = modern(old);
+    expect(record.general).toEqual({ timer: 9486738n, doorbell: 2077052n, reset: 3745328n });
+    expect(format(record)).toBe(old);
+  });
+
+  it("prints a zero capability mask as Linux's vsnprintf does (0x0) unless the text showed C's 0", () => {
+    const fresh = modern(sample("modern-fresh.txt"));
+    expect(fresh.hexZero).toBe("0");
+    const { hexZero: _, ...asLinux } = fresh;
+    expect(format(asLinux).split("\n")[1]).toBe("used capabilities     :              0x0");
+  });
+
+  it("reads and reprints a zero mask printed as 0x0", () => {
+    const linux = sample("modern-fresh.txt").replace("used capabilities     :                0", "used capabilities     :              0x0");
+    const record = modern(linux);
+    expect(record.usedCapabilities).toBe(0n);
+    expect(record.hexZero).toBe("0x0");
+    expect(format(record)).toBe(linux);
+  });
+
+  it("refuses page counters that carry `(N failed)` on some lines only, naming the first odd line", () => {
+    const mixed = sample("modern-fresh.txt").replace("free              (2M):                0 (0 failed)", "free              (2M):                0");
+    const error = (() => {
+      try {
+        parse(mixed);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(StatsParseError);
+    expect((error as StatsParseError).line).toBe(30);
+  });
+
+  it("refuses a shrink line without its shrinkFree line", () => {
+    const half = busy.replace(/^shrinkFree .*\n/m, "");
+    expect(() => parse(half)).toThrow(/^line 20: expected the shrinkFree counter/);
+  });
+});
+
+describe("format of the modern layout", () => {
+  it("refuses a value that is not an unsigned 64-bit bigint, naming the field", () => {
+    const record = modern(sample("modern-busy.txt"));
+    expect(() => format({ ...record, current: 1n << 64n })).toThrow(/^current: 18446744073709551616 is not an unsigned 64-bit/);
+    expect(() => format({ ...record, target: 5 as unknown as bigint })).toThrow(/^target: 5 is not an unsigned 64-bit bigint/);
+    // `%#x` of an `int`: 32 bits.
+    expect(() => format({ ...record, balloonCapabilities: 1n << 32n })).toThrow(/^balloonCapabilities: 4294967296 is not an unsigned 32-bit/);
+  });
+
+  it("round-trips any record of unsigned 64-bit values (property)", () => {
+    const u64 = fc.oneof(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), fc.constantFrom(0n, 1n, (1n << 53n) + 1n, (1n << 64n) - 1n, 9999999999999999n));
+    const perSize = fc.record({ "4k": u64, "2M": u64 });
+    const pages = fc.record(Object.fromEntries(MODERN_PAGE_STATS.map((name) => [name, perSize])) as Record<(typeof MODERN_PAGE_STATS)[number], typeof perSize>);
+    const commands = fc.record(
+      Object.fromEntries(MODERN_COMMANDS.map((name) => [name, fc.record({ total: u64, failed: u64 })])) as Record<
+        (typeof MODERN_COMMANDS)[number],
+        fc.Arbitrary<{ total: bigint; failed: bigint }>
+      >,
+    );
+    const general = fc.oneof(
+      fc.record({ timer: u64, doorbell: u64, reset: u64 }),
+      fc.record({ timer: u64, doorbell: u64, reset: u64, shrink: u64, shrinkFree: u64 }),
+    );
+    const record = fc
+      .record({
+        balloonCapabilities: fc.oneof(fc.bigInt({ min: 0n, max: (1n << 32n) - 1n }), fc.constant(0n)),
+        usedCapabilities: fc.oneof(u64, fc.constant(0n)),
+        isResetting: fc.boolean(),
+        target: u64,
+        current: u64,
+        commands,
+        general,
+        pages,
+        failed: fc.option(pages, { nil: undefined }),
+        hexZero: fc.constantFrom("0" as const, "0x0" as const),
+      })
+      .map(({ failed, hexZero, ...rest }): ModernRecord => {
+        const zero = rest.balloonCapabilities === 0n || rest.usedCapabilities === 0n;
+        return { layout: "modern", ...rest, ...(failed ? { pagesFailed: failed } : {}), ...(zero ? { hexZero } : {}) };
+      });
+    fc.assert(
+      fc.property(record, (r) => {
+        const text = format(r);
+        expect(parse(text)).toEqual(r);
+        expect(text.split("\n")).toHaveLength(1 + 3 + 2 + MODERN_COMMANDS.length + Object.keys(r.general).length + MODERN_PAGE_STATS.length * PAGE_SIZE_NAMES.length);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});

@@ -1,0 +1,275 @@
+import { lineTemplate, type LineReader, type LineTemplate } from "./lines.js";
+import { render, type HexZero } from "./printf.js";
+
+/**
+ * The layout of today's Linux drivers (`vmw_balloon.c` since Linux 4.20,
+ * 2018): capabilities, `is resetting`, 64-bit counters, batched and 2M
+ * commands, and page counters per page size.
+ */
+
+/** The commands the modern driver counts, in the order it prints them (its `vmballoon_cmd_names`). */
+export const MODERN_COMMANDS = [
+  "start",
+  "target",
+  "lock",
+  "unlock",
+  "guestType",
+  "batchLock",
+  "batchUnlock",
+  "2m-lock",
+  "2m-unlock",
+  "doorbellSet",
+] as const;
+
+/** A command's name in the modern layout, such as `"2m-lock"`. */
+export type ModernCommandName = (typeof MODERN_COMMANDS)[number];
+
+/** The backdoor command behind each name of the modern layout (`VMW_BALLOON_CMD_*`). */
+export const MODERN_COMMAND_IDS = {
+  start: "START",
+  target: "GET_TARGET",
+  lock: "LOCK",
+  unlock: "UNLOCK",
+  guestType: "GUEST_ID",
+  batchLock: "BATCHED_LOCK",
+  batchUnlock: "BATCHED_UNLOCK",
+  "2m-lock": "BATCHED_2M_LOCK",
+  "2m-unlock": "BATCHED_2M_UNLOCK",
+  doorbellSet: "VMCI_DOORBELL_SET",
+} as const satisfies Record<ModernCommandName, string>;
+
+/**
+ * The general counters (`vmballoon_stat_names`), in print order. The first
+ * drivers of this layout print the first three; the memory shrinker, added
+ * later, brought `shrink` and `shrinkFree`.
+ */
+export const MODERN_GENERAL_STATS = ["timer", "doorbell", "reset", "shrink", "shrinkFree"] as const;
+export type ModernGeneralStatName = (typeof MODERN_GENERAL_STATS)[number];
+
+/** The page counters (`vmballoon_stat_page_names`), in print order; each is kept per page size. */
+export const MODERN_PAGE_STATS = ["alloc", "allocFail", "errAlloc", "errFree", "free"] as const;
+export type ModernPageStatName = (typeof MODERN_PAGE_STATS)[number];
+
+/** The page sizes of the modern driver (`vmballoon_page_size_names`). */
+export const PAGE_SIZE_NAMES = ["4k", "2M"] as const;
+export type PageSizeName = (typeof PAGE_SIZE_NAMES)[number];
+
+/** Capability bits of the modern protocol (`enum vmwballoon_capabilities`); bit 0 is reserved. */
+export const CAPABILITIES = {
+  BASIC_CMDS: 1 << 1,
+  BATCHED_CMDS: 1 << 2,
+  BATCHED_2M_CMDS: 1 << 3,
+  SIGNALLED_WAKEUP_CMD: 1 << 4,
+  "64_BIT_TARGET": 1 << 5,
+} as const;
+export type CapabilityName = keyof typeof CAPABILITIES;
+
+/** A command's two counters: how often it was sent, and how often that failed. */
+export interface CommandCounters {
+  readonly total: bigint;
+  readonly failed: bigint;
+}
+
+/** The general counters. `shrink` and `shrinkFree` are absent from drivers that predate the memory shrinker. */
+export interface ModernGeneralStats {
+  readonly timer: bigint;
+  readonly doorbell: bigint;
+  readonly reset: bigint;
+  readonly shrink?: bigint;
+  readonly shrinkFree?: bigint;
+}
+
+/** One counter per page size. */
+export type PerPageSize = Readonly<Record<PageSizeName, bigint>>;
+
+/**
+ * The numbers of the modern `vmmemctl`. Every number is a bigint: the
+ * counters are 64-bit (`atomic64_t`) and exceed 2^53.
+ */
+export interface ModernRecord {
+  readonly layout: "modern";
+  /** What the driver can do (`VMW_BALLOON_CAPABILITIES`, 32 bits), a mask of {@link CAPABILITIES}. */
+  readonly balloonCapabilities: bigint;
+  /** What the host agreed to at START (an `unsigned long`), a mask of {@link CAPABILITIES}. */
+  readonly usedCapabilities: bigint;
+  /** `is resetting`: the host asked for a reset that has not happened yet. */
+  readonly isResetting: boolean;
+  /** Balloon target, in 4 KiB pages. */
+  readonly target: bigint;
+  /** Balloon size, in 4 KiB pages. */
+  readonly current: bigint;
+  /** Per command: sent, and failed. Keyed by the layout's own names, in {@link MODERN_COMMANDS} order. */
+  readonly commands: Readonly<Record<ModernCommandName, CommandCounters>>;
+  readonly general: ModernGeneralStats;
+  /** Page counters, per page size (counts of pages of that size). */
+  readonly pages: Readonly<Record<ModernPageStatName, PerPageSize>>;
+  /**
+   * A `(N failed)` count printed after each page counter. No Linux driver we
+   * know of prints it, but the conformance sample `modern-fresh.txt` has it;
+   * present only for a text that had it, so that the text is reproduced.
+   */
+  readonly pagesFailed?: Readonly<Record<ModernPageStatName, PerPageSize>>;
+  /**
+   * How `%#x` printed a capability mask of zero: `"0x0"` is what Linux's
+   * `vsnprintf` prints (the default), `"0"` what C's `printf` prints (and the
+   * conformance samples have). Kept when a parsed text showed it.
+   */
+  readonly hexZero?: HexZero;
+}
+
+// The modern driver's format strings, as its `vmballoon_debug_show` has them.
+const CAPS = "%-22s: %#16x\n";
+const USED_CAPS = "%-22s: %#16lx\n";
+const FLAG = "%-22s: %16s\n";
+const TARGET = "%-22s: %16lu\n";
+const CURRENT = "%-22s: %16llu\n";
+const COMMAND = "%-22s: %16llu (%llu failed)\n";
+const GENERAL = "%-22s: %16llu\n";
+const PAGE = "%-18s(%s): %16llu\n";
+/** The page counter line of `modern-fresh.txt`, with a failed count as the commands have. */
+const PAGE_WITH_FAILED = "%-18s(%s): %16llu (%llu failed)\n";
+
+const lines = {
+  balloonCapabilities: lineTemplate(CAPS, "balloon capabilities"),
+  usedCapabilities: lineTemplate(USED_CAPS, "used capabilities"),
+  isResetting: lineTemplate(FLAG, "is resetting"),
+  target: lineTemplate(TARGET, "target"),
+  current: lineTemplate(CURRENT, "current"),
+  commands: Object.fromEntries(MODERN_COMMANDS.map((name) => [name, lineTemplate(COMMAND, name)])) as Record<ModernCommandName, LineTemplate>,
+  general: Object.fromEntries(MODERN_GENERAL_STATS.map((name) => [name, lineTemplate(GENERAL, name)])) as Record<ModernGeneralStatName, LineTemplate>,
+  page: Object.fromEntries(
+    MODERN_PAGE_STATS.map((name) => [name, Object.fromEntries(PAGE_SIZE_NAMES.map((size) => [size, lineTemplate(PAGE, name, size)]))]),
+  ) as Record<ModernPageStatName, Record<PageSizeName, LineTemplate>>,
+  pageWithFailed: Object.fromEntries(
+    MODERN_PAGE_STATS.map((name) => [name, Object.fromEntries(PAGE_SIZE_NAMES.map((size) => [size, lineTemplate(PAGE_WITH_FAILED, name, size)]))]),
+  ) as Record<ModernPageStatName, Record<PageSizeName, LineTemplate>>,
+};
+
+function checkUnsigned(bits: 32 | 64, value: unknown, name: string): bigint {
+  const max = (1n << BigInt(bits)) - 1n;
+  if (typeof value !== "bigint" || value < 0n || value > max) {
+    throw new RangeError(`${name}: ${String(value)} is not an unsigned ${bits}-bit bigint (0 to ${max})`);
+  }
+  return value;
+}
+
+const checkU64 = (value: unknown, name: string) => checkUnsigned(64, value, name);
+
+/** Whether a record has the shrinker's general counters. */
+function hasShrinker(general: ModernGeneralStats): boolean {
+  return general.shrink !== undefined || general.shrinkFree !== undefined;
+}
+
+/**
+ * The exact text of the modern driver's `vmballoon_debug_show` for a record.
+ *
+ * @throws RangeError when a value is not an unsigned 64-bit bigint, or when
+ *   only one of `shrink` and `shrinkFree` is given.
+ */
+export function formatModern(record: ModernRecord): string {
+  const options = { hexZero: record.hexZero ?? "0x0" } as const;
+  const out: string[] = [];
+  const line = (template: LineTemplate, args: readonly (bigint | string)[]) => out.push(render(template, args, options));
+  // `%#x` of the driver's `int` constant: 32 bits, unlike the `unsigned long` of the used capabilities.
+  line(lines.balloonCapabilities, [checkUnsigned(32, record.balloonCapabilities, "balloonCapabilities")]);
+  line(lines.usedCapabilities, [checkU64(record.usedCapabilities, "usedCapabilities")]);
+  line(lines.isResetting, [record.isResetting ? "y" : "n"]);
+  line(lines.target, [checkU64(record.target, "target")]);
+  line(lines.current, [checkU64(record.current, "current")]);
+  for (const name of MODERN_COMMANDS) {
+    const counters = record.commands[name];
+    line(lines.commands[name], [checkU64(counters?.total, `commands.${name}.total`), checkU64(counters?.failed, `commands.${name}.failed`)]);
+  }
+  const general = record.general;
+  if (hasShrinker(general) && (general.shrink === undefined || general.shrinkFree === undefined)) {
+    throw new RangeError("general: shrink and shrinkFree come together (drivers with the memory shrinker) or not at all");
+  }
+  for (const name of MODERN_GENERAL_STATS) {
+    if ((name === "shrink" || name === "shrinkFree") && !hasShrinker(general)) continue;
+    line(lines.general[name], [checkU64(general[name], `general.${name}`)]);
+  }
+  for (const name of MODERN_PAGE_STATS) {
+    for (const size of PAGE_SIZE_NAMES) {
+      const value = checkU64(record.pages[name]?.[size], `pages.${name}.${size}`);
+      if (record.pagesFailed) {
+        line(lines.pageWithFailed[name][size], [value, checkU64(record.pagesFailed[name]?.[size], `pagesFailed.${name}.${size}`)]);
+      } else {
+        line(lines.page[name][size], [value]);
+      }
+    }
+  }
+  return `${out.join("\n")}\n`;
+}
+
+/** Reads the modern layout from the first line on. */
+export function parseModernLines(reader: LineReader): ModernRecord {
+  // The capability lines tell how this printf prints a zero `%#x` (if either is zero).
+  const balloonCaps = reader.read(lines.balloonCapabilities, "the driver's capabilities");
+  let hexZero = balloonCaps.hexZero;
+  const usedCaps = reader.read(
+    lines.usedCapabilities,
+    hexZero === undefined ? "the capabilities in use" : `the capabilities in use (a zero printed as ${JSON.stringify(hexZero)}, as on line 1)`,
+    { hexZero },
+  );
+  hexZero ??= usedCaps.hexZero;
+
+  const resetting = reader.read(lines.isResetting, "whether a reset is pending (y or n)", {
+    accept: ([flag]) => flag === "y" || flag === "n",
+  });
+  const target = reader.read(lines.target, "the balloon's target").values[0] as bigint;
+  const current = reader.read(lines.current, "the balloon's size").values[0] as bigint;
+
+  const commands = {} as Record<ModernCommandName, CommandCounters>;
+  for (const name of MODERN_COMMANDS) {
+    const [total, failedCount] = reader.read(lines.commands[name], `the ${name} command's counters`).values as [bigint, bigint];
+    commands[name] = { total, failed: failedCount };
+  }
+
+  const general: Partial<Record<ModernGeneralStatName, bigint>> = {};
+  for (const name of MODERN_GENERAL_STATS) {
+    // Drivers that predate the memory shrinker go from `reset` straight to the page counters.
+    if (name === "shrink" && !reader.peek()?.startsWith("shrink ")) break;
+    general[name] = reader.read(lines.general[name], `the ${name} counter`).values[0] as bigint;
+  }
+
+  // The first page counter line tells whether these lines carry a failed count.
+  const withFailed = / \(\d+ failed\)$/.test(reader.peek() ?? "");
+  const pages = {} as Record<ModernPageStatName, Record<PageSizeName, bigint>>;
+  const pagesFailed = {} as Record<ModernPageStatName, Record<PageSizeName, bigint>>;
+  for (const name of MODERN_PAGE_STATS) {
+    pages[name] = {} as Record<PageSizeName, bigint>;
+    pagesFailed[name] = {} as Record<PageSizeName, bigint>;
+    for (const size of PAGE_SIZE_NAMES) {
+      const what = `the ${name} (${size}) page counter${withFailed ? " with a failed count, as the first page counter has" : ""}`;
+      const { values } = reader.read(withFailed ? lines.pageWithFailed[name][size] : lines.page[name][size], what);
+      pages[name][size] = values[0] as bigint;
+      if (withFailed) pagesFailed[name][size] = values[1] as bigint;
+    }
+  }
+  reader.end("modern");
+
+  return {
+    layout: "modern",
+    balloonCapabilities: balloonCaps.values[0] as bigint,
+    usedCapabilities: usedCaps.values[0] as bigint,
+    isResetting: resetting.values[0] === "y",
+    target,
+    current,
+    commands,
+    general: general as ModernGeneralStats,
+    pages,
+    ...(withFailed ? { pagesFailed } : {}),
+    ...(hexZero === undefined ? {} : { hexZero }),
+  };
+}
+
+/** The names of the capability bits set in a mask, and the numbers of unknown bits. */
+export function capabilityNames(mask: bigint): string[] {
+  const names: string[] = [];
+  for (let bit = 0n; mask >> bit !== 0n; bit++) {
+    if (((mask >> bit) & 1n) === 0n) continue;
+    const known = Object.entries(CAPABILITIES).find(([, value]) => BigInt(value) === 1n << bit);
+    names.push(known ? known[0] : `bit${bit}`);
+  }
+  return names;
+}
