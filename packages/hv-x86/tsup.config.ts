@@ -1,4 +1,5 @@
 import { defineConfig } from "tsup";
 import { libraryBuild } from "../../tsup.shared.js";
 
-export default defineConfig(libraryBuild(["src/index.ts"]));
+// probe-child is run by path in a child process (see src/probe.ts); it is not an export.
+export default defineConfig(libraryBuild(["src/index.ts", "src/probe-child.ts"]));
