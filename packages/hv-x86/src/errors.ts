@@ -15,8 +15,6 @@ export const HV_ERROR_CODES = {
   E_PORT_UNAVAILABLE: "E_PORT_UNAVAILABLE",
   /** `/proc/self/pagemap` hides frame numbers from this process (needs CAP_SYS_ADMIN). */
   E_FRAMES_HIDDEN: "E_FRAMES_HIDDEN",
-  /** A probe found nothing answering on the port it tried. */
-  E_NO_BACKDOOR: "E_NO_BACKDOOR",
   /** The page source was used after {@link LinuxPageSource.close}. */
   E_CLOSED: "E_CLOSED",
 } as const;
