@@ -37,8 +37,9 @@ function dataPage(): { address: number; view: ArrayBuffer } {
  * function of type `prototype`. The page is never writable and executable at
  * once; it lives as long as the process (trampolines are few and cached).
  */
-function codePage<F>(code: Uint8Array, prototype: string): F {
+export function codePage<F>(code: Uint8Array, prototype: string): { fn: F; address: number } {
   const { koffi, libc } = native();
+  if (code.length > PAGE) throw new RangeError("a trampoline fits in one page");
   const address = libc.mmap(0, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (address === -1) throw lastError("mmap");
   new Uint8Array(koffi.view(BigInt(address), PAGE)).set(code);
@@ -47,7 +48,7 @@ function codePage<F>(code: Uint8Array, prototype: string): F {
     libc.munmap(address, PAGE);
     throw error;
   }
-  return koffi.decode(BigInt(address), koffi.proto(prototype)) as F;
+  return { fn: koffi.decode(BigInt(address), koffi.proto(prototype)) as F, address };
 }
 
 let blocks: { address: number; view: ArrayBuffer; used: number } | undefined;
@@ -72,7 +73,7 @@ export function cpuid(leaf: number, subleaf = 0): Registers {
   if (cpuidTrampoline === undefined) {
     const { address, registers } = registerBlock();
     cpuidTrampoline = {
-      fn: codePage<CpuidFunction>(cpuidCode(address), "uint32_t vmballoon_cpuid(uint32_t leaf, uint32_t subleaf)"),
+      fn: codePage<CpuidFunction>(cpuidCode(address), "uint32_t vmballoon_cpuid(uint32_t leaf, uint32_t subleaf)").fn,
       registers,
     };
   }
@@ -88,6 +89,8 @@ export function cpuid(leaf: number, subleaf = 0): Registers {
 export interface BackdoorCall {
   readonly call: (command: number, argument: number) => number;
   readonly registers: Uint32Array;
+  /** Where the code is. */
+  readonly address: number;
 }
 
 const backdoors = new Map<string, BackdoorCall>();
@@ -111,11 +114,11 @@ export function backdoorCall(options: BackdoorCallOptions): BackdoorCall {
   if (trampoline === undefined) {
     const { address, registers } = registerBlock();
     const code = backdoorCode({ magic: options.magic, port: options.port, block: address, harmless: options.harmless === true });
-    const call = codePage<(command: number, argument: number) => number>(
+    const { fn: call, address: codeAddress } = codePage<(command: number, argument: number) => number>(
       code,
       `uint32_t vmballoon_backdoor_${backdoors.size}(uint32_t command, uint32_t argument)`,
     );
-    trampoline = { call, registers };
+    trampoline = { call, registers, address: codeAddress };
     backdoors.set(key, trampoline);
   }
   return trampoline;
