@@ -47,6 +47,17 @@ const BY_CODE: Readonly<Record<string, ExitStatus>> = {
   // vmballoon stats: the kernel's vmmemctl is not there (no VMware guest, no driver, no debugfs) or is root's only.
   E_NO_VMMEMCTL: EXIT.UNAVAILABLE,
   E_VMMEMCTL_DENIED: EXIT.NO_PERMISSION,
+  // @vmballoon/hv-x86: the native layer, the backdoor and the page source.
+  /** Not Linux x64, or koffi did not load. */
+  E_NATIVE_UNAVAILABLE: EXIT.UNAVAILABLE,
+  /** CPUID does not say VMwareVMware: no balloon port to talk to. */
+  E_NOT_VMWARE: EXIT.UNAVAILABLE,
+  /** ioperm refused for the balloon port: needs CAP_SYS_RAWIO. */
+  E_PORT_DENIED: EXIT.NO_PERMISSION,
+  /** The kernel has no ioperm: the balloon port cannot be reached from user mode. */
+  E_PORT_UNAVAILABLE: EXIT.UNAVAILABLE,
+  /** /proc/self/pagemap hides frame numbers: needs CAP_SYS_ADMIN. */
+  E_FRAMES_HIDDEN: EXIT.NO_PERMISSION,
   // Node's file system, for files the user named.
   ENOENT: EXIT.USAGE,
   EISDIR: EXIT.USAGE,

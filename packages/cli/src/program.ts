@@ -30,6 +30,26 @@ function program() {
     .example(`  $ ${NAME} stats --file saved-vmmemctl.txt --format prometheus > /var/lib/node_exporter/textfile/vmballoon.prom`)
     .action(async (options) => (await import("./commands/stats.js")).stats(options));
 
+  cli
+    .command("detect", "What this machine is: CPU vendor, hypervisor, VMware or not, backdoor version, kernel balloon driver")
+    .option("--json", "Print the detection record as JSON and nothing else on stdout")
+    .option("--probe", "Also try the backdoor's GETVERSION off VMware, in a child process (a fault kills only the child)")
+    .example(`  $ ${NAME} detect --json`)
+    .action(async (options) => (await import("./commands/detect.js")).detectCommand(options));
+
+  cli
+    .command("run", "Run the balloon driver in userspace, a cycle a second, until SIGTERM or SIGINT unloads it")
+    .option("--host <host>", "vmware (the balloon port; the default) or simulated (the reference monitor behind real memory)")
+    .option("--target <pages>", "With --host simulated: the monitor's fixed target, in pages")
+    .option("--scenario <file>", "With --host simulated: a scenario's schedule of targets, resets and failures")
+    .option("--stats-file <file>", "Rewrite this file after each cycle with the debugfs vmmemctl text")
+    .option("--interval <duration>", "Time between cycles: 1s (the default), 250ms, 2")
+    .option("--force", "With --host vmware: run even though the kernel's balloon driver is loaded")
+    .option("--probe", "With --host vmware off VMware: probe the balloon port in a child process and say what is there")
+    .option("--json", "Print JSON Lines on stdout: start, each cycle, exit")
+    .example(`  $ sudo ${NAME} run --host simulated --target 16384 --stats-file /run/vmmemctl`)
+    .action(async (options) => (await import("./commands/run.js")).run(options));
+
   cli.help();
   cli.version(__VERSION__);
   return cli;

@@ -1,1 +1,23 @@
-export {};
+/**
+ * The VMware balloon's x86 side, through koffi: CPUID, the backdoor call, and
+ * real Linux guest pages — the implementations of `@vmballoon/core`'s
+ * `Hypervisor` and `PageSource` ports for a real guest.
+ *
+ * Linux x64 only. Anywhere else this module still imports, and every native
+ * entry point throws `HvError` with code `E_NATIVE_UNAVAILABLE`. Nothing
+ * native is loaded until first use.
+ *
+ * @packageDocumentation
+ */
+export { BalloonHypervisor } from "./balloon-port.js";
+export { KERNEL_BALLOON_DRIVERS, VMWARE_SIGNATURE, detect } from "./detect.js";
+export type { BackdoorVersion, Detection } from "./detect.js";
+export { HV_ERROR_CODES, HvError, SystemCallError } from "./errors.js";
+export type { HvErrorCode } from "./errors.js";
+export { nativeAvailable } from "./native.js";
+export { LinuxPageSource } from "./page-source.js";
+export type { PageSourceOptions } from "./page-source.js";
+export { probeBackdoor, probeBalloon } from "./probe.js";
+export type { ProbeOptions, ProbeResult } from "./probe.js";
+export { cpuid } from "./trampolines.js";
+export type { Registers } from "./trampolines.js";

@@ -1,0 +1,103 @@
+/*
+ * The machine code of the trampolines, as bytes (x86-64, System V calling
+ * convention). Pure functions: nothing here maps or runs anything.
+ *
+ * Every trampoline saves and restores RBX (callee-saved in the System V ABI,
+ * and CPUID and the backdoor both write it), and stores the four registers
+ * EAX, EBX, ECX, EDX it ends with into a 16-byte block of memory whose address
+ * is baked into the code: reading them back from JavaScript is then a typed
+ * array read, not an out-parameter for koffi to marshal.
+ */
+
+/** `in eax, dx`: the backdoor instruction (a 32-bit read of the port in DX). */
+export const IN_EAX_DX = 0xed;
+
+/**
+ * The four bytes where the backdoor instruction sits: `in eax, dx` and three
+ * NOPs. The NOPs make room for {@link HARMLESS_SLOT}.
+ */
+export const BACKDOOR_SLOT: readonly number[] = [IN_EAX_DX, 0x90, 0x90, 0x90];
+
+/**
+ * What the test build of the same code has instead of `in eax, dx`:
+ * `xchg eax, ebx; xchg ecx, edx; nop`. Harmless anywhere, and observable:
+ * every input register comes back in a different output register, so a wrong
+ * register in the marshalling shows.
+ */
+export const HARMLESS_SLOT: readonly number[] = [0x93, 0x87, 0xca, 0x90];
+
+/** Byte offset of the backdoor slot in {@link backdoorCode}'s output. */
+export const BACKDOOR_SLOT_OFFSET = 15;
+
+/** Size in bytes of the register block a trampoline writes (EAX, EBX, ECX, EDX). */
+export const REGISTER_BLOCK_SIZE = 16;
+
+function u32(value: number): number[] {
+  return [value & 0xff, (value >>> 8) & 0xff, (value >>> 16) & 0xff, (value >>> 24) & 0xff];
+}
+
+function u64(value: number): number[] {
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`not an address: ${value}`);
+  const bytes = new Uint8Array(8);
+  new DataView(bytes.buffer).setBigUint64(0, BigInt(value), true);
+  return [...bytes];
+}
+
+/** `movabs r8, block; mov [r8], eax; mov [r8+4], ebx; mov [r8+8], ecx; mov [r8+12], edx; pop rbx; ret`. */
+function storeRegistersAndReturn(block: number): number[] {
+  return [
+    0x49, 0xb8, ...u64(block), // movabs r8, block
+    0x41, 0x89, 0x00, // mov [r8], eax
+    0x41, 0x89, 0x58, 0x04, // mov [r8+4], ebx
+    0x41, 0x89, 0x48, 0x08, // mov [r8+8], ecx
+    0x41, 0x89, 0x50, 0x0c, // mov [r8+12], edx
+    0x5b, // pop rbx
+    0xc3, // ret
+  ];
+}
+
+/**
+ * `uint32_t cpuid(uint32_t leaf, uint32_t subleaf)`: CPUID with EAX = leaf
+ * and ECX = subleaf; returns EAX and stores EAX, EBX, ECX, EDX at `block`.
+ */
+export function cpuidCode(block: number): Uint8Array {
+  return Uint8Array.from([
+    0x53, // push rbx
+    0x89, 0xf8, // mov eax, edi   (leaf)
+    0x89, 0xf1, // mov ecx, esi   (subleaf)
+    0x0f, 0xa2, // cpuid
+    ...storeRegistersAndReturn(block),
+  ]);
+}
+
+export interface BackdoorCodeOptions {
+  /** Magic in EAX (the balloon's 0x456c6d6f, or the backdoor's "VMXh"). */
+  readonly magic: number;
+  /** I/O port in DX (0x5670 for the balloon, 0x5658 for the backdoor). */
+  readonly port: number;
+  /** Address of the 16-byte register block the code writes. */
+  readonly block: number;
+  /** The test build: {@link HARMLESS_SLOT} where `in eax, dx` would be. */
+  readonly harmless?: boolean;
+}
+
+/**
+ * `uint32_t call(uint32_t command, uint32_t argument)`: the seed's
+ * `VMWARE_BALLOON_CMD` — EAX = magic, EBX = argument, ECX = command,
+ * EDX = port, `in eax, dx` — then returns EAX (the status) and stores EAX,
+ * EBX (the result), ECX, EDX at `block`. Magic and port are immediates, so a
+ * call passes two arguments, not four.
+ */
+export function backdoorCode(options: BackdoorCodeOptions): Uint8Array {
+  const slot = options.harmless ? HARMLESS_SLOT : BACKDOOR_SLOT;
+  const code = Uint8Array.from([
+    0x53, // push rbx
+    0x89, 0xf9, // mov ecx, edi   (command)
+    0x89, 0xf3, // mov ebx, esi   (argument)
+    0xb8, ...u32(options.magic), // mov eax, magic
+    0xba, ...u32(options.port), // mov edx, port
+    ...slot, // in eax, dx  (or the harmless instruction)
+    ...storeRegistersAndReturn(options.block),
+  ]);
+  return code;
+}

@@ -1,0 +1,104 @@
+import { readFileSync } from "node:fs";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { BACKDOOR_MAGIC, BACKDOOR_PORT, COMMANDS, HV_MAGIC, HV_PORT } from "@vmballoon/protocol";
+import { BACKDOOR, BALLOON, backdoorCall, codePage, cpuid } from "./trampolines.js";
+
+const linuxX64 = process.platform === "linux" && process.arch === "x64";
+
+/** The first processor's fields of /proc/cpuinfo. */
+function cpuinfo(): { vendor: string; flags: string[] } {
+  const text = readFileSync("/proc/cpuinfo", "utf8");
+  const vendor = /^vendor_id\s*:\s*(.*)$/m.exec(text)?.[1] ?? "";
+  const flags = (/^flags\s*:\s*(.*)$/m.exec(text)?.[1] ?? "").split(/\s+/);
+  return { vendor, flags };
+}
+
+function text(...values: number[]): string {
+  const bytes = Buffer.alloc(values.length * 4);
+  values.forEach((value, i) => bytes.writeUInt32LE(value, i * 4));
+  return bytes.toString("latin1");
+}
+
+describe.skipIf(!linuxX64)("CPUID through the trampoline", () => {
+  it("gives the vendor that /proc/cpuinfo shows", () => {
+    const leaf0 = cpuid(0);
+    expect(text(leaf0.ebx, leaf0.edx, leaf0.ecx)).toBe(cpuinfo().vendor);
+    expect(leaf0.eax).toBeGreaterThanOrEqual(1); // the highest basic leaf
+  });
+
+  it("gives the hypervisor-present bit that /proc/cpuinfo shows as the 'hypervisor' flag", () => {
+    const bit = (cpuid(1).ecx >>> 31) & 1;
+    expect(bit === 1).toBe(cpuinfo().flags.includes("hypervisor"));
+  });
+
+  it("passes the subleaf in ECX (leaf 0xB echoes it in ECX bits 0-7)", () => {
+    if (cpuid(0).eax < 0xb) return; // no topology leaf on this CPU
+    for (const subleaf of [0, 1, 2]) expect(cpuid(0xb, subleaf).ecx & 0xff).toBe(subleaf);
+    // and leaf 1's family/model (EAX) is the same whatever the subleaf.
+    expect(cpuid(1, 5).eax).toBe(cpuid(1, 0).eax);
+  });
+});
+
+describe.skipIf(!linuxX64)("the backdoor trampoline, test build (the IN replaced by xchg eax,ebx; xchg ecx,edx)", () => {
+  it.each([
+    ["balloon", BALLOON, HV_MAGIC, HV_PORT],
+    ["general backdoor", BACKDOOR, BACKDOOR_MAGIC, BACKDOOR_PORT],
+  ])("%s: magic to EAX, argument to EBX, command to ECX, port to EDX, and back", (_name, target, magic, port) => {
+    const { call, registers } = backdoorCall({ ...target, harmless: true });
+    const status = call(COMMANDS.LOCK, 0x0012_3456);
+    // After the exchange: EAX had the argument, EBX the magic, ECX the port, EDX the command.
+    expect(status).toBe(0x0012_3456);
+    expect([...registers]).toEqual([0x0012_3456, magic, port, COMMANDS.LOCK]);
+  });
+
+  it("carries any 32-bit command and argument, unsigned, call after call", () => {
+    const { call, registers } = backdoorCall({ ...BALLOON, harmless: true });
+    fc.assert(
+      fc.property(fc.nat({ max: 0xffff_ffff }), fc.nat({ max: 0xffff_ffff }), (command, argument) => {
+        expect(call(command, argument)).toBe(argument);
+        expect(registers[0]).toBe(argument);
+        expect(registers[1]).toBe(HV_MAGIC);
+        expect(registers[2]).toBe(HV_PORT);
+        expect(registers[3]).toBe(command);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("leaves RBX (callee-saved) as the caller had it", () => {
+    // A caller in machine code: RBX = a pattern, call the trampoline, return RBX.
+    const { address } = backdoorCall({ ...BALLOON, harmless: true });
+    const caller = Uint8Array.from([
+      0x53, // push rbx
+      0x48, 0xbb, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, // movabs rbx, 0x1122334455667788
+      0xbf, 0x02, 0x00, 0x00, 0x00, // mov edi, 2 (command)
+      0xbe, 0x39, 0x30, 0x00, 0x00, // mov esi, 12345 (argument)
+      0x48, 0xb8, ...new Uint8Array(new BigUint64Array([BigInt(address)]).buffer), // movabs rax, trampoline
+      0xff, 0xd0, // call rax
+      0x48, 0x89, 0xd8, // mov rax, rbx
+      0x5b, // pop rbx
+      0xc3, // ret
+    ]);
+    const { fn } = codePage<() => bigint | number>(caller, "uint64_t vmballoon_test_rbx_caller(void)");
+    expect(BigInt(fn())).toBe(0x1122334455667788n);
+  });
+
+  it("caches one trampoline per port, magic and build", () => {
+    expect(backdoorCall({ ...BALLOON, harmless: true })).toBe(backdoorCall({ ...BALLOON, harmless: true }));
+    expect(backdoorCall({ ...BALLOON, harmless: true })).not.toBe(backdoorCall({ ...BACKDOOR, harmless: true }));
+  });
+});
+
+describe.skipIf(!linuxX64)("code pages", () => {
+  it("are mapped read+execute, never writable and executable at once", () => {
+    const before = new Set(readFileSync("/proc/self/maps", "utf8").split("\n"));
+    backdoorCall({ magic: 0x1234_5678, port: 0x99, harmless: true });
+    const added = readFileSync("/proc/self/maps", "utf8")
+      .split("\n")
+      .filter((line) => !before.has(line));
+    const executable = added.filter((line) => /^\S+ ..x/.test(line));
+    expect(executable.length).toBeGreaterThanOrEqual(1);
+    for (const line of executable) expect(line).toMatch(/^\S+ r-xp /);
+  });
+});
