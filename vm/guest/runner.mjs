@@ -44,8 +44,11 @@ function runCheck(check, finalEnabled) {
   };
 }
 
+const dmesgLines = () => (spawnSync("dmesg", [], { encoding: "utf8" }).stdout ?? "").trim().split("\n");
+
 const out = { boot: null, final: false, node: process.version, checks: [] };
 try {
+  const kernelLogBefore = dmesgLines().length;
   const args = kernelArgs();
   out.boot = args.vmtest_boot ?? null;
   out.final = args.vmtest_final === "1";
@@ -55,10 +58,8 @@ try {
     out.checks.push(c);
     process.stderr.write(`VMTEST-CHECK ${c.status.toUpperCase()} ${c.name}${c.ms !== undefined ? ` (${c.ms} ms)` : ""}\n`);
   }
-  if (out.checks.some((c) => c.status === "fail")) {
-    const dmesg = spawnSync("dmesg", [], { encoding: "utf8" });
-    out.dmesg = (dmesg.stdout ?? "").trim().split("\n").slice(-15);
-  }
+  // On failure, what the kernel said while the checks ran (a trapped fault, an oops).
+  if (out.checks.some((c) => c.status === "fail")) out.dmesg = dmesgLines().slice(kernelLogBefore).slice(-15);
 } catch (error) {
   out.error = String(error?.stack ?? error);
 }

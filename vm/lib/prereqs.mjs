@@ -67,6 +67,13 @@ function fetchKernel(cacheDir, log) {
 export function ensurePrereqs({ cacheDir, log }) {
   mkdirSync(cacheDir, { recursive: true });
   const actions = [];
+  let t = performance.now();
+  /** Records an action with the seconds since the previous one. */
+  const did = (what) => {
+    const now = performance.now();
+    actions.push(`${what} (${((now - t) / 1000).toFixed(1)} s)`);
+    t = now;
+  };
 
   // 1. Packages installed on the system.
   const wanted = ["qemu-system-x86", "cpio", ...(have("strip") ? [] : ["binutils"])];
@@ -76,11 +83,12 @@ export function ensurePrereqs({ cacheDir, log }) {
       () => run("apt-get", ["install", "-y", "--no-install-recommends", ...missing], { env: APT_ENV, allowFail: true, log }),
       log,
     );
-    actions.push(`apt-get install ${missing.join(" ")}`);
+    did(`apt-get install ${missing.join(" ")}`);
     if (!r.ok && !installed("qemu-system-x86")) return { skip: `QEMU could not be installed (apt-get install qemu-system-x86 failed; see ${log})` };
     if (!r.ok) throw new StepError(`apt-get install ${missing.join(" ")} failed (see ${log})`);
   }
   if (!have("qemu-system-x86_64")) return { skip: "qemu-system-x86_64 is not on PATH after installing qemu-system-x86" };
+  t = performance.now();
 
   // 2. The kernel: the ONE package linux-image-amd64 names, cached by its name.
   //    Stale package lists may name a kernel the archive no longer has: then
@@ -92,7 +100,8 @@ export function ensurePrereqs({ cacheDir, log }) {
   }
   if (!kernelStep.ok) throw new StepError(kernelStep.why);
   const { kernel, kpkg } = kernelStep;
-  if (kernelStep.downloaded) actions.push(`apt-get download ${kpkg}`);
+  if (kernelStep.downloaded) did(`apt-get download ${kpkg}, vmlinuz extracted`);
+  t = performance.now();
 
   // 3. busybox-static, cached.
   const busybox = join(cacheDir, "busybox", "busybox");
@@ -108,7 +117,7 @@ export function ensurePrereqs({ cacheDir, log }) {
     renameSync(join(tmp, "bin", "busybox"), busybox);
     rmSync(tmp, { recursive: true, force: true });
     rmSync(deb, { force: true });
-    actions.push("apt-get download busybox-static");
+    did("apt-get download busybox-static");
   }
 
   return { qemu: "qemu-system-x86_64", kernel, kernelPackage: kpkg, busybox, actions };
