@@ -5,15 +5,14 @@
 //   --boot NAME          only this boot (repeatable): vmport-on, vmport-off
 //   --build-only         prepare and build the initramfs, boot nothing
 // Environment:
-//   VMTEST_FINAL=auto|1|0       issue 5's final CLI checks (default auto, see vm/checks.mjs)
 //   VMTEST_BOOT_TIMEOUT=SECONDS one boot's limit (default 300)
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { BOOTS, FINAL_DEFAULT, checksFor } from "./checks.mjs";
+import { BOOTS, checksFor } from "./checks.mjs";
 import { boot } from "./lib/boot.mjs";
-import { buildInitramfs, cliHasDetect } from "./lib/initramfs.mjs";
+import { buildInitramfs } from "./lib/initramfs.mjs";
 import { ensurePrereqs } from "./lib/prereqs.mjs";
 import { StepError, fmtMiB, fmtS, timed } from "./lib/sh.mjs";
 
@@ -28,7 +27,6 @@ async function main() {
   const boots = values.boot ?? Object.keys(BOOTS);
   for (const b of boots) if (!BOOTS[b]) throw new StepError(`unknown boot '${b}' (known: ${Object.keys(BOOTS).join(", ")})`);
   const timeoutS = Number(process.env.VMTEST_BOOT_TIMEOUT ?? 300);
-  const finalMode = (process.env.VMTEST_FINAL ?? FINAL_DEFAULT).toLowerCase();
 
   if (process.platform !== "linux" || process.arch !== "x64") {
     say(`test:vm: SKIPPED — needs Linux on x86-64 (this is ${process.platform}/${process.arch})`);
@@ -61,15 +59,9 @@ async function main() {
   say(`  ${relative(repo, img.initrd)}: ${fmtMiB(img.bytes.initrd)} (base ${fmtMiB(img.bytes.base)} + project ${fmtMiB(img.bytes.app)})`);
   say(`  packed: ${img.packages.join(" ")}; native: ${img.addons.join(" ")}`);
 
-  const hasDetect = cliHasDetect(img.stage);
-  const final = finalMode === "1" || finalMode === "on" || (finalMode === "auto" && hasDetect);
-  say(
-    `  final CLI checks: ${final ? "ENABLED" : "pending"} (VMTEST_FINAL=${finalMode}; ` +
-      `packed CLI ${hasDetect ? "has" : "has no"} \`detect\`)`,
-  );
   if (values["build-only"]) return 0;
 
-  let passed = 0, failed = 0, pending = 0;
+  let passed = 0, failed = 0;
   timings.boots = {};
   for (const name of boots) {
     const expected = checksFor(name);
@@ -82,7 +74,6 @@ async function main() {
       machine,
       kernel: pre.kernel,
       initrd: img.initrd,
-      final,
       timeoutS,
       log: join(logDir, `boot-${name}.log`),
       onLine: (line) => {
@@ -95,21 +86,13 @@ async function main() {
     if (r.result?.error) say(`  guest runner error: ${r.result.error}`);
     for (const check of expected) {
       const c = reported.get(check.name);
-      if (!c && check.pending && !final) {
-        pending++;
-        say(`  PENDING  ${check.name}`);
-        continue;
-      }
       if (!c) {
         failed++;
         say(`  FAIL     ${check.name}`);
         say(`           not reported by the guest${r.problem ? `: ${r.problem}` : ""}`);
         continue;
       }
-      if (c.status === "pending") {
-        pending++;
-        say(`  PENDING  ${c.name}  (\`${check.command.slice(1).join(" ")}\`; VMTEST_FINAL=1 forces it)`);
-      } else if (c.status === "pass") {
+      if (c.status === "pass") {
         passed++;
         say(`  PASS     ${c.name}  (${c.ms} ms)`);
       } else {
@@ -137,7 +120,7 @@ async function main() {
       Object.entries(timings.boots).map(([b, s]) => `boot ${b} ${fmtS(s)}`).join(", ") +
       `, total ${fmtS(total)}`,
   );
-  say(`vmtest: ${passed} passed, ${failed} failed, ${pending} skipped`);
+  say(`vmtest: ${passed} passed, ${failed} failed`);
   return failed > 0 ? 1 : 0;
 }
 

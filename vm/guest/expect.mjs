@@ -1,14 +1,19 @@
 // Evaluates a check's `expect` (see vm/checks.mjs) against how its command
 // ended. Returns the list of failures, each { what, expected, actual }.
 
-/** The last non-empty line of stdout, parsed as JSON (undefined when it is not JSON). */
+/**
+ * Stdout as one JSON document, or else its last non-empty line as one (JSON
+ * Lines); undefined when neither is JSON.
+ */
 export function lastJson(stdout) {
-  const line = stdout.trim().split("\n").pop();
-  try {
-    return JSON.parse(line);
-  } catch {
-    return undefined;
+  for (const text of [stdout, stdout.trim().split("\n").pop()]) {
+    try {
+      return JSON.parse(text);
+    } catch {
+      // not this one
+    }
   }
+  return undefined;
 }
 
 function at(value, path) {

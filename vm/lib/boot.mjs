@@ -26,8 +26,8 @@ export function qemuArgs({ machine, kernel, initrd, append }) {
 /**
  * @returns {Promise<{ seconds: number, result: object | null, problem: string | null, console: string, log: string, argv: string[] }>}
  */
-export function boot({ qemu, name, machine, kernel, initrd, final, timeoutS, log, onLine }) {
-  const append = `console=ttyS0 panic=-1 quiet vmtest_boot=${name} vmtest_final=${final ? 1 : 0}`;
+export function boot({ qemu, name, machine, kernel, initrd, timeoutS, log, onLine }) {
+  const append = `console=ttyS0 panic=-1 quiet vmtest_boot=${name}`;
   const args = qemuArgs({ machine, kernel, initrd, append });
   const started = process.hrtime.bigint();
   return new Promise((resolve) => {

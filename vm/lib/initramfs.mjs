@@ -5,7 +5,7 @@
 //              under .vm/cache/, rebuilt only when node or busybox changes;
 //   app.cpio   /init, and /app: the packed project installed with its
 //              production dependencies (koffi's prebuilt native module
-//              included) plus vm/checks.mjs, vm/guest/ and vm/probe/ — rebuilt
+//              included) plus vm/checks.mjs and vm/guest/ — rebuilt
 //              on every run.
 // Uncompressed on purpose: under TCG the kernel copies it far faster than it
 // would decompress it.
@@ -111,12 +111,6 @@ function stageProject({ repo, vmDir, log }) {
   return { stage, packages: packed.map((p) => `${p.name}@${p.version}`) };
 }
 
-/** Whether the packed CLI already has issue 5's `detect` command. */
-export function cliHasDetect(stage) {
-  const r = run(process.execPath, [join(stage, "node_modules/vmballoon/bin/vmballoon.js"), "--help"], { allowFail: true });
-  return r.ok && /^\s+detect\b/m.test(r.stdout);
-}
-
 function buildApp({ repo, vmDir, stage, baseLibs }) {
   const root = join(vmDir, "build", "app-root");
   rmSync(root, { recursive: true, force: true });
@@ -124,7 +118,7 @@ function buildApp({ repo, vmDir, stage, baseLibs }) {
   copyFileSync(join(repo, "vm/guest/init"), join(root, "init"));
   run("chmod", ["0755", join(root, "init")]);
   cpSync(join(stage, "node_modules"), join(root, "app/node_modules"), { recursive: true, verbatimSymlinks: true });
-  for (const part of ["checks.mjs", "guest", "probe"]) cpSync(join(repo, "vm", part), join(root, "app/vm", part), { recursive: true });
+  for (const part of ["checks.mjs", "guest"]) cpSync(join(repo, "vm", part), join(root, "app/vm", part), { recursive: true });
 
   // Native addons (koffi's) may need libraries that node itself does not.
   const have = new Set(baseLibs);
