@@ -9,10 +9,11 @@
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { COMMANDS, MAX_PFN, PAGE_SIZE, commandName, describeStatus } from "@vmballoon/protocol";
 import { Balloon, debugfsText, type Hypervisor, type HypervisorReply } from "@vmballoon/core";
-import { SimMonitor, parseScenario, type Scenario, type ScenarioEvent } from "@vmballoon/core/sim";
+import { SimMonitor, type Scenario, type ScenarioEvent } from "@vmballoon/core/sim";
 import { BalloonHypervisor, LinuxPageSource, SystemCallError, detect, probeBalloon, type ProbeResult } from "@vmballoon/hv-x86";
 import { CliError, EXIT, UsageError, describeFileError } from "../errors.js";
 import { isTerminal } from "../output.js";
+import { loadScenario } from "../scenario-file.js";
 
 export interface RunOptions {
   readonly host?: string | number | boolean;
@@ -84,21 +85,6 @@ function plan(options: RunOptions): Plan {
   }
   const scenario = scenarioFile === undefined ? undefined : { file: scenarioFile, scenario: loadScenario(scenarioFile) };
   return { host, intervalMs, target, scenario, statsFile, force: options.force === true, probe: options.probe === true, json: options.json === true };
-}
-
-function loadScenario(file: string): Scenario {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (error) {
-    throw describeFileError(error, "read the scenario", file);
-  }
-  try {
-    return parseScenario(text);
-  } catch (error) {
-    if (error instanceof Error) error.message = `${file}: ${error.message}`;
-    throw error;
-  }
 }
 
 /** Why there is no balloon to drive here, from a probe of the balloon port. */

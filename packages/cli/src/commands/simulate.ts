@@ -1,17 +1,16 @@
-import { readFileSync } from "node:fs";
 import { PAGE_SIZE } from "@vmballoon/protocol";
 import {
   builtinScenario,
   formatTraceRecord,
-  parseScenario,
   runScenario,
   type RunResult,
   type Scenario,
   type TraceRecord,
 } from "@vmballoon/core/sim";
 import { renderChart } from "../chart.js";
-import { UsageError, describeFileError } from "../errors.js";
+import { UsageError } from "../errors.js";
 import { colorsFor, isTerminal, styler } from "../output.js";
+import { loadScenario } from "../scenario-file.js";
 import { LineWriter } from "../trace-writer.js";
 
 export interface SimulateOptions {
@@ -22,22 +21,6 @@ export interface SimulateOptions {
 
 /** Cycles after which a run on a terminal shows its progress. */
 const PROGRESS_AFTER_CYCLES = 2000;
-
-function loadScenario(file: string): Scenario {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (error) {
-    throw describeFileError(error, "read the scenario", file);
-  }
-  try {
-    return parseScenario(text);
-  } catch (error) {
-    // Name the file, then the field: "churn.json: events[2].cycle: …".
-    if (error instanceof Error) error.message = `${file}: ${error.message}`;
-    throw error;
-  }
-}
 
 function mebibytes(pages: number): string {
   return `${((pages * PAGE_SIZE) / 2 ** 20).toFixed(1)} MiB`;

@@ -1,4 +1,5 @@
-import { commandName, type BalloonStats } from "@vmballoon/protocol";
+import { commandName } from "@vmballoon/protocol";
+import type { BalloonSnapshot } from "../balloon.js";
 import type { Hypervisor, HypervisorReply } from "../ports.js";
 
 /** A hypervisor command, as it returns. */
@@ -11,19 +12,12 @@ export interface CommandRecord {
   readonly result: number;
 }
 
-/** The driver's state after work cycle `cycle`. */
-export interface CycleRecord {
+/** The driver's state after work cycle `cycle` (keys in this order: t, cycle, size, target, rateAlloc, rateFree, slowCycles, resetRequired, guestFree, stats). */
+export interface CycleRecord extends BalloonSnapshot {
   readonly t: "cycle";
   readonly cycle: number;
-  readonly size: number;
-  readonly target: number;
-  readonly rateAlloc: number;
-  readonly rateFree: number;
-  readonly slowCycles: number;
-  readonly resetRequired: boolean;
   /** Depth of the guest's free stack. */
   readonly guestFree: number;
-  readonly stats: BalloonStats;
 }
 
 /** The debugfs file after the last cycle, exactly as the seed prints it. */
