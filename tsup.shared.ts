@@ -11,7 +11,8 @@ import type { Options } from "tsup";
  */
 export function libraryBuild(): Options {
   return {
-    entry: ["src/**/*.ts", "!src/**/*.test.ts"],
+    // Tests and benchmarks (*.test.ts, *.bench.ts) are not part of a package.
+    entry: ["src/**/*.ts", "!src/**/*.test.ts", "!src/**/*.bench.ts"],
     bundle: false,
     format: ["esm"],
     target: "node20",

@@ -1,5 +1,5 @@
 /*
- * `npm run bench`: figures, not a timed test. Built to .bench/ and run by the
+ * `npm run bench`: figures, not a timed test. Built to .bench/native.bench.js and run by the
  * package's `bench` script.
  *
  * 1. One backdoor-shaped call through koffi: the balloon trampoline's test
