@@ -196,6 +196,20 @@ describe("inflate (vmballoon_inflate)", () => {
     expect(pages.allocations).toHaveLength(NOSLEEP_ALLOC_MAX + 1);
   });
 
+  it("raises rate_alloc even in a cycle where a NOSLEEP allocation failed, when the last one succeeded (seed: error is the last)", () => {
+    const { pages, balloon } = loaded(100_000);
+    pages.nosleepLeft = 0;
+    pages.cansleepLeft = 0;
+    balloon.work();
+    expect(balloon.snapshot().rateAlloc).toBe(1024);
+    // Slow cycles: the rate is 1024; NOSLEEP fails after 100 pages, sleeping allocations finish the cycle.
+    pages.nosleepLeft = 100;
+    pages.cansleepLeft = Number.POSITIVE_INFINITY;
+    balloon.work();
+    expect(balloon.snapshot().stats.allocFail).toBe(2);
+    expect(balloon.snapshot().rateAlloc).toBe(1024 + 16);
+  });
+
   it("pauses instead of sleeping when rate_alloc pages were already allocated before the NOSLEEP failure", () => {
     const { pages, balloon } = loaded(100_000);
     pages.nosleepLeft = RATE_ALLOC_MAX + 5;
