@@ -33,7 +33,7 @@ export class MeminfoReader {
   private fd: number;
   private readonly buffer = Buffer.alloc(16384);
 
-  constructor(private readonly path = "/proc/meminfo") {
+  constructor(path = "/proc/meminfo") {
     this.fd = openSync(path, "r");
   }
 

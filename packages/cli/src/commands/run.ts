@@ -7,9 +7,9 @@
  * SIGTERM/SIGINT unloading as the seed's `vmballoon_exit` does.
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { COMMANDS, MAX_PFN, PAGE_SIZE, commandName, describeStatus } from "@vmballoon/protocol";
+import { MAX_PFN, PAGE_SIZE, commandName, describeStatus } from "@vmballoon/protocol";
 import { Balloon, debugfsText, type Hypervisor, type HypervisorReply } from "@vmballoon/core";
-import { SimMonitor, type Scenario, type ScenarioEvent } from "@vmballoon/core/sim";
+import { EventSchedule, SimMonitor, type Scenario } from "@vmballoon/core/sim";
 import { BalloonHypervisor, LinuxPageSource, SystemCallError, detect, probeBalloon, type ProbeResult } from "@vmballoon/hv-x86";
 import { CliError, EXIT, UsageError, describeFileError } from "../errors.js";
 import { isTerminal } from "../output.js";
@@ -202,14 +202,6 @@ class Narrator {
   }
 }
 
-/** The scenario's monitor events, applied as SIMULATION.md says (the guest is this machine: guestUse/guestRelease do not apply). */
-function applyEvent(monitor: SimMonitor, event: ScenarioEvent): void {
-  if (event.setTarget !== undefined) monitor.target = event.setTarget;
-  if (event.reset === true) monitor.reset();
-  if (event.refuse) monitor.refuse(event.refuse.pfn, event.refuse.status);
-  if (event.failNext) monitor.failNext(COMMANDS[event.failNext.cmd], event.failNext.count, event.failNext.status);
-}
-
 export async function run(options: RunOptions): Promise<number> {
   const settings = plan(options);
   const emitter = new Emitter(settings.json);
@@ -232,10 +224,10 @@ export async function run(options: RunOptions): Promise<number> {
   const balloon = new Balloon(lastReply, source, { onError: (message) => loaded && narrator.line(message) });
 
   const statsFile = settings.statsFile;
-  const events = [...(settings.scenario?.scenario.events ?? [])].sort((a, b) => a.cycle - b.cycle);
-  let nextEvent = 0;
+  // The scenario's monitor events; the guest is this machine, so guestUse/guestRelease do not apply.
+  const schedule = new EventSchedule(settings.scenario?.scenario.events ?? []);
   const enterCycle = (cycle: number) => {
-    while (nextEvent < events.length && events[nextEvent]!.cycle === cycle) applyEvent(monitor!, events[nextEvent++]!);
+    if (monitor) schedule.apply(cycle, monitor);
   };
 
   // Stop on SIGTERM/SIGINT: the wait between cycles ends at once, and the unload follows.

@@ -13,6 +13,6 @@ export type {
   InitFailedRecord,
   TraceRecord,
 } from "./trace.js";
-export { Simulation, runScenario } from "./runner.js";
+export { EventSchedule, Simulation, runScenario } from "./runner.js";
 export type { RunOptions, RunResult } from "./runner.js";
 export { builtinScenario } from "./builtin.js";

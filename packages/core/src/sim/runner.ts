@@ -31,6 +31,45 @@ export interface RunResult {
 }
 
 /**
+ * A scenario's events in time order, applied cycle by cycle: those of cycle
+ * k just before cycle k runs, in the order of the file.
+ */
+export class EventSchedule {
+  private readonly events: readonly ScenarioEvent[];
+  private next = 0;
+
+  constructor(events: readonly ScenarioEvent[]) {
+    // Stable: events of one cycle keep the file's order.
+    this.events = [...events].sort((a, b) => a.cycle - b.cycle);
+  }
+
+  /**
+   * Applies the events of `cycle` (cycles are entered in order). Without a
+   * guest (`vmballoon run`, where the guest is the real machine), guestUse and
+   * guestRelease do not apply.
+   */
+  apply(cycle: number, monitor: SimMonitor, guest?: SimGuest): void {
+    const events = this.events;
+    while (this.next < events.length && events[this.next]!.cycle === cycle) {
+      applyEvent(events[this.next++]!, monitor, guest);
+    }
+  }
+}
+
+/** One event's actions, in the order setTarget, reset, guestUse, guestRelease, refuse, failNext. */
+function applyEvent(event: ScenarioEvent, monitor: SimMonitor, guest: SimGuest | undefined): void {
+  if (event.setTarget !== undefined) monitor.target = event.setTarget;
+  if (event.reset === true) monitor.reset();
+  if (guest && event.guestUse !== undefined) guest.use(event.guestUse);
+  if (guest && event.guestRelease !== undefined) guest.release(event.guestRelease);
+  if (event.refuse) monitor.refuse(event.refuse.pfn, event.refuse.status);
+  if (event.failNext) {
+    const { cmd, count, status } = event.failNext;
+    monitor.failNext(COMMANDS[cmd], count, status);
+  }
+}
+
+/**
  * A scenario's guest, monitor and balloon, wired together. {@link runScenario}
  * drives it; it is exported for callers that need to look inside (tests).
  */
@@ -39,8 +78,7 @@ export class Simulation {
   readonly monitor: SimMonitor;
   readonly balloon: Balloon;
   private readonly tracer: TracingHypervisor | undefined;
-  private readonly events: readonly ScenarioEvent[];
-  private nextEvent = 0;
+  private readonly schedule: EventSchedule;
 
   constructor(
     readonly scenario: Scenario,
@@ -55,17 +93,13 @@ export class Simulation {
       hypervisor = this.tracer = new TracingHypervisor(this.monitor, onRecord);
     }
     this.balloon = new Balloon(hypervisor, this.guest);
-    // Stable: events of one cycle keep the file's order.
-    this.events = [...scenario.events].sort((a, b) => a.cycle - b.cycle);
+    this.schedule = new EventSchedule(scenario.events);
   }
 
   /** Stamps commands with `cycle` and applies that cycle's events. */
   enterCycle(cycle: number): void {
     if (this.tracer) this.tracer.cycle = cycle;
-    const events = this.events;
-    while (this.nextEvent < events.length && events[this.nextEvent]!.cycle === cycle) {
-      this.apply(events[this.nextEvent++]!);
-    }
+    this.schedule.apply(cycle, this.monitor, this.guest);
   }
 
   /** The driver's state as a trace record. */
@@ -85,19 +119,6 @@ export class Simulation {
     };
   }
 
-  /** One event's actions, in the order setTarget, reset, guestUse, guestRelease, refuse, failNext. */
-  private apply(event: ScenarioEvent): void {
-    const { monitor, guest } = this;
-    if (event.setTarget !== undefined) monitor.target = event.setTarget;
-    if (event.reset === true) monitor.reset();
-    if (event.guestUse !== undefined) guest.use(event.guestUse);
-    if (event.guestRelease !== undefined) guest.release(event.guestRelease);
-    if (event.refuse) monitor.refuse(event.refuse.pfn, event.refuse.status);
-    if (event.failNext) {
-      const { cmd, count, status } = event.failNext;
-      monitor.failNext(COMMANDS[cmd], count, status);
-    }
-  }
 }
 
 /**
