@@ -1,3 +1,4 @@
+import { PAGE_SIZE } from "@vmballoon/protocol";
 import type { Writable } from "node:stream";
 
 interface MaybeTty extends Writable {
@@ -22,4 +23,9 @@ export type Style = keyof typeof CODES;
 /** A styler that colours when `enabled`, and returns the text unchanged otherwise. */
 export function styler(enabled: boolean): (style: Style, text: string) => string {
   return (style, text) => (enabled ? `\u001b[${CODES[style][0]}m${text}\u001b[${CODES[style][1]}m` : text);
+}
+
+/** Pages of 4 KiB as MiB, one decimal: "128.0 MiB". */
+export function mebibytes(pages: number | bigint): string {
+  return `${(Number(pages) / (2 ** 20 / PAGE_SIZE)).toFixed(1)} MiB`;
 }

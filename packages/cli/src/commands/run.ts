@@ -7,12 +7,12 @@
  * SIGTERM/SIGINT unloading as the seed's `vmballoon_exit` does.
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { MAX_PFN, PAGE_SIZE, commandName, describeStatus } from "@vmballoon/protocol";
+import { MAX_PFN, commandName, describeStatus } from "@vmballoon/protocol";
 import { Balloon, debugfsText, type Hypervisor, type HypervisorReply } from "@vmballoon/core";
 import { EventSchedule, SimMonitor, type Scenario } from "@vmballoon/core/sim";
 import { BalloonHypervisor, LinuxPageSource, SystemCallError, detect, probeBalloon, type ProbeResult } from "@vmballoon/hv-x86";
 import { CliError, EXIT, UsageError, describeFileError } from "../errors.js";
-import { isTerminal } from "../output.js";
+import { isTerminal, mebibytes } from "../output.js";
 import { loadScenario } from "../scenario-file.js";
 
 export interface RunOptions {
@@ -39,7 +39,6 @@ interface Plan {
 }
 
 const hex = (value: number) => `0x${(value >>> 0).toString(16)}`;
-const mebibytes = (pages: number) => `${((pages * PAGE_SIZE) / 2 ** 20).toFixed(1)} MiB`;
 
 /** `1s`, `250ms`, `2` (seconds), `0.5s`, `1m` → milliseconds. */
 export function parseInterval(value: string): number {
@@ -288,14 +287,8 @@ export async function run(options: RunOptions): Promise<number> {
       emitter.emit({
         t: "cycle",
         cycle,
-        size: snapshot.size,
-        target: snapshot.target,
-        rateAlloc: snapshot.rateAlloc,
-        rateFree: snapshot.rateFree,
-        slowCycles: snapshot.slowCycles,
-        resetRequired: snapshot.resetRequired,
+        ...snapshot,
         lockedPages: source.lockedPages,
-        stats: snapshot.stats,
       });
       narrator.cycle(cycle, snapshot.size, snapshot.target);
       if (scenario && scenario.unload && cycle >= scenario.cycles) {

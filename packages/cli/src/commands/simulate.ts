@@ -9,7 +9,7 @@ import {
 } from "@vmballoon/core/sim";
 import { renderChart } from "../chart.js";
 import { UsageError } from "../errors.js";
-import { colorsFor, isTerminal, styler } from "../output.js";
+import { colorsFor, isTerminal, mebibytes, styler } from "../output.js";
 import { loadScenario } from "../scenario-file.js";
 import { LineWriter } from "../trace-writer.js";
 
@@ -21,10 +21,6 @@ export interface SimulateOptions {
 
 /** Cycles after which a run on a terminal shows its progress. */
 const PROGRESS_AFTER_CYCLES = 2000;
-
-function mebibytes(pages: number): string {
-  return `${((pages * PAGE_SIZE) / 2 ** 20).toFixed(1)} MiB`;
-}
 
 /** Watches the cycle records: keeps the two series for the chart, and shows progress. */
 class CycleObserver {
@@ -112,16 +108,7 @@ function summary(name: string, scenario: Scenario, result: RunResult, observer: 
     loaded: !result.initFailed,
     pageSize: PAGE_SIZE,
     guest: scenario.guest,
-    final: {
-      size: snapshot.size,
-      target: snapshot.target,
-      rateAlloc: snapshot.rateAlloc,
-      rateFree: snapshot.rateFree,
-      slowCycles: snapshot.slowCycles,
-      resetRequired: snapshot.resetRequired,
-      guestFree: result.guestFree,
-      stats: snapshot.stats,
-    },
+    final: { ...snapshot, guestFree: result.guestFree },
     peak: { size: observer.peak, cycle: observer.peakCycle },
     unload: result.exit ?? null,
     debugfs: result.debugfs ?? null,

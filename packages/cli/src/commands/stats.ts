@@ -1,6 +1,5 @@
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { PAGE_SIZE } from "@vmballoon/protocol";
 import {
   MODERN_COMMANDS,
   MODERN_GENERAL_STATS,
@@ -15,7 +14,7 @@ import {
   type VmmemctlRecord,
 } from "@vmballoon/stats";
 import { UsageError, describeFileError } from "../errors.js";
-import { colorsFor, styler, type Style } from "../output.js";
+import { colorsFor, mebibytes, styler, type Style } from "../output.js";
 
 export interface StatsOptions {
   readonly file?: string | number | boolean;
@@ -211,11 +210,6 @@ export function stats(options: StatsOptions): number {
 // ---------------------------------------------------------------------------
 
 type Paint = (style: Style, text: string) => string;
-
-/** Pages of 4 KiB as MiB, one decimal. */
-export function mebibytes(pages: number | bigint): string {
-  return `${(Number(pages) / (2 ** 20 / PAGE_SIZE)).toFixed(1)} MiB`;
-}
 
 function counted(paint: Paint, total: number | bigint, failed: number | bigint): string {
   return `${total}${failed ? paint("yellow", ` (${failed} failed)`) : ""}`;
