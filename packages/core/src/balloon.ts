@@ -154,11 +154,6 @@ export class Balloon {
     this.pop();
   }
 
-  /** Number of pages the balloon holds. */
-  get heldPages(): number {
-    return this.pages.length;
-  }
-
   /** A copy of the ballooned pages' handles, oldest first. */
   balloonedPages(): Uint32Array {
     return this.pages.toArray();
@@ -186,7 +181,7 @@ export class Balloon {
   private sendStart(): boolean {
     this.counters[START]!++;
     const { status } = this.hypervisor.call(COMMANDS.START, PROTOCOL_VERSION);
-    if (status === STATUS.SUCCESS) return true;
+    if (status === SUCCESS) return true;
     this.counters[START_FAIL]!++;
     return false;
   }

@@ -65,11 +65,6 @@ export class SimMonitor implements Hypervisor {
     return this.lockedCount;
   }
 
-  /** Whether the reset flag is set. */
-  get resetPending(): boolean {
-    return this.resetFlag;
-  }
-
   /** `reset` event: set the reset flag and forget every locked frame. */
   reset(): void {
     this.resetFlag = true;
@@ -78,7 +73,7 @@ export class SimMonitor implements Hypervisor {
 
   /** `refuse` event: from now on LOCK of that frame returns that status. */
   refuse(pfn: number, status: number): void {
-    if (pfn - this.firstPfn >= 0 && pfn - this.firstPfn < this.frames) this.refused.set(pfn, status);
+    if (this.frameIndex(pfn) >= 0) this.refused.set(pfn, status);
   }
 
   /** `failNext` event: `count` more forced failures of `command`, all returning `status`. */
@@ -90,8 +85,8 @@ export class SimMonitor implements Hypervisor {
 
   /** Whether a frame is locked. */
   isLocked(pfn: number): boolean {
-    const index = pfn - this.firstPfn;
-    if (index < 0 || index >= this.frames) return false;
+    const index = this.frameIndex(pfn);
+    if (index < 0) return false;
     return (this.locked[index >>> 5]! & (1 << (index & 31))) !== 0;
   }
 
@@ -130,10 +125,17 @@ export class SimMonitor implements Hypervisor {
     return this.unlock(argument);
   }
 
-  private lock(pfn: number): number {
+  /** The frame's bit in `locked`, or -1 for a frame that is not the guest's. */
+  private frameIndex(pfn: number): number {
     const index = pfn - this.firstPfn;
-    if (index < 0 || index >= this.frames) return ERROR_PPN_INVALID;
-    if (this.refused.size !== 0 && this.refused.has(pfn)) return this.refused.get(pfn)!;
+    return index >= 0 && index < this.frames ? index : -1;
+  }
+
+  private lock(pfn: number): number {
+    const index = this.frameIndex(pfn);
+    if (index < 0) return ERROR_PPN_INVALID;
+    const refused = this.refused.size !== 0 ? this.refused.get(pfn) : undefined;
+    if (refused !== undefined) return refused;
     const word = index >>> 5;
     const bit = 1 << (index & 31);
     const bits = this.locked[word]!;
@@ -145,8 +147,8 @@ export class SimMonitor implements Hypervisor {
   }
 
   private unlock(pfn: number): number {
-    const index = pfn - this.firstPfn;
-    if (index < 0 || index >= this.frames) return ERROR_PPN_UNLOCKED;
+    const index = this.frameIndex(pfn);
+    if (index < 0) return ERROR_PPN_UNLOCKED;
     const word = index >>> 5;
     const bit = 1 << (index & 31);
     const bits = this.locked[word]!;
