@@ -13,14 +13,15 @@ import { EventSchedule, SimMonitor, type Scenario } from "@vmballoon/core/sim";
 import { BalloonHypervisor, LinuxPageSource, SystemCallError, detect, probeBalloon, type ProbeResult } from "@vmballoon/hv-x86";
 import { CliError, EXIT, UsageError, describeFileError } from "../errors.js";
 import { isTerminal, mebibytes } from "../output.js";
+import { optionValue, type OptionValue } from "../options.js";
 import { loadScenario } from "../scenario-file.js";
 
 export interface RunOptions {
-  readonly host?: string | number | boolean;
-  readonly target?: string | number | boolean;
-  readonly scenario?: string | number | boolean;
-  readonly statsFile?: string | number | boolean;
-  readonly interval?: string | number | boolean;
+  readonly host?: OptionValue;
+  readonly target?: OptionValue;
+  readonly scenario?: OptionValue;
+  readonly statsFile?: OptionValue;
+  readonly interval?: OptionValue;
   readonly force?: boolean;
   readonly probe?: boolean;
   readonly json?: boolean;
@@ -51,18 +52,12 @@ export function parseInterval(value: string): number {
   return Math.round(ms);
 }
 
-function fileOption(value: RunOptions["scenario"], flag: string): string | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value === "boolean" || String(value) === "") throw new UsageError(`${flag} needs a file name`);
-  return String(value);
-}
-
 function plan(options: RunOptions): Plan {
   const host = options.host === undefined ? "vmware" : String(options.host);
   if (host !== "vmware" && host !== "simulated") throw new UsageError(`--host must be vmware or simulated, not '${host}'`);
   const intervalMs = options.interval === undefined ? 1000 : parseInterval(String(options.interval));
-  const scenarioFile = fileOption(options.scenario, "--scenario");
-  const statsFile = fileOption(options.statsFile, "--stats-file");
+  const scenarioFile = optionValue(options.scenario, "--scenario", "a file name");
+  const statsFile = optionValue(options.statsFile, "--stats-file", "a file name");
 
   let target: number | undefined;
   if (options.target !== undefined) {

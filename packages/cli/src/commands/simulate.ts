@@ -10,12 +10,13 @@ import {
 import { renderChart } from "../chart.js";
 import { UsageError } from "../errors.js";
 import { colorsFor, isTerminal, mebibytes, styler } from "../output.js";
+import { optionValue, type OptionValue } from "../options.js";
 import { loadScenario } from "../scenario-file.js";
 import { LineWriter } from "../trace-writer.js";
 
 export interface SimulateOptions {
-  readonly scenario?: string | number;
-  readonly trace?: string | number;
+  readonly scenario?: OptionValue;
+  readonly trace?: OptionValue;
   readonly json?: boolean;
 }
 
@@ -57,11 +58,8 @@ class CycleObserver {
 }
 
 export function simulate(options: SimulateOptions): number {
-  if (typeof options.scenario === "boolean" || typeof options.trace === "boolean") {
-    throw new UsageError("--scenario and --trace need a file name");
-  }
-  const scenarioFile = options.scenario === undefined ? undefined : String(options.scenario);
-  const traceFile = options.trace === undefined ? undefined : String(options.trace);
+  const scenarioFile = optionValue(options.scenario, "--scenario", "a file name");
+  const traceFile = optionValue(options.trace, "--trace", "a file name ('-' for stdout)");
   if (options.json && traceFile === "-") throw new UsageError("--json and --trace - both want stdout; give --trace a file");
 
   // Everything is checked before anything runs or any file is touched.

@@ -14,11 +14,12 @@ import {
   type VmmemctlRecord,
 } from "@vmballoon/stats";
 import { UsageError, describeFileError } from "../errors.js";
+import { optionValue, type OptionValue } from "../options.js";
 import { colorsFor, mebibytes, styler, type Style } from "../output.js";
 
 export interface StatsOptions {
-  readonly file?: string | number | boolean;
-  readonly format?: string | number | boolean;
+  readonly file?: OptionValue;
+  readonly format?: OptionValue;
   readonly json?: boolean;
 }
 
@@ -162,8 +163,7 @@ export function readVmmemctl(file: string | undefined, source: DefaultSource = K
 }
 
 function chooseFormat(options: StatsOptions): StatsFormat | undefined {
-  if (typeof options.format === "boolean") throw new UsageError(`--format needs a value: ${FORMATS.join(", ")}`);
-  const format = options.format === undefined ? undefined : String(options.format);
+  const format = optionValue(options.format, "--format", `a value: ${FORMATS.join(", ")}`);
   if (format !== undefined && !(FORMATS as readonly string[]).includes(format)) {
     throw new UsageError(`--format must be ${FORMATS.slice(0, -1).join(", ")} or ${FORMATS.at(-1)}, not '${format}'`);
   }
@@ -175,9 +175,9 @@ function chooseFormat(options: StatsOptions): StatsFormat | undefined {
 }
 
 export function stats(options: StatsOptions): number {
-  if (typeof options.file === "boolean") throw new UsageError("--file needs a file name ('-' for stdin)");
+  const file = optionValue(options.file, "--file", "a file name ('-' for stdin)");
   const format = chooseFormat(options);
-  const { name, text } = readVmmemctl(options.file === undefined ? undefined : String(options.file));
+  const { name, text } = readVmmemctl(file);
 
   let record: VmmemctlRecord;
   try {
