@@ -15,7 +15,7 @@ const COMMAND_COUNT = Object.keys(COMMANDS).length;
 
 // Module-local bindings of the constants of the per-page paths: V8 folds
 // these into compiled code, where it loads an imported one each time.
-const { START, GET_TARGET, LOCK, GUEST_ID } = COMMANDS;
+const { START, GET_TARGET, LOCK, UNLOCK, GUEST_ID } = COMMANDS;
 const { SUCCESS, ERROR_CMD_INVALID, ERROR_PPN_INVALID, ERROR_PPN_LOCKED, ERROR_PPN_UNLOCKED, ERROR_PPN_NOTNEEDED, ERROR_RESET } =
   STATUS;
 
@@ -93,6 +93,18 @@ export class SimMonitor implements Hypervisor {
   call(command: number, argument: number): HypervisorReply {
     const reply = this.reply;
     reply.result = 0;
+    // The per-page commands with no forced failure and no reset pending go
+    // straight to rules 7 and 8, which are where the rules would take them.
+    if (this.forcedPending === 0 && this.resetFlag === false) {
+      if (command === LOCK) {
+        reply.status = this.lock(argument);
+        return reply;
+      }
+      if (command === UNLOCK) {
+        reply.status = this.unlock(argument);
+        return reply;
+      }
+    }
     reply.status = this.forcedPending === 0 ? this.answer(command, argument) : this.answerForced(command, argument);
     return reply;
   }
@@ -134,8 +146,7 @@ export class SimMonitor implements Hypervisor {
   private lock(pfn: number): number {
     const index = this.frameIndex(pfn);
     if (index < 0) return ERROR_PPN_INVALID;
-    const refused = this.refused.size !== 0 ? this.refused.get(pfn) : undefined;
-    if (refused !== undefined) return refused;
+    if (this.refused.size !== 0 && this.refused.has(pfn)) return this.refused.get(pfn)!;
     const word = index >>> 5;
     const bit = 1 << (index & 31);
     const bits = this.locked[word]!;
