@@ -22,10 +22,13 @@ export interface GuestSpec {
 /**
  * The reference guest: a stack of free frame numbers (an allocation pops the
  * top, a freed page is pushed on top) and the workload's own stack. A page's
- * handle is its frame number.
+ * handle is its frame number as a signed 32-bit integer (`frame | 0`), which
+ * {@link frameNumber} turns back into the frame: a handle then never needs a
+ * floating-point register in the engine's per-page path. No frame is
+ * 2^32 - 1 (a scenario's frames end below it), so no handle is {@link NO_PAGE}.
  */
 export class SimGuest implements PageSource {
-  private readonly freeStack: Uint32Array;
+  private readonly freeStack: Int32Array;
   private freeDepth: number;
   private readonly workload = new PageStack();
   private readonly total: number;
@@ -37,7 +40,7 @@ export class SimGuest implements PageSource {
     this.nosleepReserve = spec.nosleepReserve;
     this.sleepReserve = spec.sleepReserve;
     // The top of the stack is the highest index: firstPfn is handed out first.
-    const stack = new Uint32Array(spec.freePages);
+    const stack = new Int32Array(spec.freePages);
     const last = spec.firstPfn + spec.freePages - 1;
     for (let i = 0; i < stack.length; i++) stack[i] = last - i;
     this.freeStack = stack;
@@ -55,7 +58,7 @@ export class SimGuest implements PageSource {
   }
 
   frameNumber(page: number): number {
-    return page;
+    return page >>> 0;
   }
 
   totalPages(): number {
@@ -88,7 +91,7 @@ export class SimGuest implements PageSource {
 
   /** A copy of the free stack, bottom first. */
   freeFrames(): Uint32Array {
-    return this.freeStack.slice(0, this.freeDepth);
+    return new Uint32Array(this.freeStack.subarray(0, this.freeDepth));
   }
 
   /** A copy of the workload's stack, bottom first. */

@@ -3,6 +3,8 @@ import { describe, expect, it } from "vitest";
 import { NO_PAGE } from "../ports.js";
 import { SimGuest } from "./guest.js";
 import { SimMonitor } from "./monitor.js";
+import { runScenario } from "./runner.js";
+import { validateScenario } from "./scenario.js";
 
 const monitor = () => {
   const m = new SimMonitor({ firstPfn: 100, frames: 10, totalPages: 8 });
@@ -111,5 +113,45 @@ describe("the reference guest", () => {
     expect([g.freeCount, g.workloadCount]).toEqual([0, 9]);
     g.release(100);
     expect([g.freeCount, g.workloadCount]).toEqual([9, 0]);
+  });
+
+  it("keeps frames of 2^31 and above whole, up to the last frame a scenario allows (2^32 - 2)", () => {
+    const firstPfn = 2 ** 32 - 1 - 4;
+    const g = new SimGuest({ totalPages: 8, freePages: 4, firstPfn, nosleepReserve: 0, sleepReserve: 0 });
+    const pages = [0, 1, 2, 3].map(() => g.allocate(ALLOC.NOSLEEP));
+    expect(pages).not.toContain(NO_PAGE);
+    expect(pages.map((page) => g.frameNumber(page))).toEqual([firstPfn, firstPfn + 1, firstPfn + 2, 2 ** 32 - 2]);
+    expect(g.allocate(ALLOC.CANSLEEP)).toBe(NO_PAGE);
+    g.free(pages[3]!);
+    g.free(pages[0]!);
+    expect(Array.from(g.freeFrames())).toEqual([2 ** 32 - 2, firstPfn]);
+    g.use(1);
+    expect(Array.from(g.workloadFrames())).toEqual([firstPfn]);
+  });
+
+  it("runs a scenario whose frames lie above 2^31: LOCK, UNLOCK and the unload name the real frames", () => {
+    const firstPfn = 2 ** 32 - 1 - 100;
+    const scenario = validateScenario({
+      cycles: 2,
+      unload: true,
+      guest: { totalPages: 100, freePages: 100, firstPfn, nosleepReserve: 0, sleepReserve: 0 },
+      events: [
+        { cycle: 1, setTarget: 100 },
+        { cycle: 2, setTarget: 40 },
+      ],
+    });
+    const locked: number[] = [];
+    const unlocked: number[] = [];
+    const result = runScenario(scenario, {
+      onRecord: (record) => {
+        if (record.t !== "cmd") return;
+        if (record.cmd === "LOCK") locked.push(record.arg);
+        if (record.cmd === "UNLOCK") unlocked.push(record.arg);
+      },
+    });
+    expect(locked).toEqual(Array.from({ length: 100 }, (_, i) => firstPfn + i));
+    expect(unlocked).toEqual(Array.from({ length: 60 }, (_, i) => 2 ** 32 - 2 - i));
+    expect(result.snapshot.size).toBe(40);
+    expect(result.exit).toEqual({ size: 0, guestFree: 100 });
   });
 });
