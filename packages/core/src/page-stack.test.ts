@@ -36,6 +36,8 @@ describe("PageStack", () => {
     for (let i = 0; i < 10 * (1 << 16); i++) stack.push(i);
     expect(stack.byteLength).toBe(10 * chunkBytes);
     while (stack.length > 1 << 16) stack.pop();
+    expect(stack.length).toBe(1 << 16);
+    expect(stack.peek()).toBe((1 << 16) - 1);
     expect(stack.byteLength).toBe(2 * chunkBytes);
     // Pushing and popping across a boundary reuses the spare chunk.
     stack.push(1);

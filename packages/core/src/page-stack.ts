@@ -13,9 +13,10 @@ export class PageStack {
   /** The chunk being filled and its fill count. */
   private top: Uint32Array;
   private fill = 0;
+  /** Entries in the chunks below {@link top}: a multiple of the chunk size. */
+  private below = 0;
   /** An emptied chunk kept back, so that push/pop at a boundary does not allocate. */
   private spare: Uint32Array | undefined;
-  private count = 0;
 
   constructor() {
     this.top = new Uint32Array(CHUNK);
@@ -24,13 +25,12 @@ export class PageStack {
 
   /** Number of pages on the stack. */
   get length(): number {
-    return this.count;
+    return this.below + this.fill;
   }
 
   push(page: number): void {
     if (this.fill === CHUNK) this.addChunk();
     this.top[this.fill++] = page;
-    this.count++;
   }
 
   /** The most recently pushed page; the stack must not be empty. */
@@ -41,7 +41,6 @@ export class PageStack {
   /** Removes and returns the most recently pushed page; the stack must not be empty. */
   pop(): number {
     const page = this.top[--this.fill]!;
-    this.count--;
     if (this.fill === 0) this.dropChunk();
     return page;
   }
@@ -53,6 +52,7 @@ export class PageStack {
     this.top = this.spare ?? new Uint32Array(CHUNK);
     this.spare = undefined;
     this.chunks.push(this.top);
+    this.below += CHUNK;
     this.fill = 0;
   }
 
@@ -60,12 +60,13 @@ export class PageStack {
     if (this.chunks.length === 1) return;
     this.spare = this.chunks.pop();
     this.top = this.chunks[this.chunks.length - 1]!;
+    this.below -= CHUNK;
     this.fill = CHUNK;
   }
 
   /** A copy of the stack, bottom first. */
   toArray(): Uint32Array {
-    const out = new Uint32Array(this.count);
+    const out = new Uint32Array(this.length);
     let at = 0;
     for (let c = 0; c < this.chunks.length; c++) {
       const chunk = this.chunks[c]!;
