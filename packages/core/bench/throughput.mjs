@@ -7,8 +7,8 @@
 // gcc -O2 against the same model in C (bench/seed/), when gcc is there. Each
 // run is a fresh process, timed whole (start-up included) and inside (the
 // scenario alone). This machine's speed wanders from run to run, so each side
-// runs several times: best and median are printed. Prints figures; asserts
-// nothing.
+// runs several times, the two sides in turns: best and median are printed.
+// Prints figures; asserts nothing.
 import { execFileSync, spawnSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -29,15 +29,21 @@ if (process.argv[2] === "once") {
   process.exit(0);
 }
 
-/** Runs a command RUNS times; each prints {ops, ns}; adds the whole process's wall time. */
-function measure(command, args) {
-  const runs = [];
-  for (let i = 0; i < RUNS; i++) {
-    const begin = process.hrtime.bigint();
-    const out = execFileSync(command, args, { encoding: "utf8" });
-    const wall = Number(process.hrtime.bigint() - begin);
-    runs.push({ ...JSON.parse(out), wall });
-  }
+/** One fresh process: it prints {ops, ns}; the whole process's wall time is added. */
+function once(command, args) {
+  const begin = process.hrtime.bigint();
+  const out = execFileSync(command, args, { encoding: "utf8" });
+  const wall = Number(process.hrtime.bigint() - begin);
+  return { ...JSON.parse(out), wall };
+}
+
+/**
+ * RUNS fresh processes of each side, taken in turns (ours, the C, ours, …),
+ * so that both sides see the same quiet and noisy spells of this machine.
+ */
+function measure(sides) {
+  const runs = sides.map(() => []);
+  for (let i = 0; i < RUNS; i++) sides.forEach(([command, args], side) => runs[side].push(once(command, args)));
   return runs;
 }
 
@@ -68,9 +74,8 @@ const seedArgs = [guest.totalPages, guest.freePages, guest.firstPfn, guest.nosle
   .map(String)
   .concat(scenario.events.map((e) => `${e.cycle}:${e.setTarget}`));
 
-const ours = measure(process.execPath, [fileURLToPath(import.meta.url), "once"]);
 const seedModel = buildSeed();
-const seed = seedModel ? measure(seedModel, seedArgs) : undefined;
+const [ours, seed] = measure([[process.execPath, [fileURLToPath(import.meta.url), "once"]], ...(seedModel ? [[seedModel, seedArgs]] : [])]);
 const ops = ours[0].ops;
 
 console.log(`engine throughput: churning 4 Mi-page guest, 3000 cycles, ${ops.toLocaleString("en-US")} page operations; ${RUNS} fresh processes each`);
