@@ -84,7 +84,7 @@ export function exitStatusOf(error: unknown): ExitStatus | undefined {
 export function describeFileError(error: unknown, doing: string, file: string): CliError | unknown {
   const code = (error as { code?: unknown })?.code;
   const why: Record<string, string> = {
-    ENOENT: "no such file",
+    ENOENT: "no such file or directory",
     EISDIR: "is a directory",
     ENOTDIR: "a part of the path is not a directory",
     EACCES: "permission denied",
@@ -92,6 +92,6 @@ export function describeFileError(error: unknown, doing: string, file: string): 
     EROFS: "read-only file system",
     ENOSPC: "no space left on device",
   };
-  if (typeof code !== "string" || !(code in why)) return error;
+  if (error instanceof CliError || typeof code !== "string" || !(code in why)) return error;
   return new CliError(`cannot ${doing} ${file}: ${why[code]}`, exitStatusOf(error) ?? EXIT.FAILURE, { cause: error });
 }

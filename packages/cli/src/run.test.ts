@@ -241,6 +241,6 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
     const { status, stdout, stderr } = vmballoon(["run", "--host", "simulated", "--target", "100", "--stats-file", "/nonexistent/dir/vmmemctl", "--json"]);
     expect(status).toBe(2);
     expect(stdout).toBe("");
-    expect(stderr).toBe("vmballoon: cannot write the stats file /nonexistent/dir/vmmemctl: no such file\n");
+    expect(stderr).toBe("vmballoon: cannot write the stats file /nonexistent/dir/vmmemctl: no such file or directory\n");
   });
 });

@@ -124,7 +124,13 @@ describe("vmballoon simulate", () => {
     it("a scenario file that does not exist", () => {
       const run = vmballoon(["simulate", "--scenario", "/nonexistent/scenario.json"]);
       expect(run.status).toBe(2);
-      expect(run.stderr).toBe("vmballoon: cannot read the scenario /nonexistent/scenario.json: no such file\n");
+      expect(run.stderr).toBe("vmballoon: cannot read the scenario /nonexistent/scenario.json: no such file or directory\n");
+    });
+
+    it("a scenario file that never ends (/dev/zero): exit 2, one line", () => {
+      const run = vmballoon(["simulate", "--scenario", "/dev/zero"]);
+      expect(run.status).toBe(2);
+      expect(run.stderr).toBe("vmballoon: cannot read the scenario /dev/zero: more than 64 MiB, too much for a scenario\n");
     });
 
     it("keeps an existing trace file when the scenario is bad", () => {

@@ -90,10 +90,19 @@ describe("vmballoon stats: bad input and bad usage", () => {
     expect(run.stderr.trim().split("\n")).toHaveLength(1);
   });
 
+  it("a file that never ends (/dev/zero) or a stdin of more than 1 MiB: exit 2, one line, read no further", () => {
+    const device = vmballoon(["stats", "--file", "/dev/zero"]);
+    expect(device.status).toBe(EXIT.USAGE);
+    expect(device.stderr).toBe("vmballoon: cannot read /dev/zero: more than 1 MiB, too much for a vmmemctl text\n");
+    const piped = vmballoon(["stats", "--file", "-"], { input: sampleText("seed-typical.txt").repeat(2 ** 20 / 256) });
+    expect(piped.status).toBe(EXIT.USAGE);
+    expect(piped.stderr).toBe("vmballoon: cannot read stdin: more than 1 MiB, too much for a vmmemctl text\n");
+  });
+
   it("a missing file: exit 2, one line", () => {
     const run = vmballoon(["stats", "--file", join(scratch, "nothing-here.txt")]);
     expect(run.status).toBe(EXIT.USAGE);
-    expect(run.stderr).toBe(`vmballoon: cannot read ${join(scratch, "nothing-here.txt")}: no such file\n`);
+    expect(run.stderr).toBe(`vmballoon: cannot read ${join(scratch, "nothing-here.txt")}: no such file or directory\n`);
   });
 
   it.each([

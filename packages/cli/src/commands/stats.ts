@@ -14,6 +14,7 @@ import {
   type VmmemctlRecord,
 } from "@vmballoon/stats";
 import { UsageError, describeFileError } from "../errors.js";
+import { VMMEMCTL, readBounded, readInput } from "../input.js";
 import { optionValue, type OptionValue } from "../options.js";
 import { colorsFor, mebibytes, styler, type Style } from "../output.js";
 
@@ -146,7 +147,7 @@ const KERNEL: DefaultSource = { file: DEFAULT_FILE, root: "/" };
 export function readVmmemctl(file: string | undefined, source: DefaultSource = KERNEL): { name: string; text: string } {
   if (file === undefined) {
     try {
-      return { name: source.file, text: readFileSync(source.file, "utf8") };
+      return { name: source.file, text: readBounded(source.file, VMMEMCTL, "read") };
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === "ENOENT" || code === "ENOTDIR" || code === "EACCES" || code === "EPERM") {
@@ -155,11 +156,7 @@ export function readVmmemctl(file: string | undefined, source: DefaultSource = K
       throw describeFileError(error, "read", source.file);
     }
   }
-  try {
-    return file === "-" ? { name: "stdin", text: readFileSync(0, "utf8") } : { name: file, text: readFileSync(file, "utf8") };
-  } catch (error) {
-    throw describeFileError(error, "read", file);
-  }
+  return { name: file === "-" ? "stdin" : file, text: readInput(file, VMMEMCTL, "read") };
 }
 
 function chooseFormat(options: StatsOptions): StatsFormat | undefined {
