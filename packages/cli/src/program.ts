@@ -57,7 +57,9 @@ function program() {
 
 /**
  * A lone `-` after an option that takes a value is that value (stdin or
- * stdout), as in `--trace -`; the argument parser would take it for a flag.
+ * stdout), as in `--trace -`; so is a word that starts with `-` and a digit,
+ * as in `--target -5`, which then gets the option's own message ("must be a
+ * whole number …"). The argument parser would take either for a flag.
  */
 function attachDashValues(cli: ReturnType<typeof program>, argv: readonly string[]): string[] {
   const valued = new Set<string>();
@@ -69,7 +71,7 @@ function attachDashValues(cli: ReturnType<typeof program>, argv: readonly string
   const out: string[] = [];
   for (const arg of argv) {
     const previous = out[out.length - 1];
-    if (arg === "-" && previous !== undefined && valued.has(previous)) out[out.length - 1] = `${previous}=-`;
+    if (/^-(\d|$)/.test(arg) && previous !== undefined && valued.has(previous)) out[out.length - 1] = `${previous}=${arg}`;
     else out.push(arg);
   }
   return out;

@@ -82,6 +82,8 @@ describe("vmballoon run: bad usage gets one line and status 2, before anything r
     [["--host", "simulated", "--target", "5", "--scenario", "x.json"], "--host simulated needs either --target N (pages) or --scenario FILE"],
     [["--host", "simulated", "--target", "12.5"], "--target must be a whole number of pages from 0 to 4294967295, not '12.5'"],
     [["--host", "simulated", "--target", "many"], "--target must be a whole number of pages from 0 to 4294967295, not 'many'"],
+    [["--host", "simulated", "--target", "-5"], "--target must be a whole number of pages from 0 to 4294967295, not '-5'"],
+    [["--host", "simulated", "--target", "5", "--interval", "-1s"], "--interval must be a duration from 1ms to 24h such as 1s, 250ms or 2, not '-1s'"],
     [["--host", "simulated", "--target", "4294967296"], "--target must be a whole number of pages from 0 to 4294967295, not '4294967296'"],
     [["--target", "5"], "--target and --scenario are for --host simulated: on VMware the host sets the target"],
     [["--host", "simulated", "--target", "5", "--probe"], "--force and --probe are for --host vmware"],
