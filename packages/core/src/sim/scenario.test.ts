@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ScenarioError, parseScenario, validateScenario } from "./scenario.js";
 
@@ -75,5 +76,41 @@ describe("scenario validation", () => {
 
   it("reports a JSON syntax error with its position", () => {
     expect(() => parseScenario('{"cycles": 3,,}')).toThrow(/not valid JSON: .*position|column/);
+  });
+
+  /** Valid, or one ScenarioError of one line: never another exception, whatever the document. */
+  function validOrOneLine(input: unknown): void {
+    try {
+      validateScenario(input);
+    } catch (error) {
+      expect(error).toBeInstanceOf(ScenarioError);
+      expect((error as Error).message).not.toContain("\n");
+    }
+  }
+
+  it("any JSON document is valid or gets one ScenarioError of one line", () => {
+    fc.assert(fc.property(fc.jsonValue(), validOrOneLine), { numRuns: 1000 });
+  });
+
+  it("a valid scenario with any one value replaced by any JSON value is valid or gets one ScenarioError of one line", () => {
+    const base = valid();
+    const paths: (string | number)[][] = [];
+    const walk = (value: unknown, path: (string | number)[]) => {
+      paths.push(path);
+      if (value !== null && typeof value === "object") {
+        for (const [key, child] of Object.entries(value)) walk(child, [...path, Array.isArray(value) ? Number(key) : key]);
+      }
+    };
+    walk(base, []);
+    fc.assert(
+      fc.property(fc.constantFrom(...paths.filter((path) => path.length > 0)), fc.jsonValue(), (path, replacement) => {
+        const copy = JSON.parse(JSON.stringify(base));
+        let at = copy;
+        for (const key of path.slice(0, -1)) at = at[key];
+        at[path[path.length - 1]!] = replacement;
+        validOrOneLine(copy);
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
