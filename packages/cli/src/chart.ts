@@ -42,13 +42,23 @@ export function renderChart(series: ChartSeries, options: ChartOptions = {}): st
 
   const rows: string[] = [];
   for (let row = height - 1; row >= 0; row--) {
+    // Cells of one colour in a row are painted together: one escape pair a run, not a cell.
     let line = "";
+    let run = "";
+    let runStyle: "cyan" | "yellow" = "cyan";
     for (let column = 0; column < width; column++) {
       const targetRow = Math.min(height - 1, Math.floor((target[column]! / top) * height - 1e-9));
       const eighths = Math.round((size[column]! / top) * height * 8) - row * 8;
-      if (target[column]! > 0 && targetRow === row && eighths < 8) line += paint("yellow", "─");
-      else line += paint("cyan", EIGHTHS[Math.max(0, Math.min(8, eighths))]!);
+      const onTarget = target[column]! > 0 && targetRow === row && eighths < 8;
+      const style = onTarget ? "yellow" : "cyan";
+      if (style !== runStyle && run !== "") {
+        line += paint(runStyle, run);
+        run = "";
+      }
+      runStyle = style;
+      run += onTarget ? "─" : EIGHTHS[Math.max(0, Math.min(8, eighths))]!;
     }
+    line += paint(runStyle, run);
     const axis = row === height - 1 ? label.padStart(pad) : row === 0 ? "0".padStart(pad) : " ".repeat(pad);
     rows.push(`${paint("dim", axis)} ┤${line}`);
   }
