@@ -26,8 +26,9 @@ function program() {
     .option("--file <file>", `Read this vmmemctl text instead of the kernel's /sys/kernel/debug/vmmemctl ('-' for stdin)`)
     .option("--format <format>", "debugfs (the text itself, byte for byte), json or prometheus; default: a summary with sizes in MiB")
     .option("--json", "The same as --format json")
+    .option("--output <file>", "Write to this file instead of stdout ('-'), whole or not at all: a temporary file renamed over it")
     .example(`  $ sudo ${NAME} stats`)
-    .example(`  $ ${NAME} stats --file saved-vmmemctl.txt --format prometheus > /var/lib/node_exporter/textfile/vmballoon.prom`)
+    .example(`  $ sudo ${NAME} stats --format prometheus --output /var/lib/node_exporter/textfile/vmballoon.prom`)
     .action(async (options) => (await import("./commands/stats.js")).stats(options));
 
   cli

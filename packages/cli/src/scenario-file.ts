@@ -1,5 +1,5 @@
 import { parseScenario, type Scenario } from "@vmballoon/core/sim";
-import { SCENARIO, readInput } from "./input.js";
+import { SCENARIO, readInput } from "./files.js";
 
 /**
  * Reads and validates a scenario file. Its errors name the file, then the

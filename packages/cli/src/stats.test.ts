@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { StatsParseError, parse } from "@vmballoon/stats";
@@ -97,6 +97,30 @@ describe("vmballoon stats: bad input and bad usage", () => {
     const piped = vmballoon(["stats", "--file", "-"], { input: sampleText("seed-typical.txt").repeat(2 ** 20 / 256) });
     expect(piped.status).toBe(EXIT.USAGE);
     expect(piped.stderr).toBe("vmballoon: cannot read stdin: more than 1 MiB, too much for a vmmemctl text\n");
+  });
+
+  it.each(["debugfs", "json", "prometheus", undefined])("--output F writes what stdout would get (--format %s), replacing F whole", (format) => {
+    const args = ["stats", "--file", sampleFile("modern-busy.txt"), ...(format ? ["--format", format] : [])];
+    const expected = vmballoon(args).stdout;
+    const out = join(scratch, `out-${format ?? "summary"}.txt`);
+    writeFileSync(out, "an older file\n");
+    const before = statSync(out).ino;
+    const run = vmballoon([...args, "--output", out]);
+    expect(run.status).toBe(0);
+    expect(run.stdout).toBe("");
+    expect(readFileSync(out, "utf8")).toBe(expected);
+    // Renamed over, not rewritten in place: a reader never sees half a file.
+    expect(statSync(out).ino).not.toBe(before);
+    expect(readdirSync(scratch).filter((name) => name.endsWith(".tmp"))).toEqual([]);
+  });
+
+  it("--output - is stdout; --output into a missing directory: exit 2, one line, nothing left behind", () => {
+    expect(vmballoon(["stats", "--file", sampleFile("seed-typical.txt"), "--format", "debugfs", "--output", "-"]).stdout).toBe(sampleText("seed-typical.txt"));
+    const out = join(scratch, "missing-dir", "vmballoon.prom");
+    const run = vmballoon(["stats", "--file", sampleFile("seed-typical.txt"), "--format", "prometheus", "--output", out]);
+    expect(run.status).toBe(EXIT.USAGE);
+    expect(run.stderr).toBe(`vmballoon: cannot write ${out}: no such file or directory\n`);
+    expect(existsSync(join(scratch, "missing-dir"))).toBe(false);
   });
 
   it("a missing file: exit 2, one line", () => {

@@ -6,12 +6,13 @@
  * (the seed's delayed work), the stats file rewritten after each, and
  * SIGTERM/SIGINT unloading as the seed's `vmballoon_exit` does.
  */
-import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { MAX_PFN, commandName, describeStatus } from "@vmballoon/protocol";
 import { Balloon, debugfsText, type Hypervisor, type HypervisorReply } from "@vmballoon/core";
 import { EventSchedule, SimMonitor, type Scenario } from "@vmballoon/core/sim";
 import { BalloonHypervisor, LinuxPageSource, SystemCallError, detect, probeBalloon, type ProbeResult } from "@vmballoon/hv-x86";
-import { CliError, EXIT, UsageError, describeFileError } from "../errors.js";
+import { CliError, EXIT, UsageError } from "../errors.js";
+import { writeAtomically } from "../files.js";
 import { isTerminal, mebibytes } from "../output.js";
 import { optionValue, type OptionValue } from "../options.js";
 import { loadScenario } from "../scenario-file.js";
@@ -131,17 +132,6 @@ class LastReply implements Hypervisor {
 }
 
 /** Writes `text` beside `file` and renames it into place: a reader sees the old text or the new, never half. */
-function writeAtomically(file: string, text: string): void {
-  const temporary = `${file}.${process.pid}.tmp`;
-  try {
-    writeFileSync(temporary, text);
-    renameSync(temporary, file);
-  } catch (error) {
-    rmSync(temporary, { force: true });
-    throw describeFileError(error, "write the stats file", file);
-  }
-}
-
 function vmLckKiB(): number {
   const match = /^VmLck:\s+(\d+) kB/m.exec(readFileSync("/proc/self/status", "utf8"));
   return match ? Number(match[1]) : Number.NaN;
@@ -236,7 +226,7 @@ export async function run(options: RunOptions): Promise<number> {
 
   try {
     // Checked before the load: a stats file that cannot be written stops the run before START.
-    if (statsFile !== undefined) writeAtomically(statsFile, debugfsText(balloon.snapshot()));
+    if (statsFile !== undefined) writeAtomically(statsFile, debugfsText(balloon.snapshot()), "write the stats file");
 
     const scenario = settings.scenario?.scenario;
     emitter.emit({
@@ -278,7 +268,7 @@ export async function run(options: RunOptions): Promise<number> {
       balloon.work();
       source.releaseIdle();
       const snapshot = balloon.snapshot();
-      if (statsFile !== undefined) writeAtomically(statsFile, debugfsText(snapshot));
+      if (statsFile !== undefined) writeAtomically(statsFile, debugfsText(snapshot), "write the stats file");
       emitter.emit({
         t: "cycle",
         cycle,

@@ -14,7 +14,7 @@ import {
   type VmmemctlRecord,
 } from "@vmballoon/stats";
 import { UsageError, describeFileError } from "../errors.js";
-import { VMMEMCTL, readBounded, readInput } from "../input.js";
+import { VMMEMCTL, readBounded, readInput, writeAtomically } from "../files.js";
 import { optionValue, type OptionValue } from "../options.js";
 import { colorsFor, mebibytes, styler, type Style } from "../output.js";
 
@@ -22,6 +22,7 @@ export interface StatsOptions {
   readonly file?: OptionValue;
   readonly format?: OptionValue;
   readonly json?: boolean;
+  readonly output?: OptionValue;
 }
 
 /** Where the kernel's driver puts its statistics (debugfs). */
@@ -174,6 +175,7 @@ function chooseFormat(options: StatsOptions): StatsFormat | undefined {
 export function stats(options: StatsOptions): number {
   const file = optionValue(options.file, "--file", "a file name ('-' for stdin)");
   const format = chooseFormat(options);
+  const output = optionValue(options.output, "--output", "a file name");
   const { name, text } = readVmmemctl(file);
 
   let record: VmmemctlRecord;
@@ -185,20 +187,26 @@ export function stats(options: StatsOptions): number {
     throw error;
   }
 
-  switch (format) {
-    case "debugfs":
-      process.stdout.write(formatVmmemctl(record));
-      break;
-    case "json":
-      process.stdout.write(`${JSON.stringify(toJson(record), null, 2)}\n`);
-      break;
-    case "prometheus":
-      process.stdout.write(toPrometheus(record));
-      break;
-    default:
-      process.stdout.write(summary(name, record, styler(colorsFor(process.stdout))));
+  if (output === undefined || output === "-") {
+    process.stdout.write(render(format, name, record, styler(colorsFor(process.stdout))));
+  } else {
+    // Whole or not at all: node_exporter's textfile collector may read it at any moment.
+    writeAtomically(output, render(format, name, record), "write");
   }
   return 0;
+}
+
+function render(format: StatsFormat | undefined, name: string, record: VmmemctlRecord, paint?: Paint): string {
+  switch (format) {
+    case "debugfs":
+      return formatVmmemctl(record);
+    case "json":
+      return `${JSON.stringify(toJson(record), null, 2)}\n`;
+    case "prometheus":
+      return toPrometheus(record);
+    default:
+      return summary(name, record, paint);
+  }
 }
 
 // ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, openSync, readSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { CliError, EXIT, describeFileError } from "./errors.js";
 
 const MiB = 2 ** 20;
@@ -48,5 +48,22 @@ export function readInput(file: string, kind: InputKind, doing: string): string 
     return readBounded(file, kind, doing);
   } catch (error) {
     throw describeFileError(error, doing, file === "-" ? "stdin" : file);
+  }
+}
+
+/**
+ * Writes a file whole or not at all: the text goes to a temporary file beside
+ * it, which is then renamed over it, so that a reader (node_exporter's
+ * textfile collector, a `watch cat`) never sees half of it. Errors become one
+ * line that says what was being written (`doing`) and why.
+ */
+export function writeAtomically(file: string, text: string, doing: string): void {
+  const temporary = `${file}.${process.pid}.tmp`;
+  try {
+    writeFileSync(temporary, text);
+    renameSync(temporary, file);
+  } catch (error) {
+    rmSync(temporary, { force: true });
+    throw describeFileError(error, doing, file);
   }
 }
