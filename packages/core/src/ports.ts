@@ -30,9 +30,12 @@ export const NO_PAGE = -1;
  * The engine's way to guest memory: the seed's `alloc_page`, `__free_page`,
  * `page_to_pfn` and `si_meminfo`.
  *
- * A page is a handle, a non-negative integer below 2^32 chosen by the page
- * source (the simulated guest uses the frame number itself; a real page source
- * may use a slot number). The engine stores handles, never addresses.
+ * A page is a handle, 32 bits chosen by the page source (the simulated guest
+ * uses the frame number as a signed 32-bit integer, `frame | 0`; a real page
+ * source may use a slot number). The engine stores handles, never addresses,
+ * in 32 bits: a handle it gives back to `free` or `frameNumber` may come as
+ * the unsigned reading of the same bits (`page >>> 0`), so a page source must
+ * take both alike. {@link NO_PAGE} (-1) is never a handle.
  */
 export interface PageSource {
   /**
