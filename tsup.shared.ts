@@ -11,8 +11,10 @@ import type { Options } from "tsup";
  */
 export function libraryBuild(): Options {
   return {
-    // Tests and benchmarks (*.test.ts, *.bench.ts) are not part of a package.
-    entry: ["src/**/*.ts", "!src/**/*.test.ts", "!src/**/*.bench.ts"],
+    // Tests, benchmarks and test helpers (*.test.ts, *.bench.ts, test-*.ts) are
+    // not part of a package; nor are ambient declarations (*.d.ts), which
+    // describe an untyped dev dependency for the tests.
+    entry: ["src/**/*.ts", "!src/**/*.test.ts", "!src/**/*.bench.ts", "!src/**/test-*.ts", "!src/**/*.d.ts"],
     bundle: false,
     format: ["esm"],
     target: "node20",

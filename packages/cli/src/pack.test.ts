@@ -77,8 +77,8 @@ describe("the packed packages", () => {
     for (const p of packed) expect([p.name, p.files.includes("README.md")]).toEqual([p.name, true]);
   });
 
-  it("ship no benchmarks", () => {
-    for (const p of packed) expect(p.files.filter((file) => /bench/.test(file))).toEqual([]);
+  it("ship no benchmarks, tests, test helpers or builds of ambient declarations", () => {
+    for (const p of packed) expect(p.files.filter((file) => /bench|test|\.d\.d\.ts$/.test(file))).toEqual([]);
   });
 });
 
