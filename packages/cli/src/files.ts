@@ -27,7 +27,7 @@ export function readBounded(file: string, kind: InputKind, doing: string): strin
     const buffer = Buffer.allocUnsafe(64 * 1024);
     let total = 0;
     for (;;) {
-      const count = readSync(fd, buffer, 0, buffer.length, null);
+      const count = readWaiting(fd, buffer);
       if (count === 0) break;
       total += count;
       if (total > kind.limit) {
@@ -39,6 +39,24 @@ export function readBounded(file: string, kind: InputKind, doing: string): strin
     return Buffer.concat(chunks, total).toString("utf8");
   } finally {
     if (fd !== 0) closeSync(fd);
+  }
+}
+
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * `readSync`, waiting out EAGAIN: a stdin that another program left
+ * non-blocking has no data yet, which is not an error (Node's own
+ * `readFileSync(0)` throws there).
+ */
+function readWaiting(fd: number, buffer: Buffer): number {
+  for (;;) {
+    try {
+      return readSync(fd, buffer, 0, buffer.length, null);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error;
+      Atomics.wait(PAUSE, 0, 0, 10);
+    }
   }
 }
 

@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,7 +7,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { DEFAULT_FILE, VmmemctlUnavailableError, explainMissing, gatherFacts, readVmmemctl, summary, type HostFacts } from "./commands/stats.js";
 import { EXIT, exitStatusOf } from "./errors.js";
 import { styler } from "./output.js";
-import { FIXTURES, STACK, vmballoon } from "./cli-runner.js";
+import { BIN, FIXTURES, STACK, vmballoon } from "./cli-runner.js";
 
 const SAMPLES = join(FIXTURES, "debugfs");
 const sampleFile = (name: string) => join(SAMPLES, name);
@@ -121,6 +122,20 @@ describe("vmballoon stats: bad input and bad usage", () => {
     expect(run.status).toBe(EXIT.USAGE);
     expect(run.stderr).toBe(`vmballoon: cannot write ${out}: no such file or directory\n`);
     expect(existsSync(join(scratch, "missing-dir"))).toBe(false);
+  });
+
+  // python3 leaves stdin non-blocking, as some programs leave a shared pipe, then runs vmballoon on it.
+  const hasPython = spawnSync("python3", ["--version"]).status === 0;
+  it.skipIf(!hasPython)("--file - on a non-blocking stdin with no data yet waits for it (EAGAIN is not an error)", () => {
+    const nonBlocking = `import fcntl, os, sys
+fcntl.fcntl(0, fcntl.F_SETFL, fcntl.fcntl(0, fcntl.F_GETFL) | os.O_NONBLOCK)
+os.execv(sys.argv[1], sys.argv[1:])`;
+    const text = sampleText("seed-typical.txt");
+    const shell = `(sleep 0.3; cat "$1") | python3 -c "$2" "$3" "$4" stats --file - --format debugfs`;
+    const run = spawnSync("sh", ["-c", shell, "sh", sampleFile("seed-typical.txt"), nonBlocking, process.execPath, BIN], { encoding: "utf8", timeout: 30_000 });
+    expect(run.stderr).toBe("");
+    expect(run.status).toBe(0);
+    expect(run.stdout).toBe(text);
   });
 
   it("a missing file: exit 2, one line", () => {
