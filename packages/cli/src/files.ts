@@ -1,4 +1,5 @@
-import { closeSync, openSync, readSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, fstatSync, lstatSync, openSync, readSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { CliError, EXIT, describeFileError } from "./errors.js";
 
 const MiB = 2 ** 20;
@@ -42,7 +43,12 @@ export function readBounded(file: string, kind: InputKind, doing: string): strin
   }
 }
 
-const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
+
+/** Sleeps, synchronously: for waiting out EAGAIN on a non-blocking descriptor. */
+export function pause(milliseconds: number): void {
+  Atomics.wait(SLEEPER, 0, 0, milliseconds);
+}
 
 /**
  * `readSync`, waiting out EAGAIN: a stdin that another program left
@@ -55,7 +61,7 @@ function readWaiting(fd: number, buffer: Buffer): number {
       return readSync(fd, buffer, 0, buffer.length, null);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error;
-      Atomics.wait(PAUSE, 0, 0, 10);
+      pause(10);
     }
   }
 }
@@ -69,19 +75,71 @@ export function readInput(file: string, kind: InputKind, doing: string): string 
   }
 }
 
+/** How to write a file so that it appears whole: see {@link stagingFor}. */
+export interface Staging {
+  /** The file itself, a symbolic link followed. */
+  readonly final: string;
+  /** The file to write first and rename over `final`; none to write `final` in place. */
+  readonly temporary: string | undefined;
+  /** `final` is this process's stdout (1) or stderr (2): write through that descriptor. */
+  readonly descriptor: 1 | 2 | undefined;
+}
+
 /**
- * Writes a file whole or not at all: the text goes to a temporary file beside
- * it, which is then renamed over it, so that a reader (node_exporter's
- * textfile collector, a `watch cat`) never sees half of it. Errors become one
- * line that says what was being written (`doing`) and why.
+ * Where to write `file` so that it appears whole: a temporary file beside the
+ * real file (a symbolic link is followed, and kept), to be renamed over it.
+ * A device, a FIFO or a socket (a named pipe, `/dev/null`) is written in
+ * place instead, since renaming over it would replace it with a file; and the
+ * file or pipe that is stdout or stderr (`--trace /dev/stdout > f`) through
+ * that descriptor, since a second one would write over what the first wrote.
+ */
+export function stagingFor(file: string): Staging {
+  let final = file;
+  try {
+    // The C library's realpath: Node's own makes up a path for /dev/stdout on a pipe.
+    final = realpathSync.native(file);
+  } catch {
+    // Not there yet: the file is created by the rename; a dangling link's
+    // target is, and the link stays.
+    if (lstatSync(file, { throwIfNoEntry: false })?.isSymbolicLink()) final = resolve(dirname(file), readlinkSync(file));
+  }
+  const existing = statSync(final, { throwIfNoEntry: false });
+  if (existing === undefined) return { final, temporary: `${final}.${process.pid}.tmp`, descriptor: undefined };
+  const descriptor = standardDescriptorOf(existing);
+  if (descriptor !== undefined || !existing.isFile()) return { final, temporary: undefined, descriptor };
+  return { final, temporary: `${final}.${process.pid}.tmp`, descriptor: undefined };
+}
+
+/** 1 or 2 when the file is what this process's stdout or stderr is open on. */
+function standardDescriptorOf(file: Stats): 1 | 2 | undefined {
+  for (const fd of [1, 2] as const) {
+    try {
+      const open = fstatSync(fd);
+      if (open.dev === file.dev && open.ino === file.ino) return fd;
+    } catch {
+      // Closed: not this one.
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Writes a file whole or not at all (see {@link stagingFor}), so that a
+ * reader (node_exporter's textfile collector, a `watch cat`) never sees half
+ * of it. Errors become one line that says what was being written (`doing`)
+ * and why.
  */
 export function writeAtomically(file: string, text: string, doing: string): void {
-  const temporary = `${file}.${process.pid}.tmp`;
+  const { final, temporary, descriptor } = stagingFor(file);
   try {
+    if (temporary === undefined) {
+      writeFileSync(descriptor ?? final, text);
+      return;
+    }
     writeFileSync(temporary, text);
-    renameSync(temporary, file);
+    renameSync(temporary, final);
   } catch (error) {
-    rmSync(temporary, { force: true });
+    if (temporary !== undefined) rmSync(temporary, { force: true });
     throw describeFileError(error, doing, file);
   }
 }

@@ -4,7 +4,7 @@
  * engine nor koffi.
  */
 import { cac } from "cac";
-import { EXIT, UsageError, exitStatusOf, type ExitStatus } from "./errors.js";
+import { CliError, EXIT, UsageError, describeFileError, exitStatusOf, type ExitStatus } from "./errors.js";
 
 declare const __VERSION__: string;
 
@@ -96,6 +96,23 @@ export async function main(argv: readonly string[]): Promise<ExitStatus> {
   } catch (error) {
     return report(error);
   }
+}
+
+let stdoutHasFailed = false;
+
+/**
+ * For stdout's `error` event (the bin installs it): a full disk or a bad
+ * descriptor is one line and exit status 1, once; a reader that went away
+ * (EPIPE, as in `| head`) stops the output quietly. Without it, Node reports
+ * such an error with a stack trace.
+ */
+export function stdoutFailed(error: NodeJS.ErrnoException): void {
+  if (error.code === "EPIPE" || stdoutHasFailed) return;
+  stdoutHasFailed = true;
+  const described = describeFileError(error, "write to", "stdout");
+  process.exitCode = report(
+    described instanceof CliError ? described : new CliError(`cannot write to stdout: ${error.code ?? error.message}`, EXIT.FAILURE),
+  );
 }
 
 /** One line on stderr for an expected failure; a stack trace only for a bug. */

@@ -1,8 +1,8 @@
 import { closeSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { describeFileError } from "./errors.js";
+import { pause, stagingFor } from "./files.js";
 
 const FLUSH_AT = 1 << 20;
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 /** Writes all of `text` to `fd`, waiting out a full non-blocking pipe. */
 function writeAll(fd: number, text: string): void {
@@ -13,7 +13,7 @@ function writeAll(fd: number, text: string): void {
       buffer = buffer.subarray(written);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error;
-      Atomics.wait(sleeper, 0, 0, 2);
+      pause(2);
     }
   }
 }
@@ -27,7 +27,11 @@ export class LineWriter {
   private pending: string[] = [];
   private pendingLength = 0;
   private readonly fd: number;
+  /** The file the trace ends up in, and the one it is written to first (none for a device or a FIFO). */
+  private readonly final: string | undefined;
   private readonly temporary: string | undefined;
+  /** The descriptor of a file is closed (by {@link close}). */
+  private closed = false;
   /** The reader went away (EPIPE): further lines are dropped. */
   closedByReader = false;
 
@@ -36,9 +40,11 @@ export class LineWriter {
       this.fd = 1;
       return;
     }
-    this.temporary = `${target}.${process.pid}.tmp`;
     try {
-      this.fd = openSync(this.temporary, "w");
+      const { final, temporary, descriptor } = stagingFor(target);
+      this.final = final;
+      this.temporary = temporary;
+      this.fd = descriptor ?? openSync(temporary ?? final, "w");
     } catch (error) {
       throw describeFileError(error, "write the trace to", target);
     }
@@ -70,10 +76,12 @@ export class LineWriter {
   /** Flushes, and moves a file into place. */
   close(): void {
     this.flush();
-    if (this.temporary === undefined) return;
+    if (this.fd === 1 || this.fd === 2) return;
+    this.closed = true;
     closeSync(this.fd);
+    if (this.temporary === undefined) return;
     try {
-      renameSync(this.temporary, this.target);
+      renameSync(this.temporary, this.final!);
     } catch (error) {
       throw describeFileError(error, "write the trace to", this.target);
     }
@@ -81,11 +89,11 @@ export class LineWriter {
 
   /** Gives up: a file's partial copy is removed; the old file, if any, stays. */
   abandon(): void {
-    if (this.temporary === undefined) return;
+    if (this.fd === 1 || this.fd === 2) return;
     try {
-      closeSync(this.fd);
+      if (!this.closed) closeSync(this.fd);
     } finally {
-      rmSync(this.temporary, { force: true });
+      if (this.temporary !== undefined) rmSync(this.temporary, { force: true });
     }
   }
 }
