@@ -1,4 +1,4 @@
-import { main, stdoutFailed } from "./program.js";
+import { finalStatus, main, stdoutFailed } from "./program.js";
 
 process.stdout.on("error", stdoutFailed);
-process.exitCode = await main(process.argv.slice(2));
+process.exitCode = finalStatus(await main(process.argv.slice(2)));

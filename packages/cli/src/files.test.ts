@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { closeSync, lstatSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -72,6 +72,24 @@ describe.skipIf(!root)("a full disk (a /dev/full node: char 1:7)", () => {
       expect(run.stderr).toBe("vmballoon: cannot write to stdout: no space left on device\n");
       expect(run.stderr).not.toMatch(STACK);
       expect(run.status).toBe(EXIT.FAILURE);
+    } finally {
+      closeSync(fd);
+    }
+  });
+});
+
+describe.skipIf(!root)("run --json with stdout on a full disk", () => {
+  it("goes on ballooning, says so in one line, and exits 1 after unloading on SIGTERM", async () => {
+    const fd = openSync(makeDevice("full-for-run", 7), "w");
+    try {
+      const child = spawn(process.execPath, [BIN, "run", "--host", "simulated", "--target", "100", "--interval", "100ms", "--json"], { stdio: ["ignore", fd, "pipe"] });
+      let stderr = "";
+      child.stderr!.on("data", (chunk) => (stderr += chunk));
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      child.kill("SIGTERM");
+      const status = await new Promise((resolve) => child.on("exit", (code) => resolve(code)));
+      expect(stderr).toBe("vmballoon: cannot write to stdout: no space left on device\n");
+      expect(status).toBe(EXIT.FAILURE);
     } finally {
       closeSync(fd);
     }

@@ -115,6 +115,11 @@ export function stdoutFailed(error: NodeJS.ErrnoException): void {
   );
 }
 
+/** The exit status of a command that returned `status`: a failure when stdout failed under it. */
+export function finalStatus(status: ExitStatus): ExitStatus {
+  return stdoutHasFailed && status === EXIT.OK ? EXIT.FAILURE : status;
+}
+
 /** One line on stderr for an expected failure; a stack trace only for a bug. */
 function report(error: unknown): ExitStatus {
   const status = exitStatusOf(error);

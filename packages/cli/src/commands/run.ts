@@ -131,22 +131,20 @@ class LastReply implements Hypervisor {
   }
 }
 
-/** Writes `text` beside `file` and renames it into place: a reader sees the old text or the new, never half. */
 function vmLckKiB(): number {
   const match = /^VmLck:\s+(\d+) kB/m.exec(readFileSync("/proc/self/status", "utf8"));
   return match ? Number(match[1]) : Number.NaN;
 }
 
-/** JSON Lines on stdout with `--json`; stops quietly when the reader goes away. */
+/**
+ * JSON Lines on stdout with `--json`. Stops writing when stdout fails: the
+ * reader went away (EPIPE), or a full disk, which the program's handler of
+ * stdout's errors reports (one line, exit status 1). The balloon goes on.
+ */
 class Emitter {
   private closed = false;
   constructor(private readonly enabled: boolean) {
-    if (enabled) {
-      process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-        if (error.code === "EPIPE") this.closed = true;
-        else throw error;
-      });
-    }
+    if (enabled) process.stdout.on("error", () => (this.closed = true));
   }
   emit(record: object): void {
     if (this.enabled && !this.closed) process.stdout.write(`${JSON.stringify(record)}\n`);
