@@ -121,25 +121,21 @@ describe.skipIf(!linuxX64 || !root)("the Linux page source, for real", () => {
     expect(source.heldPages).toBe(0);
   });
 
-  it("keeps to one mapping per chunk, and unmaps a chunk when its last page goes", () => {
+  it.each([
+    // 64 MiB, within one 256 MiB chunk.
+    [{}, 16384, 1],
+    // 8 MiB in chunks of 2 MiB.
+    [{ chunkPages: 512 }, 2048, 4],
+  ])("keeps to one mapping per chunk, and unmaps a chunk when its last page goes (%j, %i pages: %i)", (options, count, chunks) => {
     const before = lockedMappings();
-    const source = open();
-    const pages = allocateMany(source, 16384); // 64 MiB, within one 256 MiB chunk
-    expect(source.mappings).toBe(1);
-    // The pages locked so far are one range of the kernel's mappings, not thousands.
-    expect(lockedMappings() - before).toBe(1);
+    const source = open(options);
+    const pages = allocateMany(source, count);
+    expect(source.mappings).toBe(chunks);
+    // The pages locked so far are one range of the kernel's mappings a chunk, not thousands.
+    expect(lockedMappings() - before).toBe(chunks);
     for (const page of pages.reverse()) source.free(page);
     source.releaseIdle();
     expect(source.mappings).toBe(0);
-    expect(lockedMappings()).toBe(before);
-
-    const small = open({ chunkPages: 512 });
-    const more = allocateMany(small, 2048);
-    expect(small.mappings).toBe(4);
-    expect(lockedMappings() - before).toBe(4);
-    for (const page of more.reverse()) small.free(page);
-    small.releaseIdle();
-    expect(small.mappings).toBe(0);
     expect(lockedMappings()).toBe(before);
   });
 
