@@ -15,6 +15,11 @@ export const VMMEMCTL: InputKind = { what: "a vmmemctl text", limit: 1 * MiB };
 /** A scenario: a million events fit several times over. */
 export const SCENARIO: InputKind = { what: "a scenario", limit: 64 * MiB };
 
+/** How messages name an input: `-` is stdin. */
+export function inputName(file: string): string {
+  return file === "-" ? "stdin" : file;
+}
+
 /**
  * Reads a file, or stdin (`-`), as UTF-8, up to the kind's limit: a device or a
  * pipe that never ends (`/dev/urandom`, `yes |`) is an error that says so
@@ -32,8 +37,7 @@ export function readBounded(file: string, kind: InputKind, doing: string): strin
       if (count === 0) break;
       total += count;
       if (total > kind.limit) {
-        const name = file === "-" ? "stdin" : file;
-        throw new CliError(`cannot ${doing} ${name}: more than ${kind.limit / MiB} MiB, too much for ${kind.what}`, EXIT.USAGE);
+        throw new CliError(`cannot ${doing} ${inputName(file)}: more than ${kind.limit / MiB} MiB, too much for ${kind.what}`, EXIT.USAGE);
       }
       chunks.push(Buffer.from(buffer.subarray(0, count)));
     }
@@ -71,7 +75,7 @@ export function readInput(file: string, kind: InputKind, doing: string): string 
   try {
     return readBounded(file, kind, doing);
   } catch (error) {
-    throw describeFileError(error, doing, file === "-" ? "stdin" : file);
+    throw describeFileError(error, doing, inputName(file));
   }
 }
 
@@ -104,9 +108,8 @@ export function stagingFor(file: string): Staging {
     if (lstatSync(file, { throwIfNoEntry: false })?.isSymbolicLink()) final = resolve(dirname(file), readlinkSync(file));
   }
   const existing = statSync(final, { throwIfNoEntry: false });
-  if (existing === undefined) return { final, temporary: `${final}.${process.pid}.tmp`, descriptor: undefined };
-  const descriptor = standardDescriptorOf(existing);
-  if (descriptor !== undefined || !existing.isFile()) return { final, temporary: undefined, descriptor };
+  const descriptor = existing && standardDescriptorOf(existing);
+  if (existing !== undefined && (descriptor !== undefined || !existing.isFile())) return { final, temporary: undefined, descriptor };
   return { final, temporary: `${final}.${process.pid}.tmp`, descriptor: undefined };
 }
 

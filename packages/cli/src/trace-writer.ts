@@ -50,6 +50,11 @@ export class LineWriter {
     }
   }
 
+  /** The descriptor was opened here (it is not stdout or stderr), so it is closed here. */
+  private get ownsFd(): boolean {
+    return this.fd !== 1 && this.fd !== 2;
+  }
+
   write(line: string): void {
     this.pending.push(line);
     this.pendingLength += line.length + 1;
@@ -76,7 +81,7 @@ export class LineWriter {
   /** Flushes, and moves a file into place. */
   close(): void {
     this.flush();
-    if (this.fd === 1 || this.fd === 2) return;
+    if (!this.ownsFd) return;
     this.closed = true;
     closeSync(this.fd);
     if (this.temporary === undefined) return;
@@ -89,7 +94,7 @@ export class LineWriter {
 
   /** Gives up: a file's partial copy is removed; the old file, if any, stays. */
   abandon(): void {
-    if (this.fd === 1 || this.fd === 2) return;
+    if (!this.ownsFd) return;
     try {
       if (!this.closed) closeSync(this.fd);
     } finally {

@@ -14,7 +14,7 @@ import {
   type VmmemctlRecord,
 } from "@vmballoon/stats";
 import { UsageError, describeFileError } from "../errors.js";
-import { VMMEMCTL, readBounded, readInput, writeAtomically } from "../files.js";
+import { VMMEMCTL, inputName, readBounded, readInput, writeAtomically } from "../files.js";
 import { optionValue, type OptionValue } from "../options.js";
 import { colorsFor, mebibytes, styler, type Style } from "../output.js";
 
@@ -157,7 +157,7 @@ export function readVmmemctl(file: string | undefined, source: DefaultSource = K
       throw describeFileError(error, "read", source.file);
     }
   }
-  return { name: file === "-" ? "stdin" : file, text: readInput(file, VMMEMCTL, "read") };
+  return { name: inputName(file), text: readInput(file, VMMEMCTL, "read") };
 }
 
 function chooseFormat(options: StatsOptions): StatsFormat | undefined {
