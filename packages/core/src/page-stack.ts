@@ -16,7 +16,7 @@ export class PageStack {
   /** Entries in the chunks below {@link top}: a multiple of the chunk size. */
   private below = 0;
   /** An emptied chunk kept back, so that push/pop at a boundary does not allocate. */
-  private spare: Uint32Array | undefined;
+  private spare: Uint32Array | undefined = undefined;
 
   constructor() {
     this.top = new Uint32Array(CHUNK);
