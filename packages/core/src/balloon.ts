@@ -216,16 +216,17 @@ export class Balloon {
   }
 
   /**
-   * `vmballoon_send_lock_page`: 0 locked, 1 refused (status in
-   * `lastLockStatus`), -1 frame too large to send (no command).
+   * `vmballoon_send_lock_page`: 0 locked, 1 refused (the seed's `hv_status`
+   * in `lastLockStatus`, set only then), -1 frame too large to send (no
+   * command).
    */
   private sendLockPage(pfn: number): number {
     if (pfn > PFN_LIMIT) return -1;
 
     this.counters[LOCK]!++;
     const status = this.hypervisor.call(CMD_LOCK, pfn).status;
-    this.lastLockStatus = status;
     if (this.checkStatus(status)) return 0;
+    this.lastLockStatus = status;
     this.counters[LOCK_FAIL]!++;
     return 1;
   }

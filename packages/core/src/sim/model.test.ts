@@ -65,6 +65,29 @@ describe("the reference monitor", () => {
     expect(status(m, COMMANDS.GUEST_ID, 1)).toBe(STATUS.SUCCESS);
   });
 
+  it("answers LOCK and UNLOCK by the rules as forced failures and resets come and go", () => {
+    const m = monitor();
+    // A forced failure of another command does not touch LOCK, and is still there afterwards.
+    m.failNext(COMMANDS.GET_TARGET, 1, STATUS.ERROR_BUSY);
+    expect(status(m, COMMANDS.LOCK, 100)).toBe(STATUS.SUCCESS);
+    m.failNext(COMMANDS.UNLOCK, 2, STATUS.FAILURE);
+    expect(status(m, COMMANDS.UNLOCK, 100)).toBe(STATUS.FAILURE);
+    expect(status(m, COMMANDS.UNLOCK, 100)).toBe(STATUS.FAILURE);
+    expect(status(m, COMMANDS.UNLOCK, 100)).toBe(STATUS.SUCCESS);
+    expect(status(m, COMMANDS.GET_TARGET, 50)).toBe(STATUS.ERROR_BUSY);
+    // Every forced failure spent: LOCK and UNLOCK are plain again, until a reset.
+    expect(status(m, COMMANDS.LOCK, 100)).toBe(STATUS.SUCCESS);
+    m.reset();
+    expect(status(m, COMMANDS.LOCK, 101)).toBe(STATUS.ERROR_RESET);
+    expect(status(m, COMMANDS.UNLOCK, 100)).toBe(STATUS.ERROR_RESET);
+    m.failNext(COMMANDS.START, 1, STATUS.ERROR_BUSY);
+    expect(status(m, COMMANDS.START, 2)).toBe(STATUS.ERROR_BUSY);
+    expect(status(m, COMMANDS.LOCK, 101)).toBe(STATUS.ERROR_RESET);
+    expect(status(m, COMMANDS.START, 2)).toBe(STATUS.SUCCESS);
+    expect(status(m, COMMANDS.LOCK, 101)).toBe(STATUS.SUCCESS);
+    expect(status(m, COMMANDS.UNLOCK, 101)).toBe(STATUS.SUCCESS);
+  });
+
   it("answers an unknown command with CMD_INVALID, even during a reset", () => {
     const m = monitor();
     m.reset();

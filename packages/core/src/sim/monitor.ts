@@ -31,6 +31,8 @@ export class SimMonitor implements Hypervisor {
   private resetFlag = false;
   /** Forced failures pending, all commands together. */
   private forcedPending = 0;
+  /** No forced failure and no reset pending: LOCK and UNLOCK go straight to their rules. */
+  private plain = true;
   private readonly firstPfn: number;
   private readonly frames: number;
   private readonly totalPages: number;
@@ -38,6 +40,8 @@ export class SimMonitor implements Hypervisor {
   private readonly locked: Int32Array;
   private lockedCount = 0;
   private readonly refused = new Map<number, number>();
+  /** Whether {@link refused} has an entry: one load on the per-page path, not three. */
+  private anyRefused = false;
   private readonly forcedCount = new Float64Array(COMMAND_COUNT);
   private readonly forcedStatus = new Float64Array(COMMAND_COUNT);
   /** The registers: one reply object, rewritten by every call. */
@@ -68,12 +72,15 @@ export class SimMonitor implements Hypervisor {
   /** `reset` event: set the reset flag and forget every locked frame. */
   reset(): void {
     this.resetFlag = true;
+    this.updatePlain();
     this.unlockAll();
   }
 
   /** `refuse` event: from now on LOCK of that frame returns that status. */
   refuse(pfn: number, status: number): void {
-    if (this.frameIndex(pfn) >= 0) this.refused.set(pfn, status);
+    if (this.frameIndex(pfn) < 0) return;
+    this.refused.set(pfn, status);
+    this.anyRefused = true;
   }
 
   /** `failNext` event: `count` more forced failures of `command`, all returning `status`. */
@@ -81,6 +88,7 @@ export class SimMonitor implements Hypervisor {
     this.forcedCount[command] = this.forcedCount[command]! + count;
     this.forcedStatus[command] = status;
     this.forcedPending += count;
+    this.updatePlain();
   }
 
   /** Whether a frame is locked. */
@@ -95,7 +103,7 @@ export class SimMonitor implements Hypervisor {
     reply.result = 0;
     // The per-page commands with no forced failure and no reset pending go
     // straight to rules 7 and 8, which are where the rules would take them.
-    if (this.forcedPending === 0 && this.resetFlag === false) {
+    if (this.plain === true) {
       if (command === LOCK) {
         reply.status = this.lock(argument);
         return reply;
@@ -109,11 +117,17 @@ export class SimMonitor implements Hypervisor {
     return reply;
   }
 
+  /** Keeps {@link plain} true exactly when no forced failure and no reset are pending. */
+  private updatePlain(): void {
+    this.plain = this.forcedPending === 0 && this.resetFlag === false;
+  }
+
   /** Rule 1: a pending forced failure of this command is used up. */
   private answerForced(command: number, argument: number): number {
     if (command < COMMAND_COUNT && this.forcedCount[command]! > 0) {
       this.forcedCount[command]!--;
       this.forcedPending--;
+      this.updatePlain();
       return this.forcedStatus[command]!;
     }
     return this.answer(command, argument);
@@ -123,6 +137,7 @@ export class SimMonitor implements Hypervisor {
   private answer(command: number, argument: number): number {
     if (command === START) {
       this.resetFlag = false;
+      this.updatePlain();
       this.unlockAll();
       return SUCCESS;
     }
@@ -146,7 +161,7 @@ export class SimMonitor implements Hypervisor {
   private lock(pfn: number): number {
     const index = this.frameIndex(pfn);
     if (index < 0) return ERROR_PPN_INVALID;
-    if (this.refused.size !== 0 && this.refused.has(pfn)) return this.refused.get(pfn)!;
+    if (this.anyRefused === true && this.refused.has(pfn)) return this.refused.get(pfn)!;
     const word = index >>> 5;
     const bit = 1 << (index & 31);
     const bits = this.locked[word]!;
