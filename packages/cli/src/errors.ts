@@ -62,6 +62,8 @@ const BY_CODE: Readonly<Record<string, ExitStatus>> = {
   ENOENT: EXIT.USAGE,
   EISDIR: EXIT.USAGE,
   ENOTDIR: EXIT.USAGE,
+  ELOOP: EXIT.USAGE,
+  ENAMETOOLONG: EXIT.USAGE,
   EACCES: EXIT.NO_PERMISSION,
   EPERM: EXIT.NO_PERMISSION,
   EROFS: EXIT.FAILURE,
@@ -80,18 +82,29 @@ export function exitStatusOf(error: unknown): ExitStatus | undefined {
   return undefined;
 }
 
-/** A file-system error as one line: what was being done, to which file, and why. */
+/** Reasons for the file-system errors a user is most likely to meet, in their own words. */
+const FILE_ERROR_REASONS: Readonly<Record<string, string>> = {
+  ENOENT: "no such file or directory",
+  EISDIR: "is a directory",
+  ENOTDIR: "a part of the path is not a directory",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  EROFS: "read-only file system",
+  ENOSPC: "no space left on device",
+};
+
+/**
+ * A file-system error as one line: what was being done, to which file, and
+ * why. Any error of the system (one with an errno code, such as EIO from
+ * `/proc/self/mem` or ELOOP from a loop of links) is described, with the
+ * system's own words where the table above has none; anything else is
+ * returned as it is.
+ */
 export function describeFileError(error: unknown, doing: string, file: string): CliError | unknown {
-  const code = (error as { code?: unknown })?.code;
-  const why: Record<string, string> = {
-    ENOENT: "no such file or directory",
-    EISDIR: "is a directory",
-    ENOTDIR: "a part of the path is not a directory",
-    EACCES: "permission denied",
-    EPERM: "operation not permitted",
-    EROFS: "read-only file system",
-    ENOSPC: "no space left on device",
-  };
-  if (error instanceof CliError || typeof code !== "string" || !(code in why)) return error;
-  return new CliError(`cannot ${doing} ${file}: ${why[code]}`, exitStatusOf(error) ?? EXIT.FAILURE, { cause: error });
+  if (error instanceof CliError || !(error instanceof Error)) return error;
+  const { code, errno } = error as NodeJS.ErrnoException;
+  if (typeof code !== "string" || typeof errno !== "number") return error;
+  // Node's message: "EIO: i/o error, read" or "ELOOP: too many symbolic links encountered, open '…'".
+  const why = FILE_ERROR_REASONS[code] ?? /^[A-Z0-9_]+: ([^,]+)/.exec(error.message)?.[1] ?? code;
+  return new CliError(`cannot ${doing} ${file}: ${why}`, exitStatusOf(error) ?? EXIT.FAILURE, { cause: error });
 }

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { StatsParseError, parse } from "@vmballoon/stats";
@@ -16,6 +16,13 @@ const ALL = ["seed-typical.txt", "seed-zero.txt", "seed-signed.txt", "modern-bus
 
 const scratch = mkdtempSync(join(tmpdir(), "vmballoon-stats-test-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** Two links in the scratch folder that point at each other. */
+function loopOfLinks(): string {
+  symlinkSync("loop-b", join(scratch, "loop-a"));
+  symlinkSync("loop-a", join(scratch, "loop-b"));
+  return join(scratch, "loop-a");
+}
 
 describe("vmballoon stats --file F", () => {
   it.each([
@@ -135,6 +142,18 @@ os.execv(sys.argv[1], sys.argv[1:])`;
     const run = vmballoon(["stats", "--file", join(scratch, "nothing-here.txt")]);
     expect(run.status).toBe(EXIT.USAGE);
     expect(run.stderr).toBe(`vmballoon: cannot read ${join(scratch, "nothing-here.txt")}: no such file or directory\n`);
+  });
+
+  it.each<[string, () => string, string, number]>([
+    ["a loop of symbolic links", () => loopOfLinks(), "too many symbolic links encountered", EXIT.USAGE],
+    ["a name too long", () => join(scratch, "x".repeat(300)), "name too long", EXIT.USAGE],
+    ["a file that fails to read (EIO)", () => "/proc/self/mem", "i/o error", EXIT.FAILURE],
+  ])("%s: one line in the system's words, no stack trace", (_, file, why, status) => {
+    const path = file();
+    const run = vmballoon(["stats", "--file", path]);
+    expect(run.stderr).toBe(`vmballoon: cannot read ${path}: ${why}\n`);
+    expect(run.status).toBe(status);
+    expect(run.stdout).toBe("");
   });
 
   it.each([
