@@ -11,17 +11,28 @@ export interface Run {
   readonly stderr: string;
 }
 
+export interface RunOptions {
+  /** Written to stdin (empty by default). */
+  readonly input?: string;
+  /** Variables added to this process's environment. */
+  readonly env?: Record<string, string>;
+  /** Run as this user and group id, from `/` (needs root). */
+  readonly uid?: number;
+}
+
 /** Runs `vmballoon ARGS` with piped stdio (not a terminal) and without colour variables. */
-export function vmballoon(args: readonly string[], options: { input?: string; env?: Record<string, string> } = {}): Run {
+export function vmballoon(args: readonly string[], options: RunOptions = {}): Run {
   const env: Record<string, string | undefined> = { ...process.env, ...options.env };
   if (!options.env || !("NO_COLOR" in options.env)) delete env.NO_COLOR;
   if (!options.env || !("FORCE_COLOR" in options.env)) delete env.FORCE_COLOR;
+  const ids = options.uid === undefined ? {} : { uid: options.uid, gid: options.uid, cwd: "/" };
   const result = spawnSync(process.execPath, [BIN, ...args], {
     input: options.input ?? "",
     encoding: "utf8",
     env,
     timeout: 60_000,
     maxBuffer: 256 * 2 ** 20,
+    ...ids,
   });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }

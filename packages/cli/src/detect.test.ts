@@ -1,14 +1,8 @@
-import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { vmballoon } from "./cli-runner.js";
 
-const bin = new URL("../bin/vmballoon.js", import.meta.url).pathname;
 const linuxX64 = process.platform === "linux" && process.arch === "x64";
-
-function vmballoon(...args: string[]) {
-  const child = spawnSync(process.execPath, [bin, ...args], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
-  return { status: child.status, stdout: child.stdout, stderr: child.stderr };
-}
 
 function cpuinfo() {
   const text = readFileSync("/proc/cpuinfo", "utf8");
@@ -31,7 +25,7 @@ function staticImports(file: URL, seen = new Set<string>()): string[] {
 
 describe("vmballoon detect", () => {
   it.skipIf(!linuxX64)("--json prints only the detection record, which agrees with /proc/cpuinfo", () => {
-    const { status, stdout, stderr } = vmballoon("detect", "--json");
+    const { status, stdout, stderr } = vmballoon(["detect", "--json"]);
     expect(status).toBe(0);
     expect(stderr).toBe("");
     const record = JSON.parse(stdout);
@@ -43,7 +37,7 @@ describe("vmballoon detect", () => {
   });
 
   it.skipIf(!linuxX64)("--probe --json runs GETVERSION in a child: an answer, or null, and exit status 0 either way", () => {
-    const { status, stdout, stderr } = vmballoon("detect", "--probe", "--json");
+    const { status, stdout, stderr } = vmballoon(["detect", "--probe", "--json"]);
     expect(status).toBe(0);
     expect(stderr).toBe("");
     const record = JSON.parse(stdout);
@@ -60,7 +54,7 @@ describe("vmballoon detect", () => {
   });
 
   it.skipIf(!linuxX64)("prints a table for people, without colour when NO_COLOR is set", () => {
-    const { status, stdout } = vmballoon("detect");
+    const { status, stdout } = vmballoon(["detect"]);
     expect(status).toBe(0);
     expect(stdout).toMatch(/^CPU vendor\s+\S+/m);
     expect(stdout).toMatch(/^hypervisor\s+\S+/m);
@@ -70,7 +64,7 @@ describe("vmballoon detect", () => {
   });
 
   it("rejects an unknown flag with usage and status 2", () => {
-    const { status, stderr } = vmballoon("detect", "--bogus");
+    const { status, stderr } = vmballoon(["detect", "--bogus"]);
     expect(status).toBe(2);
     expect(stderr).toMatch(/Unknown option `--bogus`/);
   });
@@ -79,7 +73,7 @@ describe("vmballoon detect", () => {
     const imports = staticImports(new URL("../dist/cli.js", import.meta.url));
     expect(imports.length).toBeGreaterThan(0);
     expect(imports.filter((name) => /hv-x86|koffi/.test(name))).toEqual([]);
-    const help = vmballoon("--help");
+    const help = vmballoon(["--help"]);
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(/detect/);
     expect(help.stdout).toMatch(/run/);

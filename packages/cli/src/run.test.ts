@@ -1,21 +1,15 @@
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { HvError } from "@vmballoon/hv-x86";
+import { BIN, vmballoon } from "./cli-runner.js";
 import { EXIT, exitStatusOf } from "./errors.js";
 
-const bin = new URL("../bin/vmballoon.js", import.meta.url).pathname;
 const linuxX64 = process.platform === "linux" && process.arch === "x64";
 const root = typeof process.geteuid === "function" && process.geteuid() === 0;
 const folder = mkdtempSync(join(tmpdir(), "vmballoon-run-"));
-
-function vmballoon(args: string[], options: { uid?: number } = {}) {
-  const ids = options.uid === undefined ? {} : { uid: options.uid, gid: options.uid, cwd: "/" };
-  const child = spawnSync(process.execPath, [bin, ...args], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" }, timeout: 30_000, ...ids });
-  return { status: child.status, stdout: child.stdout, stderr: child.stderr };
-}
 
 function scenarioFile(name: string, scenario: object): string {
   const file = join(folder, name);
@@ -35,7 +29,7 @@ class Runner {
   readonly exited: Promise<{ status: number | null; signal: string | null }>;
 
   constructor(args: string[]) {
-    this.child = spawn(process.execPath, [bin, "run", "--json", ...args], { env: { ...process.env, NO_COLOR: "1" } });
+    this.child = spawn(process.execPath, [BIN, "run", "--json", ...args], { env: { ...process.env, NO_COLOR: "1" } });
     this.child.stdout.setEncoding("utf8").on("data", (text: string) => {
       this.buffered += text;
       let newline: number;
@@ -172,7 +166,7 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
   });
 
   it("SIGINT unloads too, and says so on stderr without --json", async () => {
-    const child = spawn(process.execPath, [bin, "run", "--host", "simulated", "--target", "1000", "--interval", "100ms"], { env: { ...process.env, NO_COLOR: "1" } });
+    const child = spawn(process.execPath, [BIN, "run", "--host", "simulated", "--target", "1000", "--interval", "100ms"], { env: { ...process.env, NO_COLOR: "1" } });
     let stderr = "";
     child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
     const done = new Promise<number | null>((resolve) => child.on("close", (status) => resolve(status)));

@@ -1,46 +1,32 @@
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-
-const BIN = fileURLToPath(new URL("../bin/vmballoon.js", import.meta.url));
-const CONFORMANCE = fileURLToPath(new URL("../../../__fixtures__/conformance/", import.meta.url));
-
-/** Runs the built CLI as a user would; stdout is not a terminal. */
-function vmballoon(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const run = spawnSync(process.execPath, [BIN, ...args], {
-    encoding: "utf8",
-    env: { ...process.env, ...env },
-    maxBuffer: 1 << 30,
-  });
-  return { status: run.status, stdout: run.stdout, stderr: run.stderr };
-}
+import { FIXTURES, vmballoon } from "./cli-runner.js";
 
 const temp = () => mkdtempSync(join(tmpdir(), "vmballoon-cli-"));
-const names = readdirSync(CONFORMANCE)
+const names = readdirSync(FIXTURES)
   .filter((f) => f.endsWith(".scenario.json"))
   .map((f) => f.slice(0, -".scenario.json".length));
 
 describe("vmballoon simulate, conformance through the CLI", () => {
   it.each(names)("%s: --trace writes the seed's trace, byte for byte", (name) => {
     const out = join(temp(), "trace.jsonl");
-    const run = vmballoon(["simulate", "--scenario", join(CONFORMANCE, `${name}.scenario.json`), "--trace", out]);
+    const run = vmballoon(["simulate", "--scenario", join(FIXTURES, `${name}.scenario.json`), "--trace", out]);
     expect(run.stderr.replace(/^vmballoon: the balloon did not load.*\n/, "")).toBe("");
     expect(run.status).toBe(0);
-    const golden = gunzipSync(readFileSync(join(CONFORMANCE, `${name}.trace.jsonl.gz`))).toString("utf8");
+    const golden = gunzipSync(readFileSync(join(FIXTURES, `${name}.trace.jsonl.gz`))).toString("utf8");
     expect(readFileSync(out, "utf8") === golden).toBe(true);
   });
 });
 
 describe("vmballoon simulate", () => {
   it("prints the seed's debugfs text for the final state when stdout is not a terminal", () => {
-    const scenario = join(CONFORMANCE, "deflate-basic.scenario.json");
+    const scenario = join(FIXTURES, "deflate-basic.scenario.json");
     const run = vmballoon(["simulate", "--scenario", scenario]);
     expect(run.status).toBe(0);
-    const golden = gunzipSync(readFileSync(join(CONFORMANCE, "deflate-basic.trace.jsonl.gz"))).toString("utf8");
+    const golden = gunzipSync(readFileSync(join(FIXTURES, "deflate-basic.trace.jsonl.gz"))).toString("utf8");
     const debugfs = golden
       .split("\n")
       .filter(Boolean)
@@ -50,9 +36,9 @@ describe("vmballoon simulate", () => {
   });
 
   it("writes the trace to stdout with --trace -, and nothing else there", () => {
-    const run = vmballoon(["simulate", "--scenario", join(CONFORMANCE, "notneeded.scenario.json"), "--trace", "-"]);
+    const run = vmballoon(["simulate", "--scenario", join(FIXTURES, "notneeded.scenario.json"), "--trace", "-"]);
     expect(run.status).toBe(0);
-    const golden = gunzipSync(readFileSync(join(CONFORMANCE, "notneeded.trace.jsonl.gz"))).toString("utf8");
+    const golden = gunzipSync(readFileSync(join(FIXTURES, "notneeded.trace.jsonl.gz"))).toString("utf8");
     expect(run.stdout).toBe(golden);
   });
 
@@ -74,7 +60,7 @@ describe("vmballoon simulate", () => {
   it("prints one JSON document with --json, matching the trace's final state", () => {
     const dir = temp();
     const out = join(dir, "t.jsonl");
-    const run = vmballoon(["simulate", "--scenario", join(CONFORMANCE, "inflate-basic.scenario.json"), "--json", "--trace", out]);
+    const run = vmballoon(["simulate", "--scenario", join(FIXTURES, "inflate-basic.scenario.json"), "--json", "--trace", out]);
     expect(run.status).toBe(0);
     const summary = JSON.parse(run.stdout);
     const records = readFileSync(out, "utf8").trim().split("\n").map((l) => JSON.parse(l));
@@ -85,7 +71,7 @@ describe("vmballoon simulate", () => {
   });
 
   it("reports a failed load on stderr and prints no debugfs text", () => {
-    const run = vmballoon(["simulate", "--scenario", join(CONFORMANCE, "init-fails.scenario.json")]);
+    const run = vmballoon(["simulate", "--scenario", join(FIXTURES, "init-fails.scenario.json")]);
     expect(run.status).toBe(0);
     expect(run.stdout).toBe("");
     expect(run.stderr).toMatch(/did not load/);
@@ -118,6 +104,14 @@ describe("vmballoon simulate", () => {
       const run = vmballoon(["simulate", "--scenario", file]);
       expect(run.status).toBe(2);
       expect(run.stderr).toMatch(/not valid JSON/);
+      expect(run.stderr.trim().split("\n")).toHaveLength(1);
+    });
+
+    it("a text file that is not JSON, on stdin: one line naming stdin, its line breaks escaped", () => {
+      const run = vmballoon(["simulate", "--scenario", "-"], { input: "vm\nhost\n" });
+      expect(run.status).toBe(2);
+      expect(run.stdout).toBe("");
+      expect(run.stderr).toMatch(/^vmballoon: stdin: not valid JSON: .*\\n/);
       expect(run.stderr.trim().split("\n")).toHaveLength(1);
     });
 
