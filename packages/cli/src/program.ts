@@ -120,6 +120,17 @@ export function finalStatus(status: ExitStatus): ExitStatus {
   return stdoutHasFailed && status === EXIT.OK ? EXIT.FAILURE : status;
 }
 
+/**
+ * A message as one line: the line breaks and other control characters it
+ * carries from what the user typed (`--format $'x\ny'`, a file name) or from
+ * V8 (a JSON syntax error quotes the text around the fault) as escapes.
+ */
+function oneLine(message: string): string {
+  return message.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+const ESCAPES: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
 /** One line on stderr for an expected failure; a stack trace only for a bug. */
 function report(error: unknown): ExitStatus {
   const status = exitStatusOf(error);
@@ -128,7 +139,7 @@ function report(error: unknown): ExitStatus {
     return EXIT.FAILURE;
   }
   const message = error instanceof Error ? error.message : String(error);
-  process.stderr.write(`${NAME}: ${message}\n`);
+  process.stderr.write(`${NAME}: ${oneLine(message)}\n`);
   // Bad usage (not bad input) gets a pointer to the usage text.
   if (error instanceof UsageError || (error as Error).name === "CACError") {
     process.stderr.write(`Run '${NAME} --help' for usage.\n`);

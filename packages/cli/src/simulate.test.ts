@@ -107,14 +107,6 @@ describe("vmballoon simulate", () => {
       expect(run.stderr.trim().split("\n")).toHaveLength(1);
     });
 
-    it("a text file that is not JSON, on stdin: one line naming stdin, its line breaks escaped", () => {
-      const run = vmballoon(["simulate", "--scenario", "-"], { input: "vm\nhost\n" });
-      expect(run.status).toBe(2);
-      expect(run.stdout).toBe("");
-      expect(run.stderr).toMatch(/^vmballoon: stdin: not valid JSON: .*\\n/);
-      expect(run.stderr.trim().split("\n")).toHaveLength(1);
-    });
-
     it("a scenario file that does not exist", () => {
       const run = vmballoon(["simulate", "--scenario", "/nonexistent/scenario.json"]);
       expect(run.status).toBe(2);

@@ -60,6 +60,23 @@ describe("bad usage: a usage hint and exit 2, never a stack trace", () => {
     expect(run.stdout).toBe("");
   });
 
+  it.each([
+    [["fr\nob"], "vmballoon: unknown command 'fr\\nob'", true],
+    [["simulate", "--bo\ngus"], "vmballoon: Unknown option `--bo\\ngus`", true],
+    [["stats", "--format", "x\ny"], "vmballoon: --format must be debugfs, json or prometheus, not 'x\\ny'", true],
+    [["stats", "--file", "/nonexistent/a\rb\u2028c"], "vmballoon: cannot read /nonexistent/a\\rb\\u2028c: no such file or directory", false],
+  ])("a line break in what was typed stays escaped in the one line (%j)", (args, line, hint) => {
+    const run = vmballoon(args);
+    expect(run.status).toBe(EXIT.USAGE);
+    expect(run.stderr).toBe(`${line}\n${hint ? "Run 'vmballoon --help' for usage.\n" : ""}`);
+  });
+
+  it("a scenario on stdin that is not JSON: one line naming stdin, the line breaks V8 quotes escaped", () => {
+    const run = vmballoon(["simulate", "--scenario", "-"], { input: "vm\nhost\n" });
+    expect(run.status).toBe(EXIT.USAGE);
+    expect(run.stderr).toBe(`vmballoon: stdin: not valid JSON: Unexpected token 'v', "vm\\nhost\\n" is not valid JSON\n`);
+  });
+
   it("bad input is one line, with no usage hint: a scenario that breaks a rule", () => {
     const run = vmballoon(["simulate", "--scenario", "-"], { input: "{}" });
     expect(run.status).toBe(EXIT.USAGE);

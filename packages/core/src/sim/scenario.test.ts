@@ -78,22 +78,6 @@ describe("scenario validation", () => {
     expect(() => parseScenario('{"cycles": 3,,}')).toThrow(/not valid JSON: .*position|column/);
   });
 
-  it.each([
-    ["a line break", "vm\nhost\n", "\\n"],
-    ["a carriage return and a tab", "x\r\ty", "\\r\\t"],
-    ["a line separator", "x\u2028y", "\\u2028"],
-  ])("keeps a JSON syntax error on one line when the text around the fault has %s", (_, text, escaped) => {
-    let message = "";
-    try {
-      parseScenario(text);
-    } catch (error) {
-      message = (error as Error).message;
-    }
-    expect(message).toMatch(/^not valid JSON: /);
-    expect(message).not.toMatch(/[\n\r\t\u2028]/);
-    expect(message).toContain(escaped);
-  });
-
   /** Valid, or one ScenarioError of one line: never another exception, whatever the document. */
   function validOrOneLine(input: unknown): void {
     try {

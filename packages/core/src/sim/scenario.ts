@@ -164,22 +164,13 @@ export function validateScenario(value: unknown): Scenario {
   return { cycles, unload, guest: g, events };
 }
 
-/** A control character or line separator as its escape: `\n`, `\u2028`. */
-function escapeCharacter(c: string): string {
-  const named: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
-  return named[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
-}
-
 /** Parses and validates a scenario file's text. Throws {@link ScenarioError}. */
 export function parseScenario(text: string): Scenario {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (error) {
-    // V8 quotes the text around the fault as it is, line breaks included:
-    // escaped, so that the message stays one line.
-    const message = (error as Error).message.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, escapeCharacter);
-    throw new ScenarioError("", `not valid JSON: ${message}`, { cause: error });
+    throw new ScenarioError("", `not valid JSON: ${(error as Error).message}`, { cause: error });
   }
   return validateScenario(value);
 }
