@@ -97,15 +97,15 @@ const seed = others.shift();
 const ops = ours[0].ops;
 
 console.log(`engine throughput: churning 4 Mi-page guest, 3000 cycles, ${ops.toLocaleString("en-US")} page operations; ${RUNS} fresh processes each`);
-const row = (name, runs) =>
-  console.log(
-    `  ${name.padEnd(22)} whole process best ${ms(best(runs.map((r) => r.wall)))}, median ${ms(median(runs.map((r) => r.wall)))}` +
-      ` · scenario alone best ${perOp(best(runs.map((r) => r.ns)), ops)} (${Math.round((ops / best(runs.map((r) => r.ns))) * 1e9).toLocaleString("en-US")} ops/s)`,
-  );
+/** A side's line: whole-process times, and the scenario alone where the process timed it. */
+const row = (name, runs, note = "") => {
+  const inside = runs[0].ns === undefined ? "" : ` · scenario alone best ${perOp(best(runs.map((r) => r.ns)), ops)} (${Math.round((ops / best(runs.map((r) => r.ns))) * 1e9).toLocaleString("en-US")} ops/s)`;
+  console.log(`  ${name.padEnd(22)} whole process best ${ms(best(runs.map((r) => r.wall)))}, median ${ms(median(runs.map((r) => r.wall)))}${inside}${note}`);
+};
 row("TypeScript engine", ours);
 if (viaCli) {
   if (viaCli[0].ops !== ops) console.log(`  (the CLI did ${viaCli[0].ops} operations: it ran another scenario!)`);
-  console.log(`  ${"vmballoon simulate".padEnd(22)} whole process best ${ms(best(viaCli.map((r) => r.wall)))}, median ${ms(median(viaCli.map((r) => r.wall)))} (the CLI, --json)`);
+  row("vmballoon simulate", viaCli, " (the CLI, --json)");
 }
 if (seed) {
   if (seed[0].ops !== ops) console.log(`  (the seed's C did ${seed[0].ops} operations: the two models differ!)`);
