@@ -12,6 +12,8 @@ const monitor = () => {
   return m;
 };
 const status = (m: SimMonitor, command: number, argument: number) => m.call(command, argument).status;
+/** The statuses of commands sent one after another. */
+const statuses = (m: SimMonitor, ...calls: [command: number, argument: number][]) => calls.map(([command, argument]) => status(m, command, argument));
 
 describe("the reference monitor", () => {
   it("answers GET_TARGET with min(target, limit)", () => {
@@ -67,25 +69,19 @@ describe("the reference monitor", () => {
 
   it("answers LOCK and UNLOCK by the rules as forced failures and resets come and go", () => {
     const m = monitor();
+    const { LOCK, UNLOCK, GET_TARGET, START } = COMMANDS;
+    const { SUCCESS, FAILURE, ERROR_BUSY, ERROR_RESET } = STATUS;
     // A forced failure of another command does not touch LOCK, and is still there afterwards.
-    m.failNext(COMMANDS.GET_TARGET, 1, STATUS.ERROR_BUSY);
-    expect(status(m, COMMANDS.LOCK, 100)).toBe(STATUS.SUCCESS);
-    m.failNext(COMMANDS.UNLOCK, 2, STATUS.FAILURE);
-    expect(status(m, COMMANDS.UNLOCK, 100)).toBe(STATUS.FAILURE);
-    expect(status(m, COMMANDS.UNLOCK, 100)).toBe(STATUS.FAILURE);
-    expect(status(m, COMMANDS.UNLOCK, 100)).toBe(STATUS.SUCCESS);
-    expect(status(m, COMMANDS.GET_TARGET, 50)).toBe(STATUS.ERROR_BUSY);
+    m.failNext(GET_TARGET, 1, ERROR_BUSY);
+    expect(statuses(m, [LOCK, 100])).toEqual([SUCCESS]);
+    m.failNext(UNLOCK, 2, FAILURE);
+    expect(statuses(m, [UNLOCK, 100], [UNLOCK, 100], [UNLOCK, 100], [GET_TARGET, 50])).toEqual([FAILURE, FAILURE, SUCCESS, ERROR_BUSY]);
     // Every forced failure spent: LOCK and UNLOCK are plain again, until a reset.
-    expect(status(m, COMMANDS.LOCK, 100)).toBe(STATUS.SUCCESS);
+    expect(statuses(m, [LOCK, 100])).toEqual([SUCCESS]);
     m.reset();
-    expect(status(m, COMMANDS.LOCK, 101)).toBe(STATUS.ERROR_RESET);
-    expect(status(m, COMMANDS.UNLOCK, 100)).toBe(STATUS.ERROR_RESET);
-    m.failNext(COMMANDS.START, 1, STATUS.ERROR_BUSY);
-    expect(status(m, COMMANDS.START, 2)).toBe(STATUS.ERROR_BUSY);
-    expect(status(m, COMMANDS.LOCK, 101)).toBe(STATUS.ERROR_RESET);
-    expect(status(m, COMMANDS.START, 2)).toBe(STATUS.SUCCESS);
-    expect(status(m, COMMANDS.LOCK, 101)).toBe(STATUS.SUCCESS);
-    expect(status(m, COMMANDS.UNLOCK, 101)).toBe(STATUS.SUCCESS);
+    expect(statuses(m, [LOCK, 101], [UNLOCK, 100])).toEqual([ERROR_RESET, ERROR_RESET]);
+    m.failNext(START, 1, ERROR_BUSY);
+    expect(statuses(m, [START, 2], [LOCK, 101], [START, 2], [LOCK, 101], [UNLOCK, 101])).toEqual([ERROR_BUSY, ERROR_RESET, SUCCESS, SUCCESS, SUCCESS]);
   });
 
   it("answers an unknown command with CMD_INVALID, even during a reset", () => {
