@@ -21,7 +21,9 @@ function writeAll(fd: number, text: string): void {
 /**
  * Lines written synchronously, in 1 MiB batches, to stdout (`-`) or to a
  * file. A file is written beside its final name and renamed into place by
- * {@link close}, so a failed run never leaves half a trace where a whole one was.
+ * {@link close}, so a failed run never leaves half a trace where a whole one was;
+ * with `inPlace` (`vmballoon run`, whose trace is read while it runs and must
+ * outlive a SIGKILL) it is written under its own name from the start.
  */
 export class LineWriter {
   private pending: string[] = [];
@@ -35,13 +37,17 @@ export class LineWriter {
   /** The reader went away (EPIPE): further lines are dropped. */
   closedByReader = false;
 
-  constructor(private readonly target: string) {
+  constructor(
+    private readonly target: string,
+    options: { readonly inPlace?: boolean } = {},
+  ) {
     if (target === "-") {
       this.fd = 1;
       return;
     }
     try {
-      const { final, temporary, descriptor } = stagingFor(target);
+      const { final, descriptor, ...staging } = stagingFor(target);
+      const temporary = options.inPlace ? undefined : staging.temporary;
       this.final = final;
       this.temporary = temporary;
       this.fd = descriptor ?? openSync(temporary ?? final, "w");
