@@ -326,7 +326,7 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
       expect((await winner.exited).status).toBe(0);
       expect(existsSync(stats)).toBe(false);
     }
-  });
+  }, 120_000);
 
   it("after a SIGKILL (no unload possible), the next run takes the lock, rewrites the stale stats file and trace, and cleans up", async () => {
     const stats = join(folder, "stats-killed");

@@ -318,9 +318,6 @@ export async function run(options: RunOptions): Promise<number> {
   const settings = plan(options);
   const emitter = new Emitter(settings.json);
   const narrator = new Narrator(settings.json);
-  // A terminal gone (SIGHUP) must not turn a message into an uncaught error before the unload.
-  const ignore = () => {};
-  process.stderr.on("error", ignore);
 
   // Each limit the page source meets (memlock, capability, cgroup), said once.
   const limitsShown = new Set<string>();
@@ -336,6 +333,9 @@ export async function run(options: RunOptions): Promise<number> {
   const sourceOptions: PageSourceOptions & { readonly onLimit?: (message: string) => void } = { onLimit };
   const source = LinuxPageSource.open(sourceOptions);
   let lock: HeldLock | undefined;
+  // A terminal gone (SIGHUP) must not turn a message into an uncaught error before the unload.
+  const ignore = () => {};
+  process.stderr.on("error", ignore);
   try {
     // One owner: before the trace, the stats file and START, so that a second run touches none of them.
     lock = takeLock(settings.lockFile);
