@@ -49,7 +49,7 @@ function program() {
     .option("--interval <duration>", "Time between cycles: 1s (the default), 250ms, 2")
     .option("--force", "With --host vmware: run even though the kernel's balloon driver is loaded")
     .option("--probe", "With --host vmware off VMware: probe the balloon port in a child process and say what is there")
-    .option("--json", "Print JSON Lines on stdout: start, each cycle, exit")
+    .option("--json", "Print JSON Lines on stdout: start, each cycle, warnings and limits, exit")
     .example(`  $ sudo ${NAME} run --host simulated --target 16384 --stats-file /run/vmmemctl`)
     .action(async (options) => (await import("./commands/run.js")).run(options));
 
