@@ -6,11 +6,12 @@
  * pid for the message of whoever finds it taken.
  */
 import { closeSync, constants, ftruncateSync, openSync, readFileSync, statSync, writeSync } from "node:fs";
+import { constants as os } from "node:os";
 import { lastError, native } from "./native.js";
 
 const LOCK_EX = 2;
 const LOCK_NB = 4;
-const EWOULDBLOCK = 11;
+const { EWOULDBLOCK } = os.errno;
 
 let flock: ((fd: number, operation: number) => number) | undefined;
 

@@ -9,7 +9,7 @@
  * lock taken before START.
  */
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
-import { MAX_PFN, commandName, describeStatus } from "@vmballoon/protocol";
+import { MAX_PFN, PAGE_SIZE, commandName, describeStatus } from "@vmballoon/protocol";
 import { Balloon, debugfsText, type Hypervisor, type HypervisorReply } from "@vmballoon/core";
 import { EventSchedule, SimMonitor, TracingHypervisor, cycleRecord, formatTraceRecord, type Scenario, type TraceRecord } from "@vmballoon/core/sim";
 import {
@@ -184,7 +184,7 @@ function procKiB(file: string, field: string): number {
 
 const vmLckKiB = () => procKiB("/proc/self/status", "VmLck");
 /** The guest's free pages for the trace's `guestFree`: here the guest is this machine, so its MemFree. */
-const memFreePages = () => procKiB("/proc/meminfo", "MemFree") / 4;
+const memFreePages = () => (procKiB("/proc/meminfo", "MemFree") * 1024) / PAGE_SIZE;
 
 /**
  * The trace of `--trace`: every command as it returns, in simulate's format,
