@@ -317,10 +317,11 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
     expect(shapes(records)).toStrictEqual(shapes(simulated));
   });
 
-  it("two runs started at once, many times: exactly one runs, the other exits 75 naming its pid, and never touches its stats file", async () => {
+  it("two runs started at once, many times: exactly one runs, the other exits 75 naming its pid, and never touches its stats file or trace", async () => {
     const stats = join(folder, "stats-race");
+    const trace = join(folder, "trace-race.jsonl");
     for (let round = 0; round < 6; round++) {
-      const args = ["--host", "simulated", "--target", "200", "--stats-file", stats, "--interval", "20ms"];
+      const args = ["--host", "simulated", "--target", "200", "--stats-file", stats, "--trace", trace, "--interval", "20ms"];
       const pair = [new Runner(args), new Runner(args)];
       // The loser ends by itself; the winner runs until told to stop.
       const loserIndex = await Promise.race(pair.map((runner, index) => runner.exited.then(() => index)));
@@ -336,6 +337,13 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
       winner.child.kill("SIGTERM");
       expect((await winner.exited).status).toBe(0);
       expect(existsSync(stats)).toBe(false);
+      // The winner's trace, whole from its load to its unload.
+      const records = readTrace(trace);
+      expect(records.slice(0, 2).map((r) => [r.cycle, r.cmd])).toStrictEqual([
+        [0, "START"],
+        [0, "GUEST_ID"],
+      ]);
+      expectUnloaded(records, winner.records.at(-1)!);
     }
   }, 120_000);
 
