@@ -177,17 +177,17 @@ describe("vmballoon run: bad usage gets one line and status 2, before anything r
   });
 });
 
-describe.skipIf(!linuxX64)("vmballoon run --host vmware, off VMware", () => {
+describe.skipIf(!linuxX64)("vmballoon run --host vmware, off VMware (needs Linux x64)", () => {
   const vmware = linuxX64 && JSON.parse(vmballoon(["detect", "--json"]).stdout).vmware === true;
 
-  it.skipIf(vmware)("refuses with status 69 and one line naming what CPUID says", () => {
+  it.skipIf(vmware)("refuses with status 69 and one line naming what CPUID says (needs a machine that is not a VMware guest)", () => {
     const { status, stdout, stderr } = vmballoon(["run"]);
     expect(status).toBe(69);
     expect(stdout).toBe("");
     expect(stderr).toMatch(/^vmballoon: not a VMware guest \(CPUID says '[^']+'\): there is no balloon to drive here \(--probe tries the balloon port in a child process\)\n$/);
   });
 
-  it.skipIf(vmware)("--probe tries START on port 0x5670 in a child, and says nothing speaks the balloon protocol (status 69)", () => {
+  it.skipIf(vmware)("--probe tries START on port 0x5670 in a child, and says nothing speaks the balloon protocol (status 69) (needs a machine that is not a VMware guest)", () => {
     const { status, stderr } = vmballoon(["run", "--host", "vmware", "--probe"]);
     expect(status).toBe(69);
     expect(stderr.split("\n").length).toBe(2); // one line
