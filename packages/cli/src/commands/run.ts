@@ -503,8 +503,10 @@ async function drive(
         const held = unload();
         unloaded = `; unloaded: START sent, ${held} pages (${mebibytes(held)}) given back`;
         emitExit("error", held);
-      } catch {
-        // The error being reported matters more than this one.
+      } catch (unloadError) {
+        // The first error is the one reported; this one is said after it. Closing the source still frees every page.
+        const why = unloadError instanceof Error ? unloadError.message : String(unloadError);
+        unloaded = `; the unload failed too (${why}): the pages go back to this machine as the run ends`;
       }
     }
     trace?.abandon();
