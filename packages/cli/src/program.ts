@@ -18,8 +18,16 @@ function program() {
     .option("--scenario <file>", "Scenario file (JSON, as in SIMULATION.md)")
     .option("--trace <file>", "Write the trace as JSON Lines to this file ('-' for stdout)")
     .option("--json", "Print one JSON summary and nothing else on stdout")
+    .option("--report <file>", "Write the report of the run, one HTML page with its charts ('-' for stdout)")
     .example(`  $ ${NAME} simulate --scenario churn.json --trace churn.jsonl`)
+    .example(`  $ ${NAME} simulate --report report.html`)
     .action(async (options) => (await import("./commands/simulate.js")).simulate(options));
+
+  cli
+    .command("report [trace]", "Write the report of a trace (from simulate --trace or run --trace) as one HTML page ('-': stdin)")
+    .option("--output <file>", "The HTML file to write, whole or not at all ('-' for stdout)")
+    .example(`  $ ${NAME} report churn.jsonl --output churn.html`)
+    .action(async (trace, options) => (await import("./commands/report.js")).report(trace, options));
 
   cli
     .command("stats", "Show the balloon driver's statistics (vmmemctl) for people, as JSON or for Prometheus")
