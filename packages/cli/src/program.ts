@@ -5,6 +5,7 @@
  */
 import { cac } from "cac";
 import { CliError, EXIT, UsageError, describeFileError, exitStatusOf, type ExitStatus } from "./errors.js";
+import { STDIN_ARGUMENT } from "./options.js";
 
 declare const __VERSION__: string;
 
@@ -68,7 +69,9 @@ function program() {
  * A lone `-` after an option that takes a value is that value (stdin or
  * stdout), as in `--trace -`; so is a word that starts with `-` and a digit,
  * as in `--target -5`, which then gets the option's own message ("must be a
- * whole number …"). The argument parser would take either for a flag.
+ * whole number …"). The argument parser would take either for a flag; it
+ * drops a lone `-` elsewhere (`report -`), which goes through as
+ * {@link STDIN_ARGUMENT}.
  */
 function attachDashValues(cli: ReturnType<typeof program>, argv: readonly string[]): string[] {
   const valued = new Set<string>();
@@ -81,6 +84,7 @@ function attachDashValues(cli: ReturnType<typeof program>, argv: readonly string
   for (const arg of argv) {
     const previous = out[out.length - 1];
     if (/^-(\d|$)/.test(arg) && previous !== undefined && valued.has(previous)) out[out.length - 1] = `${previous}=${arg}`;
+    else if (arg === "-") out.push(STDIN_ARGUMENT);
     else out.push(arg);
   }
   return out;

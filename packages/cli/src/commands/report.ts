@@ -1,7 +1,7 @@
 import { gunzipSync } from "node:zlib";
 import { CliError, EXIT, UsageError } from "../errors.js";
 import { TRACE, inputName, readInputBytes, writeAtomically } from "../files.js";
-import { optionValue, type OptionValue } from "../options.js";
+import { argumentValue, optionValue, type OptionValue } from "../options.js";
 import { isTerminal } from "../output.js";
 import { reportOf } from "../report/index.js";
 
@@ -39,7 +39,8 @@ export function writePage(file: string, page: string): void {
   else writeAtomically(file, page, "write the report to");
 }
 
-export function report(trace: string | undefined, options: ReportOptions): number {
+export function report(argument: string | undefined, options: ReportOptions): number {
+  const trace = argumentValue(argument);
   if (trace === undefined || trace === "") throw new UsageError("report needs a trace file ('-' for stdin)");
   const output = optionValue(options.output, "--output", "a file name ('-' for stdout)");
   if (output === undefined && isTerminal(process.stdout)) {

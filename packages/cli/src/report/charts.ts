@@ -221,8 +221,8 @@ export function drawCharts(model: ReportModel): Chart[] {
   } else {
     // Today's driver has no rate control: what it put in and took out each cycle instead.
     const changes = points.map((p, i) => ({ cycle: p.cycle, value: p.size - (i === 0 ? 0 : points[i - 1]!.size) }));
-    const inflated = thin(changes.map((c) => ({ cycle: c.cycle, value: Math.max(0, c.value) })));
-    const deflated = thin(changes.map((c) => ({ cycle: c.cycle, value: Math.max(0, -c.value) })));
+    const inflated = thin(changes.filter((c) => c.value > 0));
+    const deflated = thin(changes.filter((c) => c.value < 0));
     charts.push({
       id: "rates",
       title: "Inflated and deflated each cycle",
@@ -233,7 +233,7 @@ export function drawCharts(model: ReportModel): Chart[] {
       ],
       svg: draw(
         document,
-        [...stems(inflated, "inflated", COLORS.inflated), ...stems(deflated.map((r) => ({ cycle: r.cycle, value: -r.value })), "deflated", COLORS.deflated), Plot.ruleY([0])],
+        [...stems(inflated, "inflated", COLORS.inflated), ...stems(deflated, "deflated", COLORS.deflated), Plot.ruleY([0])],
         { x, y: { label: "pages", grid: true, tickFormat: "~s" } },
       ),
     });
