@@ -70,6 +70,18 @@ describe("vmballoon report: the page", () => {
     expect(cyclesOf(html, `[data-mark="${kind}"]`).sort((a, b) => a - b)).toEqual(cycles);
   });
 
+  it("marks a batched LOCK that fails as a whole as a failure, and its entries' statuses as refusals (today's driver)", () => {
+    // random-24's host answers BATCHED_LOCK with ERROR_CMD_INVALID in cycles 10 to 12, and refuses entries (ERROR_BUSY, PPN_LOCKED, …) in cycle 20.
+    const html = reportOf(join(MODERN, "random-24.trace.jsonl.gz"));
+    const failures = cyclesOf(html, '[data-mark="failure"]');
+    const refusals = cyclesOf(html, '[data-mark="refusal"]');
+    for (const cycle of [10, 11, 12]) {
+      expect(failures).toContain(cycle);
+      expect(refusals).not.toContain(cycle);
+    }
+    expect(refusals).toContain(20);
+  });
+
   it("marks allocation failures where the guest ran short (pressure-nosleep), and nothing in a quiet run (inflate-basic)", () => {
     const pressure = reportOf(join(FIXTURES, "pressure-nosleep.trace.jsonl.gz"));
     expect(cyclesOf(pressure, '[data-mark="allocation failure"]').length).toBeGreaterThan(0);

@@ -63,13 +63,19 @@ export interface ReportModel {
 
 /** The modern driver's "success, here are my capabilities" to START. */
 const SUCCESS_WITH_CAPABILITIES = 0x03000000;
-const LOCKS = new Set(["LOCK", "BATCHED_LOCK", "BATCHED_2M_LOCK"]);
-/** Answers to a LOCK that are not the host refusing that page. */
-const NOT_REFUSALS = new Set<number>([STATUS.ERROR_PPN_NOTNEEDED, STATUS.ERROR_RESET]);
+const BATCHED_LOCKS = new Set(["BATCHED_LOCK", "BATCHED_2M_LOCK"]);
+/** Answers about a page that are not the host refusing it: it does not know the command, needs no more pages, or was reset. */
+const NOT_REFUSALS = new Set<number>([STATUS.ERROR_CMD_INVALID, STATUS.ERROR_PPN_NOTNEEDED, STATUS.ERROR_RESET]);
 
 function statusName(status: number): string {
   if (status === SUCCESS_WITH_CAPABILITIES) return "SUCCESS_WITH_CAPABILITIES";
   return describeStatus(status)?.name ?? `status ${status >= 0 ? `0x${status.toString(16)}` : status}`;
+}
+
+/** What a failed status marks: a reset asked for, a page refused (by a status about that page), or a failure. */
+function failureKind(status: number, aboutAPage: boolean): string {
+  if (status === STATUS.ERROR_RESET) return "reset";
+  return aboutAPage && !NOT_REFUSALS.has(status) ? "refusal" : "failure";
 }
 
 /** The counters of a cycle record as name → number, nested ones flattened ("ops.start.1"). */
@@ -172,20 +178,16 @@ export class ReportBuilder {
       const name = statusName(record.status);
       count.failed++;
       count.statuses.set(name, (count.statuses.get(name) ?? 0) + 1);
-      this.mark(this.failureKind(record.cmd, record.status), record.cycle, `${record.cmd} ${name}`);
+      // A single LOCK's status is about its page; a batched command's, about the whole command.
+      this.mark(failureKind(record.status, record.cmd === "LOCK"), record.cycle, `${record.cmd} ${name}`);
       return;
     }
     // A batch that went through: each entry has its own status.
-    if (record.batch !== undefined && LOCKS.has(record.cmd)) {
+    if (record.batch !== undefined && BATCHED_LOCKS.has(record.cmd)) {
       for (const [, status] of record.batch) {
-        if (status !== 0) this.mark(this.failureKind(record.cmd, status), record.cycle, `${record.cmd} entry ${statusName(status)}`);
+        if (status !== 0) this.mark(failureKind(status, true), record.cycle, `${record.cmd} entry ${statusName(status)}`);
       }
     }
-  }
-
-  private failureKind(cmd: string, status: number): string {
-    if (status === STATUS.ERROR_RESET) return "reset";
-    return LOCKS.has(cmd) && !NOT_REFUSALS.has(status) ? "refusal" : "failure";
   }
 
   private cycle(record: ReadCycle): void {
