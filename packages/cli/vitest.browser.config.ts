@@ -5,8 +5,8 @@ import { defineConfig } from "vitest/config";
 // headless). Not part of `npm test`: it installs chromium when it is missing.
 export default defineConfig({
   test: {
-    root: fileURLToPath(new URL("..", import.meta.url)),
-    include: ["browser/**/*.browser.ts"],
+    root: fileURLToPath(new URL(".", import.meta.url)),
+    include: ["src/**/*.browser.ts"],
     testTimeout: 180_000,
     hookTimeout: 900_000,
   },

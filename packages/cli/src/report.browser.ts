@@ -17,8 +17,8 @@ import { gunzipSync } from "node:zlib";
 import { PNG } from "pngjs";
 import puppeteer, { type Browser } from "puppeteer-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FIXTURES, vmballoon } from "../src/cli-runner.js";
-import { ensureChromium } from "./chromium.js";
+import { FIXTURES, vmballoon } from "./cli-runner.js";
+import { ensureChromium } from "./test-chromium.js";
 
 const found = ensureChromium();
 /** Outside CI a machine without chromium (and without root to install it) skips; in CI it fails. */
@@ -74,6 +74,16 @@ afterAll(async () => {
   if (reports.length > 0) process.stdout.write(`browser screenshots: ${SHOTS}\n`);
 });
 
+/** The little of the browser's window used in page.evaluate (the CLI is compiled without the DOM's types). */
+interface BrowserWindow {
+  readonly scrollX: number;
+  readonly scrollY: number;
+  readonly document: {
+    readonly documentElement: { readonly scrollWidth: number };
+    querySelector(selector: string): { getBoundingClientRect(): { left: number; top: number; width: number; height: number } } | null;
+  };
+}
+
 type Box = { left: number; top: number; width: number; height: number };
 
 /** Pixels of the PNG inside `box` that are near `color` (or, with none, not near white). */
@@ -116,11 +126,12 @@ describe.skipIf(NO_CHROMIUM)("the report in chromium (skipped without Debian's c
             expect(await cyclesOf("target")).toEqual(report.cycles);
 
             const layout = await page.evaluate(() => {
+              const window = globalThis as unknown as BrowserWindow;
               const box = (selector: string) => {
-                const r = document.querySelector(selector)!.getBoundingClientRect();
-                return { left: r.left + scrollX, top: r.top + scrollY, width: r.width, height: r.height };
+                const r = window.document.querySelector(selector)!.getBoundingClientRect();
+                return { left: r.left + window.scrollX, top: r.top + window.scrollY, width: r.width, height: r.height };
               };
-              return { scrollWidth: document.documentElement.scrollWidth, size: box('[data-chart="size"] svg'), events: box('[data-chart="events"] svg') };
+              return { scrollWidth: window.document.documentElement.scrollWidth, size: box('[data-chart="size"] svg'), events: box('[data-chart="events"] svg') };
             });
             expect(layout.scrollWidth).toBeLessThanOrEqual(viewport.width);
             expect(layout.size.width).toBeGreaterThan(viewport.width / 3);
