@@ -108,39 +108,33 @@ function tagged(rows: readonly object[], attributes: (row: never) => Record<stri
   };
 }
 
-/** A line through a series with a dot for every row, each dot tagged `data-series` and `data-cycle`. */
-function lineWithDots(rows: readonly Row[], series: string, color: string, options: { dashed?: boolean; step?: boolean } = {}): Plot.Markish[] {
-  return [
-    Plot.lineY(rows, {
-      x: "cycle",
-      y: "value",
-      stroke: color,
-      strokeWidth: 1.5,
-      curve: options.step ? "step-after" : "linear",
-      ...(options.dashed ? { strokeDasharray: "5 3" } : {}),
-    }),
-    Plot.dot(rows, {
-      x: "cycle",
-      y: "value",
-      r: rows.length > 400 ? 1 : 2,
-      fill: color,
-      render: tagged(rows, (row: Row) => ({ "data-series": series, "data-cycle": String(row.cycle) })),
-    }),
-  ];
+/** A dot for every row, each tagged `data-series` and `data-cycle`. */
+function dots(rows: readonly Row[], series: string, color: string): Plot.Markish {
+  return Plot.dot(rows, {
+    x: "cycle",
+    y: "value",
+    r: rows.length > 400 ? 1 : 2,
+    fill: color,
+    render: tagged(rows, (row: Row) => ({ "data-series": series, "data-cycle": String(row.cycle) })),
+  });
 }
 
-/** A stem from zero to each row's value, with a dot on top tagged like {@link lineWithDots}'s. */
+/** A line through a series, with its {@link dots}. */
+function lineWithDots(rows: readonly Row[], series: string, color: string, options: { dashed?: boolean; step?: boolean } = {}): Plot.Markish[] {
+  const line = Plot.lineY(rows, {
+    x: "cycle",
+    y: "value",
+    stroke: color,
+    strokeWidth: 1.5,
+    curve: options.step ? "step-after" : "linear",
+    ...(options.dashed ? { strokeDasharray: "5 3" } : {}),
+  });
+  return [line, dots(rows, series, color)];
+}
+
+/** A stem from zero to each row's value, with its {@link dots}. */
 function stems(rows: readonly Row[], series: string, color: string): Plot.Markish[] {
-  return [
-    Plot.ruleX(rows, { x: "cycle", y1: 0, y2: "value", stroke: color, strokeWidth: 1.5 }),
-    Plot.dot(rows, {
-      x: "cycle",
-      y: "value",
-      r: rows.length > 400 ? 1 : 2,
-      fill: color,
-      render: tagged(rows, (row: Row) => ({ "data-series": series, "data-cycle": String(row.cycle) })),
-    }),
-  ];
+  return [Plot.ruleX(rows, { x: "cycle", y1: 0, y2: "value", stroke: color, strokeWidth: 1.5 }), dots(rows, series, color)];
 }
 
 function draw(document: Document, marks: Plot.Markish[], options: Plot.PlotOptions): string {
@@ -172,71 +166,70 @@ export function drawCharts(model: ReportModel): Chart[] {
   const every = thinned ? `the lowest and highest of each ${runLength(points.length)} cycles` : "one point per cycle";
   const charts: Chart[] = [];
 
+  /** A chart of pages over the cycles: its series' marks, a zero line, the shared time axis. */
+  const pages = (id: string, title: string, note: string, legend: Chart["legend"], marks: Plot.Markish[], label = "pages"): Chart => ({
+    id,
+    title,
+    note,
+    legend,
+    svg: draw(document, [...marks, Plot.ruleY([0])], { x, y: { label, grid: true, tickFormat: "~s" } }),
+  });
+
   const size = seriesOf(points, (p) => p.size);
   const target = seriesOf(points, (p) => p.target);
-  charts.push({
-    id: "size",
-    title: "Balloon size and target",
-    note: `Pages in the balloon after each cycle against the target the monitor last gave (${every}).`,
-    legend: [
-      { label: "size", color: COLORS.size },
-      { label: "target", color: COLORS.target, dashed: true },
-    ],
-    svg: draw(document, [...lineWithDots(target, "target", COLORS.target, { dashed: true, step: true }), ...lineWithDots(size, "size", COLORS.size), Plot.ruleY([0])], {
-      x,
-      y: { label: "pages", grid: true, tickFormat: "~s" },
-    }),
-  });
+  charts.push(
+    pages(
+      "size",
+      "Balloon size and target",
+      `Pages in the balloon after each cycle against the target the monitor last gave (${every}).`,
+      [
+        { label: "size", color: COLORS.size },
+        { label: "target", color: COLORS.target, dashed: true },
+      ],
+      [...lineWithDots(target, "target", COLORS.target, { dashed: true, step: true }), ...lineWithDots(size, "size", COLORS.size)],
+    ),
+  );
 
   charts.push(eventsChart(document, model.marks, x));
 
   const free = seriesOf(points, (p) => p.guestFree);
   if (free.length > 0) {
-    charts.push({
-      id: "guest-free",
-      title: "The guest's free pages",
-      note: `Pages the guest had free after each cycle (${every}).`,
-      legend: [{ label: "free pages", color: COLORS.guestFree }],
-      svg: draw(document, [...lineWithDots(free, "guestFree", COLORS.guestFree), Plot.ruleY([0])], { x, y: { label: "pages", grid: true, tickFormat: "~s" } }),
-    });
+    charts.push(
+      pages("guest-free", "The guest's free pages", `Pages the guest had free after each cycle (${every}).`, [{ label: "free pages", color: COLORS.guestFree }], lineWithDots(free, "guestFree", COLORS.guestFree)),
+    );
   }
 
   const rateAlloc = seriesOf(points, (p) => p.rateAlloc);
   const rateFree = seriesOf(points, (p) => p.rateFree);
   if (rateAlloc.length > 0 || rateFree.length > 0) {
-    charts.push({
-      id: "rates",
-      title: "Rate control",
-      note: "The driver's rates after each cycle: sleeping allocations (it slows them under memory pressure) and frees (it slows them when UNLOCK fails), pages a cycle.",
-      legend: [
-        { label: "sleeping allocations", color: COLORS.rateAlloc },
-        { label: "frees", color: COLORS.rateFree },
-      ],
-      svg: draw(
-        document,
-        [...lineWithDots(rateAlloc, "rateAlloc", COLORS.rateAlloc, { step: true }), ...lineWithDots(rateFree, "rateFree", COLORS.rateFree, { step: true }), Plot.ruleY([0])],
-        { x, y: { label: "pages a cycle", grid: true, tickFormat: "~s" } },
+    charts.push(
+      pages(
+        "rates",
+        "Rate control",
+        "The driver's rates after each cycle: sleeping allocations (it slows them under memory pressure) and frees (it slows them when UNLOCK fails), pages a cycle.",
+        [
+          { label: "sleeping allocations", color: COLORS.rateAlloc },
+          { label: "frees", color: COLORS.rateFree },
+        ],
+        [...lineWithDots(rateAlloc, "rateAlloc", COLORS.rateAlloc, { step: true }), ...lineWithDots(rateFree, "rateFree", COLORS.rateFree, { step: true })],
+        "pages a cycle",
       ),
-    });
+    );
   } else {
     // Today's driver has no rate control: what it put in and took out each cycle instead.
     const changes = points.map((p, i) => ({ cycle: p.cycle, value: p.size - (i === 0 ? 0 : points[i - 1]!.size) }));
-    const inflated = thin(changes.filter((c) => c.value > 0));
-    const deflated = thin(changes.filter((c) => c.value < 0));
-    charts.push({
-      id: "rates",
-      title: "Inflated and deflated each cycle",
-      note: "This driver has no rate control: the pages the balloon grew by (up) and shrank by (down) in each cycle.",
-      legend: [
-        { label: "inflated", color: COLORS.inflated },
-        { label: "deflated", color: COLORS.deflated },
-      ],
-      svg: draw(
-        document,
-        [...stems(inflated, "inflated", COLORS.inflated), ...stems(deflated, "deflated", COLORS.deflated), Plot.ruleY([0])],
-        { x, y: { label: "pages", grid: true, tickFormat: "~s" } },
+    charts.push(
+      pages(
+        "rates",
+        "Inflated and deflated each cycle",
+        "This driver has no rate control: the pages the balloon grew by (up) and shrank by (down) in each cycle.",
+        [
+          { label: "inflated", color: COLORS.inflated },
+          { label: "deflated", color: COLORS.deflated },
+        ],
+        [...stems(thin(changes.filter((c) => c.value > 0)), "inflated", COLORS.inflated), ...stems(thin(changes.filter((c) => c.value < 0)), "deflated", COLORS.deflated)],
       ),
-    });
+    );
   }
   return charts;
 }
