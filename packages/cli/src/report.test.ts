@@ -98,7 +98,7 @@ describe("vmballoon report: the page", () => {
     const cells = [...get.querySelectorAll("td")].map((td) => td.textContent);
     const sent = lines.filter((r) => r.cmd === "GET_TARGET").length;
     expect(cells.slice(0, 3)).toEqual(["GET_TARGET", String(sent), "2"]);
-    expect(cells[3]).toBe("ERROR_RESET ×2");
+    expect(cells[3]).toBe("ERROR_RESET\u00a0×2");
     expect(page.querySelector('[data-debugfs="final"]')!.textContent).toBe(lines.find((r) => r.t === "debugfs")!.text);
   });
 

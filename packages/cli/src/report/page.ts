@@ -16,6 +16,9 @@ function escape(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
 }
 
+/** A protocol name that may break after its underscores on a narrow screen: VMCI_DOORBELL_SET. */
+const breakable = (name: string) => escape(name).replace(/_/g, "_<wbr>");
+
 const number = (n: number) => n.toLocaleString("en-US");
 const mib = (pages: number) => `${((pages * PAGE_SIZE) / 2 ** 20).toFixed(1)} MiB`;
 
@@ -46,7 +49,9 @@ figcaption { font-size: 0.85rem; color: var(--muted); }
 .swatch.dot { width: 0.7rem; height: 0.7rem; border: 0; border-radius: 50%; }
 .table-wrap { overflow-x: auto; max-width: 100%; }
 table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
-th, td { text-align: left; padding: 0.3rem 0.5rem; border-bottom: 1px solid var(--rule); vertical-align: top; }
+th, td { text-align: left; padding: 0.3rem 0.5rem; border-bottom: 1px solid var(--rule); vertical-align: top; overflow-wrap: anywhere; }
+th { overflow-wrap: normal; }
+td.n, th.n { white-space: nowrap; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 .counters { columns: 2 16rem; column-gap: 2rem; }
 .counters table { break-inside: auto; }
@@ -118,8 +123,8 @@ function summary(model: ReportModel): string {
 function commandsTable(model: ReportModel): string {
   if (model.commands.length === 0) return "<p>The trace has no command records.</p>";
   const rows = model.commands.map((c) => {
-    const statuses = [...c.statuses].map(([name, n]) => `${escape(name)} ×${number(n)}`).join(", ");
-    return `<tr data-command="${escape(c.name)}"><td>${escape(c.name)}</td><td class="n">${number(c.sent)}</td><td class="n">${number(c.failed)}</td><td>${statuses}</td></tr>`;
+    const statuses = [...c.statuses].map(([name, n]) => `${breakable(name)}&nbsp;×${number(n)}`).join(", ");
+    return `<tr data-command="${escape(c.name)}"><td>${breakable(c.name)}</td><td class="n">${number(c.sent)}</td><td class="n">${number(c.failed)}</td><td>${statuses}</td></tr>`;
   });
   return `<div class="table-wrap"><table><thead><tr><th>command</th><th class="n">sent</th><th class="n">failed</th><th>failures by status</th></tr></thead><tbody>${rows.join("")}</tbody></table></div>`;
 }
