@@ -33,6 +33,7 @@ h2 { font-size: 1.2rem; margin: 2rem 0 0.5rem; }
 p { margin: 0.25rem 0 0.75rem; }
 .lede { color: var(--muted); }
 .summary { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 9.5rem), 1fr)); gap: 0.5rem; margin: 1rem 0; padding: 0; }
+@media (min-width: 40rem) { .summary { grid-template-columns: repeat(auto-fill, minmax(13rem, 1fr)); } }
 .summary div { background: var(--panel); border: 1px solid var(--rule); border-radius: 0.5rem; padding: 0.5rem 0.75rem; min-width: 0; }
 .summary dt { font-size: 0.8rem; color: var(--muted); }
 .summary dd { margin: 0; font-weight: 600; overflow-wrap: anywhere; }
