@@ -207,10 +207,10 @@ export class TraceReader {
       const scenario = "cycles" in record && "guest" in record ? " (this is a scenario: `vmballoon simulate --scenario F --report F.html` runs it)" : "";
       throw new TraceError(n, `no "t" field: not a trace record${scenario}`);
     }
-    if (this.endedAt !== 0) throw new TraceError(n, `a "${kind}" record after the trace's end (its "${this.endedBy}" record on line ${this.endedAt})`);
+    if (this.endedAt !== 0) throw new TraceError(n, `a ${quote(kind)} record after the trace's end (its "${this.endedBy}" record on line ${this.endedAt})`);
     if (this.records === 0 && !FIRST_KINDS.has(kind)) {
       const hint = kind === "start" ? " (the output of `vmballoon run --json`?)" : "";
-      throw new TraceError(n, `a trace cannot begin with a "${quote(kind).slice(1, -1)}" record${hint}: it begins with the load's commands`);
+      throw new TraceError(n, `a trace cannot begin with a ${quote(kind)} record${hint}: it begins with the load's commands`);
     }
     const rules = RULES[kind] ?? COMMON_CYCLE;
     for (const [name, rule] of Object.entries(rules)) {
