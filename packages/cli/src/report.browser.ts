@@ -18,11 +18,10 @@ import { PNG } from "pngjs";
 import puppeteer, { type Browser } from "puppeteer-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FIXTURES, vmballoon } from "./cli-runner.js";
-import { ensureChromium } from "./test-chromium.js";
+import { canHaveChromium, ensureChromium } from "./test-chromium.js";
 
-const found = ensureChromium();
-/** Outside CI a machine without chromium (and without root to install it) skips; in CI it fails. */
-const NO_CHROMIUM = "missing" in found && process.env.CI !== "true";
+/** Outside CI a machine without chromium and without root to install it skips; in CI it fails. Installing waits for beforeAll. */
+const NO_CHROMIUM = !canHaveChromium() && process.env.CI !== "true";
 
 const SHOTS = join(tmpdir(), "vmballoon-browser");
 const DEVICES = {
@@ -45,34 +44,6 @@ function cyclesOfTrace(text: string): number[] {
     .filter((line) => line.includes('"t":"cycle"'))
     .map((line) => (JSON.parse(line) as { cycle: number }).cycle);
 }
-
-beforeAll(async () => {
-  if (!("path" in found)) throw new Error(`no chromium: ${found.missing}`);
-  mkdirSync(SHOTS, { recursive: true });
-  // The built-in scenario's story, from simulate --report, and today's driver's trace, from report.
-  const builtin = join(SHOTS, "builtin.html");
-  const trace = join(SHOTS, "builtin.jsonl");
-  const simulated = vmballoon(["simulate", "--trace", trace, "--report", builtin]);
-  if (simulated.status !== 0) throw new Error(`simulate --report failed: ${simulated.stderr}`);
-  reports.push({ name: "builtin", file: builtin, cycles: cyclesOfTrace(readFileSync(trace, "utf8")) });
-  const modernTrace = join(FIXTURES, "modern", "random-24.trace.jsonl.gz");
-  const modern = join(SHOTS, "modern.html");
-  const reported = vmballoon(["report", modernTrace, "--output", modern]);
-  if (reported.status !== 0) throw new Error(`report failed: ${reported.stderr}`);
-  reports.push({ name: "modern", file: modern, cycles: cyclesOfTrace(gunzipSync(readFileSync(modernTrace)).toString("utf8")) });
-  browser = await puppeteer.launch({
-    executablePath: found.path,
-    headless: true,
-    pipe: true,
-    // Nothing may come from the network: every host resolves to nowhere.
-    args: ["--no-sandbox", "--disable-gpu", "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9"],
-  });
-});
-
-afterAll(async () => {
-  await browser?.close();
-  if (reports.length > 0) process.stdout.write(`browser screenshots: ${SHOTS}\n`);
-});
 
 /** The little of the browser's window used in page.evaluate (the CLI is compiled without the DOM's types). */
 interface BrowserWindow {
@@ -104,6 +75,35 @@ const TARGET_AMBER = [0xd9, 0x77, 0x06] as const;
 const RESET_RED = [0xdc, 0x26, 0x26] as const;
 
 describe.skipIf(NO_CHROMIUM)("the report in chromium (skipped without Debian's chromium and root to install it; never in CI)", () => {
+  beforeAll(async () => {
+    const found = ensureChromium();
+    if (!("path" in found)) throw new Error(`no chromium: ${found.missing}`);
+    mkdirSync(SHOTS, { recursive: true });
+    // The built-in scenario's story, from simulate --report, and today's driver's trace, from report.
+    const builtin = join(SHOTS, "builtin.html");
+    const trace = join(SHOTS, "builtin.jsonl");
+    const simulated = vmballoon(["simulate", "--trace", trace, "--report", builtin]);
+    if (simulated.status !== 0) throw new Error(`simulate --report failed: ${simulated.stderr}`);
+    reports.push({ name: "builtin", file: builtin, cycles: cyclesOfTrace(readFileSync(trace, "utf8")) });
+    const modernTrace = join(FIXTURES, "modern", "random-24.trace.jsonl.gz");
+    const modern = join(SHOTS, "modern.html");
+    const reported = vmballoon(["report", modernTrace, "--output", modern]);
+    if (reported.status !== 0) throw new Error(`report failed: ${reported.stderr}`);
+    reports.push({ name: "modern", file: modern, cycles: cyclesOfTrace(gunzipSync(readFileSync(modernTrace)).toString("utf8")) });
+    browser = await puppeteer.launch({
+      executablePath: found.path,
+      headless: true,
+      pipe: true,
+      // Nothing may come from the network: every host resolves to nowhere.
+      args: ["--no-sandbox", "--disable-gpu", "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9"],
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    if (reports.length > 0) process.stdout.write(`browser screenshots: ${SHOTS}\n`);
+  });
+
   for (const name of ["builtin", "modern"]) {
     for (const [device, viewport] of Object.entries(DEVICES)) {
       for (const media of device === "desktop" ? (["screen", "print"] as const) : (["screen"] as const)) {

@@ -17,6 +17,11 @@ function aptInstall(): boolean {
   return install();
 }
 
+/** Chromium is there, or this process may install it (root). */
+export function canHaveChromium(): boolean {
+  return existsSync(CHROMIUM) || process.getuid?.() === 0;
+}
+
 /** The browser's path, or why there is none (not root, apt-get failed). */
 export function ensureChromium(): { path: string } | { missing: string } {
   if (existsSync(CHROMIUM)) return { path: CHROMIUM };
