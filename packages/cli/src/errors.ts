@@ -44,6 +44,8 @@ export class UsageError extends CliError {
 const BY_CODE: Readonly<Record<string, ExitStatus>> = {
   // @vmballoon/core/sim: a scenario that breaks a rule of SIMULATION.md.
   E_SCENARIO: EXIT.USAGE,
+  // @vmballoon/core/sim: a file that is not a whole trace.
+  E_TRACE: EXIT.USAGE,
   // @vmballoon/stats: a vmmemctl text that no driver would print.
   E_STATS_PARSE: EXIT.USAGE,
   // vmballoon stats: the kernel's vmmemctl is not there (no VMware guest, no driver, no debugfs) or is root's only.

@@ -14,6 +14,8 @@ export interface InputKind {
 export const VMMEMCTL: InputKind = { what: "a vmmemctl text", limit: 1 * MiB };
 /** A scenario: a million events fit several times over. */
 export const SCENARIO: InputKind = { what: "a scenario", limit: 64 * MiB };
+/** A trace: the built-in scenario's is 28 MiB; a gzipped one is held to the same limit once unpacked. */
+export const TRACE: InputKind = { what: "a trace", limit: 256 * MiB };
 
 /** How messages name an input: `-` is stdin. */
 export function inputName(file: string): string {
@@ -27,6 +29,11 @@ export function inputName(file: string): string {
  * the file system are thrown as they are.
  */
 export function readBounded(file: string, kind: InputKind, doing: string): string {
+  return readBoundedBytes(file, kind, doing).toString("utf8");
+}
+
+/** {@link readBounded}, as bytes. */
+export function readBoundedBytes(file: string, kind: InputKind, doing: string): Buffer {
   const fd = file === "-" ? 0 : openSync(file, "r");
   try {
     const chunks: Buffer[] = [];
@@ -41,7 +48,7 @@ export function readBounded(file: string, kind: InputKind, doing: string): strin
       }
       chunks.push(Buffer.from(buffer.subarray(0, count)));
     }
-    return Buffer.concat(chunks, total).toString("utf8");
+    return Buffer.concat(chunks, total);
   } finally {
     if (fd !== 0) closeSync(fd);
   }
@@ -72,8 +79,13 @@ function readWaiting(fd: number, buffer: Buffer): number {
 
 /** {@link readBounded} for a file the user named: its errors become one line that says what was being read and why. */
 export function readInput(file: string, kind: InputKind, doing: string): string {
+  return readInputBytes(file, kind, doing).toString("utf8");
+}
+
+/** {@link readInput}, as bytes. */
+export function readInputBytes(file: string, kind: InputKind, doing: string): Buffer {
   try {
-    return readBounded(file, kind, doing);
+    return readBoundedBytes(file, kind, doing);
   } catch (error) {
     throw describeFileError(error, doing, inputName(file));
   }

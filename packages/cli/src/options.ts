@@ -12,3 +12,11 @@ export function optionValue(value: OptionValue, flag: string, what: string): str
   if (typeof value === "boolean" || String(value) === "") throw new UsageError(`${flag} needs ${what}`);
   return String(value);
 }
+
+/** A lone `-` given as an argument (not an option's value), which the argument parser would drop: stdin or stdout. */
+export const STDIN_ARGUMENT = "\u0000-";
+
+/** An argument as the user typed it: `-` for {@link STDIN_ARGUMENT}. */
+export function argumentValue(value: string | undefined): string | undefined {
+  return value === STDIN_ARGUMENT ? "-" : value;
+}

@@ -5,6 +5,7 @@
  */
 import { cac } from "cac";
 import { CliError, EXIT, UsageError, describeFileError, exitStatusOf, type ExitStatus } from "./errors.js";
+import { STDIN_ARGUMENT } from "./options.js";
 
 declare const __VERSION__: string;
 
@@ -18,8 +19,16 @@ function program() {
     .option("--scenario <file>", "Scenario file (JSON, as in SIMULATION.md)")
     .option("--trace <file>", "Write the trace as JSON Lines to this file ('-' for stdout)")
     .option("--json", "Print one JSON summary and nothing else on stdout")
+    .option("--report <file>", "Write the report of the run, one HTML page with its charts ('-' for stdout)")
     .example(`  $ ${NAME} simulate --scenario churn.json --trace churn.jsonl`)
+    .example(`  $ ${NAME} simulate --report report.html`)
     .action(async (options) => (await import("./commands/simulate.js")).simulate(options));
+
+  cli
+    .command("report [trace]", "Write the report of a trace (from simulate --trace or run --trace) as one HTML page ('-': stdin)")
+    .option("--output <file>", "The HTML file to write, whole or not at all ('-' for stdout)")
+    .example(`  $ ${NAME} report churn.jsonl --output churn.html`)
+    .action(async (trace, options) => (await import("./commands/report.js")).report(trace, options));
 
   cli
     .command("stats", "Show the balloon driver's statistics (vmmemctl) for people, as JSON or for Prometheus")
@@ -62,7 +71,9 @@ function program() {
  * A lone `-` after an option that takes a value is that value (stdin or
  * stdout), as in `--trace -`; so is a word that starts with `-` and a digit,
  * as in `--target -5`, which then gets the option's own message ("must be a
- * whole number …"). The argument parser would take either for a flag.
+ * whole number …"). The argument parser would take either for a flag; it
+ * drops a lone `-` elsewhere (`report -`), which goes through as
+ * {@link STDIN_ARGUMENT}.
  */
 function attachDashValues(cli: ReturnType<typeof program>, argv: readonly string[]): string[] {
   const valued = new Set<string>();
@@ -75,6 +86,7 @@ function attachDashValues(cli: ReturnType<typeof program>, argv: readonly string
   for (const arg of argv) {
     const previous = out[out.length - 1];
     if (/^-(\d|$)/.test(arg) && previous !== undefined && valued.has(previous)) out[out.length - 1] = `${previous}=${arg}`;
+    else if (arg === "-") out.push(STDIN_ARGUMENT);
     else out.push(arg);
   }
   return out;

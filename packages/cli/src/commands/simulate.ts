@@ -18,6 +18,7 @@ export interface SimulateOptions {
   readonly scenario?: OptionValue;
   readonly trace?: OptionValue;
   readonly json?: boolean;
+  readonly report?: OptionValue;
 }
 
 /** Cycles after which a run on a terminal shows its progress. */
@@ -57,25 +58,33 @@ class CycleObserver {
   }
 }
 
-export function simulate(options: SimulateOptions): number {
+export async function simulate(options: SimulateOptions): Promise<number> {
   const scenarioFile = optionValue(options.scenario, "--scenario", "a file name");
   const traceFile = optionValue(options.trace, "--trace", "a file name ('-' for stdout)");
+  const reportFile = optionValue(options.report, "--report", "a file name ('-' for stdout)");
   if (options.json && traceFile === "-") throw new UsageError("--json and --trace - both want stdout; give --trace a file");
+  if (reportFile === "-" && (options.json || traceFile === "-")) throw new UsageError(`--report - and ${options.json ? "--json" : "--trace -"} both want stdout; give --report a file`);
 
   // Everything is checked before anything runs or any file is touched.
   const scenario = scenarioFile === undefined ? builtinScenario : loadScenario(scenarioFile);
   const name = scenarioFile ?? "built-in scenario";
 
-  const terminal = isTerminal(process.stdout) && !options.json && traceFile !== "-";
+  const stdoutTaken = options.json || traceFile === "-" || reportFile === "-";
+  const terminal = isTerminal(process.stdout) && !stdoutTaken;
   const observer = new CycleObserver(scenario.cycles, isTerminal(process.stderr) && scenario.cycles >= PROGRESS_AFTER_CYCLES);
+  // The report reads the run's trace lines, as `vmballoon report` reads a trace file's.
+  const reportCommand = reportFile === undefined ? undefined : await import("./report.js");
+  const reporter = reportCommand === undefined ? undefined : new reportCommand.ReportWriter();
   const writer = traceFile === undefined ? undefined : new LineWriter(traceFile);
 
   let result: RunResult;
   try {
     result = runScenario(scenario, {
-      commands: writer !== undefined,
+      commands: writer !== undefined || reporter !== undefined,
       onRecord: (record: TraceRecord) => {
-        writer?.write(formatTraceRecord(record));
+        const line = formatTraceRecord(record);
+        writer?.write(line);
+        reporter?.line(line);
         if (record.t === "cycle") observer.observe(record.cycle, record.size, record.target);
       },
     });
@@ -87,9 +96,11 @@ export function simulate(options: SimulateOptions): number {
     observer.done();
   }
 
+  if (reporter !== undefined) reportCommand!.writePage(reportFile!, reporter.page());
+
   if (options.json) {
     process.stdout.write(`${JSON.stringify(summary(name, scenario, result, observer), null, 2)}\n`);
-  } else if (traceFile !== "-") {
+  } else if (!stdoutTaken) {
     if (terminal) process.stdout.write(report(name, scenario, result, observer));
     if (result.debugfs !== undefined) process.stdout.write(result.debugfs);
   }

@@ -13,6 +13,8 @@ export type {
   InitFailedRecord,
   TraceRecord,
 } from "./trace.js";
+export { TraceError, TraceReader, readTrace } from "./trace-reader.js";
+export type { ReadCommand, ReadCycle, ReadDebugfs, ReadEvent, ReadExit, ReadInitFailed, ReadRecord } from "./trace-reader.js";
 export { EventSchedule, Simulation, runScenario } from "./runner.js";
 export type { RunOptions, RunResult } from "./runner.js";
 export { builtinScenario } from "./builtin.js";
