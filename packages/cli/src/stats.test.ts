@@ -186,12 +186,12 @@ describe("explaining a missing vmmemctl", () => {
   const vmware: HostFacts = { systemVendor: "VMware, Inc.", hypervisor: true, balloonDriver: "vmw_balloon", debugfsMounted: true };
 
   it.each<[string, HostFacts, string | undefined, string, RegExp]>([
-    ["not a VMware guest", { ...vmware, systemVendor: "QEMU", balloonDriver: undefined }, "ENOENT", "E_NO_VMMEMCTL", /not a VMware guest \(system vendor "QEMU"\).*--file/],
-    ["bare metal", { ...vmware, systemVendor: undefined, hypervisor: false, balloonDriver: undefined }, "ENOENT", "E_NO_VMMEMCTL", /not a virtual machine/],
-    ["no driver", { ...vmware, balloonDriver: undefined }, "ENOENT", "E_NO_VMMEMCTL", /balloon driver is not loaded \(load it with 'modprobe vmw_balloon'\)$/],
+    ["not a VMware guest", { ...vmware, systemVendor: "QEMU", balloonDriver: null }, "ENOENT", "E_NO_VMMEMCTL", /not a VMware guest \(system vendor "QEMU"\).*--file/],
+    ["bare metal", { ...vmware, systemVendor: undefined, hypervisor: false, balloonDriver: null }, "ENOENT", "E_NO_VMMEMCTL", /not a virtual machine/],
+    ["no driver", { ...vmware, balloonDriver: null }, "ENOENT", "E_NO_VMMEMCTL", /balloon driver is not loaded \(load it with 'modprobe vmw_balloon'\)$/],
     ["no debugfs", { ...vmware, debugfsMounted: false }, "ENOENT", "E_NO_VMMEMCTL", /debugfs is not mounted \(mount it with 'mount -t debugfs none \/sys\/kernel\/debug'\)$/],
-    ["no driver and no debugfs", { ...vmware, balloonDriver: undefined, debugfsMounted: false }, "ENOENT", "E_NO_VMMEMCTL", /not loaded .*; debugfs is not mounted/],
-    ["unknown hypervisor without the driver", { systemVendor: undefined, hypervisor: true, balloonDriver: undefined, debugfsMounted: true }, "ENOENT", "E_NO_VMMEMCTL", /nothing says this machine is one/],
+    ["no driver and no debugfs", { ...vmware, balloonDriver: null, debugfsMounted: false }, "ENOENT", "E_NO_VMMEMCTL", /not loaded .*; debugfs is not mounted/],
+    ["unknown hypervisor without the driver", { systemVendor: undefined, hypervisor: true, balloonDriver: null, debugfsMounted: true }, "ENOENT", "E_NO_VMMEMCTL", /nothing says this machine is one/],
     ["everything there but the file", vmware, "ENOENT", "E_NO_VMMEMCTL", /loaded and debugfs is mounted, but there is no vmmemctl/],
     ["not root", vmware, "EACCES", "E_VMMEMCTL_DENIED", /permission denied; debugfs is for root only: run as root/],
   ])("%s", (_name, facts, errno, code, message) => {
@@ -243,7 +243,7 @@ describe("gatherFacts", () => {
   });
 
   it("says it cannot tell when the files are not there", () => {
-    expect(gatherFacts(tree({}))).toEqual({ systemVendor: undefined, hypervisor: undefined, balloonDriver: undefined, debugfsMounted: undefined });
+    expect(gatherFacts(tree({}))).toEqual({ systemVendor: undefined, hypervisor: undefined, balloonDriver: null, debugfsMounted: undefined });
   });
 
   it("readVmmemctl explains a missing default file from those facts", () => {
