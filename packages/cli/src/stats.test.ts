@@ -46,10 +46,10 @@ describe("vmballoon stats --file F", () => {
   it.each(ALL)("%s: --format json prints one valid JSON document with byte sizes", (name) => {
     const run = vmballoon(["stats", "--file", sampleFile(name), "--format", "json"]);
     expect(run.status).toBe(0);
-    const json = JSON.parse(run.stdout) as { layout: string; pageSize: number; targetBytes: unknown; currentBytes: unknown };
+    const json = JSON.parse(run.stdout) as { layout: string; pageSize: number; targetBytes: unknown; sizeBytes: unknown };
     expect(json.layout).toBe(name.split("-")[0]);
     expect(json.pageSize).toBe(4096);
-    expect(json).toHaveProperty("currentBytes");
+    expect(json).toHaveProperty("sizeBytes");
   });
 
   it("--json is --format json", () => {
@@ -57,7 +57,7 @@ describe("vmballoon stats --file F", () => {
     const b = vmballoon(["stats", "--file", sampleFile("modern-busy.txt"), "--format", "json"]);
     expect(a.status).toBe(0);
     expect(a.stdout).toBe(b.stdout);
-    expect(JSON.parse(a.stdout).currentBytes).toBe(String(2530829 * 4096));
+    expect(JSON.parse(a.stdout).sizeBytes).toBe(String(2530829 * 4096));
   });
 
   it("--format prometheus prints the exposition format (checked with a real parser in @vmballoon/stats)", () => {

@@ -7,7 +7,7 @@ export function seedRecord(snapshot: BalloonSnapshot): SeedRecord {
   return {
     layout: "seed",
     target: snapshot.target,
-    current: snapshot.size,
+    size: snapshot.size,
     rateNoSleepAlloc: NOSLEEP_ALLOC_MAX,
     rateSleepAlloc: snapshot.rateAlloc,
     rateFree: snapshot.rateFree,

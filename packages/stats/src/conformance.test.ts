@@ -28,13 +28,13 @@ describe("the conformance traces' debugfs records", () => {
     // The cycle record is the seed's own state, written independently of the debugfs text.
     expect({
       target: record.target,
-      current: record.current,
+      size: record.size,
       rateSleepAlloc: record.rateSleepAlloc,
       rateFree: record.rateFree,
       stats: record.stats,
     }).toEqual({
       target: lastCycle.target,
-      current: lastCycle.size,
+      size: lastCycle.size,
       rateSleepAlloc: lastCycle.rateAlloc,
       rateFree: lastCycle.rateFree,
       stats: lastCycle.stats,

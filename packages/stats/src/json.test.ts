@@ -10,8 +10,8 @@ describe("toJson", () => {
       pageSize: 4096,
       target: 40000,
       targetBytes: 163840000,
-      current: 32770,
-      currentBytes: 134225920,
+      size: 32770,
+      sizeBytes: 134225920,
       rateNoSleepAlloc: 16384,
       rateSleepAlloc: 2048,
       rateFree: 16400,
@@ -41,9 +41,9 @@ describe("toJson", () => {
   it("carries 64-bit counters as exact decimal strings", () => {
     const json = toJson(parse(sample("modern-huge-counters.txt")));
     if (json.layout !== "modern") throw new Error("not modern");
-    expect(json.current).toBe("12326406953667846644");
+    expect(json.size).toBe("12326406953667846644");
     // 12326406953667846644 × 4096 (python3 says 50488962882223499853824), beyond 2^64 too.
-    expect(json.currentBytes).toBe("50488962882223499853824");
+    expect(json.sizeBytes).toBe("50488962882223499853824");
     expect(json.commands.start).toEqual({ total: "10964188997154589307", failed: "2477446469902186" });
     expect(json.pages.alloc).toEqual({ "4k": "11081462065516102037", "2M": "9898867670432435327" });
     expect(json.general.shrinkFree).toBe("2993965375437990961");

@@ -26,8 +26,8 @@ export interface SeedJson {
   readonly pageSize: number;
   readonly target: number;
   readonly targetBytes: number;
-  readonly current: number;
-  readonly currentBytes: number;
+  readonly size: number;
+  readonly sizeBytes: number;
   readonly rateNoSleepAlloc: number;
   readonly rateSleepAlloc: number;
   readonly rateFree: number;
@@ -51,8 +51,8 @@ export interface ModernJson {
   readonly pageSize: number;
   readonly target: string;
   readonly targetBytes: string;
-  readonly current: string;
-  readonly currentBytes: string;
+  readonly size: string;
+  readonly sizeBytes: string;
   readonly isResetting: boolean;
   readonly balloonCapabilities: CapabilitiesJson;
   readonly usedCapabilities: CapabilitiesJson;
@@ -70,8 +70,8 @@ function seedJson(record: SeedRecord): SeedJson {
     pageSize: PAGE_SIZE,
     target: record.target,
     targetBytes: record.target * PAGE_SIZE,
-    current: record.current,
-    currentBytes: record.current * PAGE_SIZE,
+    size: record.size,
+    sizeBytes: record.size * PAGE_SIZE,
     rateNoSleepAlloc: record.rateNoSleepAlloc,
     rateSleepAlloc: record.rateSleepAlloc,
     rateFree: record.rateFree,
@@ -101,8 +101,8 @@ function modernJson(record: ModernRecord): ModernJson {
     pageSize: PAGE_SIZE,
     target: record.target.toString(),
     targetBytes: (record.target * page).toString(),
-    current: record.current.toString(),
-    currentBytes: (record.current * page).toString(),
+    size: record.size.toString(),
+    sizeBytes: (record.size * page).toString(),
     isResetting: record.isResetting,
     balloonCapabilities: capabilities(record.balloonCapabilities),
     usedCapabilities: capabilities(record.usedCapabilities),

@@ -21,7 +21,7 @@ function modern(text: string): ModernRecord {
 describe("parse of the modern layout", () => {
   it("reads 64-bit counters beyond 2^53 exactly", () => {
     const record = modern(sample("modern-huge-counters.txt"));
-    expect(record.current).toBe(12326406953667846644n);
+    expect(record.size).toBe(12326406953667846644n);
     expect(record.commands.batchUnlock).toEqual({ total: 17667022505403259337n, failed: 2989839052095677n });
     expect(record.general.shrink).toBe(18163911256262422909n);
     expect(record.pages.errFree["4k"]).toBe(18037650586219576026n);
@@ -96,7 +96,7 @@ describe("variants of the modern layout", () => {
 describe("format of the modern layout", () => {
   it("refuses a value that is not an unsigned 64-bit bigint, naming the field", () => {
     const record = modern(sample("modern-busy.txt"));
-    expect(() => format({ ...record, current: 1n << 64n })).toThrow(/^current: 18446744073709551616 is not an unsigned 64-bit/);
+    expect(() => format({ ...record, size: 1n << 64n })).toThrow(/^size: 18446744073709551616 is not an unsigned 64-bit/);
     expect(() => format({ ...record, target: 5 as unknown as bigint })).toThrow(/^target: 5 is not an unsigned 64-bit bigint/);
     // `%#x` of an `int`: 32 bits.
     expect(() => format({ ...record, balloonCapabilities: 1n << 32n })).toThrow(/^balloonCapabilities: 4294967296 is not an unsigned 32-bit/);
@@ -122,7 +122,7 @@ describe("format of the modern layout", () => {
         usedCapabilities: fc.oneof(u64, fc.constant(0n)),
         isResetting: fc.boolean(),
         target: u64,
-        current: u64,
+        size: u64,
         commands,
         general,
         pages,

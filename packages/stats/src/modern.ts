@@ -96,8 +96,8 @@ export interface ModernRecord {
   readonly isResetting: boolean;
   /** Balloon target, in 4 KiB pages. */
   readonly target: bigint;
-  /** Balloon size, in 4 KiB pages. */
-  readonly current: bigint;
+  /** Balloon size, in 4 KiB pages (the text's `current`). */
+  readonly size: bigint;
   /** Per command: sent, and failed. Keyed by the layout's own names, in {@link MODERN_COMMANDS} order. */
   readonly commands: Readonly<Record<ModernCommandName, CommandCounters>>;
   readonly general: ModernGeneralStats;
@@ -134,7 +134,7 @@ const lines = {
   usedCapabilities: lineTemplate(USED_CAPS, "used capabilities"),
   isResetting: lineTemplate(FLAG, "is resetting"),
   target: lineTemplate(TARGET, "target"),
-  current: lineTemplate(CURRENT, "current"),
+  size: lineTemplate(CURRENT, "current"),
   commands: Object.fromEntries(MODERN_COMMANDS.map((name) => [name, lineTemplate(COMMAND, name)])) as Record<ModernCommandName, LineTemplate>,
   general: Object.fromEntries(MODERN_GENERAL_STATS.map((name) => [name, lineTemplate(GENERAL, name)])) as Record<ModernGeneralStatName, LineTemplate>,
   page: Object.fromEntries(
@@ -175,7 +175,7 @@ export function formatModern(record: ModernRecord): string {
   line(lines.usedCapabilities, [checkU64(record.usedCapabilities, "usedCapabilities")]);
   line(lines.isResetting, [record.isResetting ? "y" : "n"]);
   line(lines.target, [checkU64(record.target, "target")]);
-  line(lines.current, [checkU64(record.current, "current")]);
+  line(lines.size, [checkU64(record.size, "size")]);
   for (const name of MODERN_COMMANDS) {
     const counters = record.commands[name];
     line(lines.commands[name], [checkU64(counters?.total, `commands.${name}.total`), checkU64(counters?.failed, `commands.${name}.failed`)]);
@@ -217,7 +217,7 @@ export function parseModernLines(reader: LineReader): ModernRecord {
     accept: ([flag]) => flag === "y" || flag === "n",
   });
   const target = reader.read(lines.target, "the balloon's target").values[0] as bigint;
-  const current = reader.read(lines.current, "the balloon's size").values[0] as bigint;
+  const size = reader.read(lines.size, "the balloon's size").values[0] as bigint;
 
   const commands = {} as Record<ModernCommandName, CommandCounters>;
   for (const name of MODERN_COMMANDS) {
@@ -254,7 +254,7 @@ export function parseModernLines(reader: LineReader): ModernRecord {
     usedCapabilities: usedCaps.values[0] as bigint,
     isResetting: resetting.values[0] === "y",
     target,
-    current,
+    size,
     commands,
     general: general as ModernGeneralStats,
     pages,

@@ -95,7 +95,7 @@ function seedFamilies(record: SeedRecord): Family[] {
   return [
     { name: "info", help: COMMON_HELP.info, type: "gauge", samples: [{ labels: { layout: "seed" }, value: 1 }] },
     { name: "target_bytes", help: COMMON_HELP.target, type: "gauge", samples: [{ value: b(record.target) * page }] },
-    { name: "size_bytes", help: COMMON_HELP.size, type: "gauge", samples: [{ value: b(record.current) * page }] },
+    { name: "size_bytes", help: COMMON_HELP.size, type: "gauge", samples: [{ value: b(record.size) * page }] },
     {
       name: "rate_limit_bytes_per_second",
       help: "The balloon's rate limits: non-sleeping allocations, sleeping allocations, releases.",
@@ -152,7 +152,7 @@ function modernFamilies(record: ModernRecord): Family[] {
   const families: Family[] = [
     { name: "info", help: COMMON_HELP.info, type: "gauge", samples: [{ labels: { layout: "modern" }, value: 1 }] },
     { name: "target_bytes", help: COMMON_HELP.target, type: "gauge", samples: [{ value: record.target * page }] },
-    { name: "size_bytes", help: COMMON_HELP.size, type: "gauge", samples: [{ value: record.current * page }] },
+    { name: "size_bytes", help: COMMON_HELP.size, type: "gauge", samples: [{ value: record.size * page }] },
     {
       name: "resetting",
       help: "1 while the host has asked for a reset that has not happened yet.",

@@ -12,8 +12,8 @@ export interface SeedRecord {
   readonly layout: "seed";
   /** Balloon target, in pages. */
   readonly target: number;
-  /** Balloon size, in pages. */
-  readonly current: number;
+  /** Balloon size, in pages (the text's `current`). */
+  readonly size: number;
   /** Always NOSLEEP_ALLOC_MAX (16384) in the seed, but printed. */
   readonly rateNoSleepAlloc: number;
   /** Rate of sleeping allocations, in pages per second. */
@@ -24,7 +24,7 @@ export interface SeedRecord {
   readonly stats: BalloonStats;
 }
 
-type SizeField = "target" | "current" | "rateNoSleepAlloc" | "rateSleepAlloc" | "rateFree";
+type SizeField = "target" | "size" | "rateNoSleepAlloc" | "rateSleepAlloc" | "rateFree";
 
 interface SeedLine {
   readonly template: LineTemplate;
@@ -44,7 +44,7 @@ function seedLine(format: string, what: string, fields: { size?: SizeField; stat
  */
 const SEED_LINES: readonly SeedLine[] = [
   seedLine("target:             %8d pages\n", "the balloon's target", { size: "target" }),
-  seedLine("current:            %8d pages\n", "the balloon's size", { size: "current" }),
+  seedLine("current:            %8d pages\n", "the balloon's size", { size: "size" }),
   seedLine("rateNoSleepAlloc:   %8d pages/sec\n", "the rate of non-sleeping allocations", { size: "rateNoSleepAlloc" }),
   seedLine("rateSleepAlloc:     %8d pages/sec\n", "the rate of sleeping allocations", { size: "rateSleepAlloc" }),
   seedLine("rateFree:           %8d pages/sec\n", "the rate of releases", { size: "rateFree" }),
@@ -106,7 +106,7 @@ export function parseSeedLines(reader: LineReader): SeedRecord {
   return {
     layout: "seed",
     target: sizes.target!,
-    current: sizes.current!,
+    size: sizes.size!,
     rateNoSleepAlloc: sizes.rateNoSleepAlloc!,
     rateSleepAlloc: sizes.rateSleepAlloc!,
     rateFree: sizes.rateFree!,

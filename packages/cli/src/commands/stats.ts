@@ -217,7 +217,7 @@ export function summary(name: string, record: VmmemctlRecord, paint: Paint = (_s
 function seedSummary(r: SeedRecord, paint: Paint): [string, string][] {
   const s = r.stats;
   return [
-    ["balloon", `${r.current} pages (${mebibytes(r.current)}), target ${r.target} pages (${mebibytes(r.target)})`],
+    ["balloon", `${r.size} pages (${mebibytes(r.size)}), target ${r.target} pages (${mebibytes(r.target)})`],
     [
       "rates",
       `non-sleeping allocations ${r.rateNoSleepAlloc} pages/s, sleeping ${r.rateSleepAlloc} pages/s (${mebibytes(r.rateSleepAlloc)}/s), releases ${r.rateFree} pages/s (${mebibytes(r.rateFree)}/s)`,
@@ -243,7 +243,7 @@ function modernSummary(r: ModernRecord, paint: Paint): [string, string][] {
   return [
     [
       "balloon",
-      `${r.current} pages (${mebibytes(r.current)}), target ${r.target} pages (${mebibytes(r.target)})${r.isResetting ? paint("yellow", "; resetting") : ""}`,
+      `${r.size} pages (${mebibytes(r.size)}), target ${r.target} pages (${mebibytes(r.target)})${r.isResetting ? paint("yellow", "; resetting") : ""}`,
     ],
     ["caps", `used ${caps(r.usedCapabilities)} of ${caps(r.balloonCapabilities)}`],
     ["commands", MODERN_COMMANDS.map((name) => `${name} ${counted(paint, r.commands[name].total, r.commands[name].failed)}`).join(", ")],
