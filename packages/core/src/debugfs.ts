@@ -8,8 +8,8 @@ export function seedRecord(snapshot: BalloonSnapshot): SeedRecord {
     layout: "seed",
     target: snapshot.target,
     size: snapshot.size,
-    rateNoSleepAlloc: NOSLEEP_ALLOC_MAX,
-    rateSleepAlloc: snapshot.rateAlloc,
+    rateNosleepAlloc: NOSLEEP_ALLOC_MAX,
+    rateAlloc: snapshot.rateAlloc,
     rateFree: snapshot.rateFree,
     stats: snapshot.stats,
   };

@@ -29,17 +29,17 @@ describe("the conformance traces' debugfs records", () => {
     expect({
       target: record.target,
       size: record.size,
-      rateSleepAlloc: record.rateSleepAlloc,
+      rateAlloc: record.rateAlloc,
       rateFree: record.rateFree,
       stats: record.stats,
     }).toEqual({
       target: lastCycle.target,
       size: lastCycle.size,
-      rateSleepAlloc: lastCycle.rateAlloc,
+      rateAlloc: lastCycle.rateAlloc,
       rateFree: lastCycle.rateFree,
       stats: lastCycle.stats,
     });
-    expect(record.rateNoSleepAlloc).toBe(16384);
+    expect(record.rateNosleepAlloc).toBe(16384);
     expect(Object.keys(record.stats)).toEqual([...STAT_NAMES]);
   });
 });

@@ -12,8 +12,8 @@ describe("toJson", () => {
       targetBytes: 163840000,
       size: 32770,
       sizeBytes: 134225920,
-      rateNoSleepAlloc: 16384,
-      rateSleepAlloc: 2048,
+      rateNosleepAlloc: 16384,
+      rateAlloc: 2048,
       rateFree: 16400,
       stats: {
         timer: 7,

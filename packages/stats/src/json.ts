@@ -28,8 +28,8 @@ export interface SeedJson {
   readonly targetBytes: number;
   readonly size: number;
   readonly sizeBytes: number;
-  readonly rateNoSleepAlloc: number;
-  readonly rateSleepAlloc: number;
+  readonly rateNosleepAlloc: number;
+  readonly rateAlloc: number;
   readonly rateFree: number;
   readonly stats: BalloonStats;
 }
@@ -72,8 +72,8 @@ function seedJson(record: SeedRecord): SeedJson {
     targetBytes: record.target * PAGE_SIZE,
     size: record.size,
     sizeBytes: record.size * PAGE_SIZE,
-    rateNoSleepAlloc: record.rateNoSleepAlloc,
-    rateSleepAlloc: record.rateSleepAlloc,
+    rateNosleepAlloc: record.rateNosleepAlloc,
+    rateAlloc: record.rateAlloc,
     rateFree: record.rateFree,
     stats: { ...record.stats },
   };

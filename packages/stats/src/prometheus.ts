@@ -101,8 +101,8 @@ function seedFamilies(record: SeedRecord): Family[] {
       help: "The balloon's rate limits: non-sleeping allocations, sleeping allocations, releases.",
       type: "gauge",
       samples: [
-        { labels: { operation: "nosleep_alloc" }, value: b(record.rateNoSleepAlloc) * page },
-        { labels: { operation: "sleep_alloc" }, value: b(record.rateSleepAlloc) * page },
+        { labels: { operation: "nosleep_alloc" }, value: b(record.rateNosleepAlloc) * page },
+        { labels: { operation: "sleep_alloc" }, value: b(record.rateAlloc) * page },
         { labels: { operation: "free" }, value: b(record.rateFree) * page },
       ],
     },

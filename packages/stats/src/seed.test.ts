@@ -13,8 +13,8 @@ function seedRecord(fields: Partial<Omit<SeedRecord, "stats" | "layout">>, stats
     layout: "seed",
     target: 0,
     size: 0,
-    rateNoSleepAlloc: 16384,
-    rateSleepAlloc: 2048,
+    rateNosleepAlloc: 16384,
+    rateAlloc: 2048,
     rateFree: 16384,
     ...fields,
     stats: { ...zeroStats(), ...stats },
@@ -24,7 +24,7 @@ function seedRecord(fields: Partial<Omit<SeedRecord, "stats" | "layout">>, stats
 describe("formatSeed", () => {
   it("prints seed-typical.txt from its numbers", () => {
     const record = seedRecord(
-      { target: 40000, size: 32770, rateSleepAlloc: 2048, rateFree: 16400 },
+      { target: 40000, size: 32770, rateAlloc: 2048, rateFree: 16400 },
       { timer: 7, start: 1, guestType: 1, lock: 32773, lockFail: 3, target: 7, targetFail: 1, alloc: 32770, refusedAlloc: 3, refusedFree: 3 },
     );
     expect(formatSeed(record)).toBe(sample("seed-typical.txt"));
@@ -57,7 +57,7 @@ describe("parse of the seed layout", () => {
 
   it("round-trips edge values: 2^31, 2^32 - 1 and counters wider than their columns", () => {
     const record = seedRecord(
-      { target: 2 ** 31, size: 2 ** 32 - 1, rateNoSleepAlloc: 2 ** 31 - 1, rateSleepAlloc: 0, rateFree: 2 ** 31 + 1 },
+      { target: 2 ** 31, size: 2 ** 32 - 1, rateNosleepAlloc: 2 ** 31 - 1, rateAlloc: 0, rateFree: 2 ** 31 + 1 },
       Object.fromEntries(STAT_NAMES.map((name, i) => [name, i % 2 ? 2 ** 32 - 1 - i : 10 ** (i % 10)])) as BalloonStats,
     );
     const text = format(record);
@@ -70,8 +70,8 @@ describe("parse of the seed layout", () => {
     const edgy = fc.oneof(u32, fc.constantFrom(0, 1, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 99999999, 100000000, 9999, 10000));
     const stats = fc.record(Object.fromEntries(STAT_NAMES.map((name) => [name, edgy])) as Record<keyof BalloonStats, typeof edgy>);
     fc.assert(
-      fc.property(edgy, edgy, edgy, edgy, edgy, stats, (target, size, rateNoSleepAlloc, rateSleepAlloc, rateFree, s) => {
-        const record: SeedRecord = { layout: "seed", target, size, rateNoSleepAlloc, rateSleepAlloc, rateFree, stats: s };
+      fc.property(edgy, edgy, edgy, edgy, edgy, stats, (target, size, rateNosleepAlloc, rateAlloc, rateFree, s) => {
+        const record: SeedRecord = { layout: "seed", target, size, rateNosleepAlloc, rateAlloc, rateFree, stats: s };
         const text = format(record);
         expect(parse(text)).toEqual(record);
       }),

@@ -220,7 +220,7 @@ function seedSummary(r: SeedRecord, paint: Paint): [string, string][] {
     ["balloon", `${r.size} pages (${mebibytes(r.size)}), target ${r.target} pages (${mebibytes(r.target)})`],
     [
       "rates",
-      `non-sleeping allocations ${r.rateNoSleepAlloc} pages/s, sleeping ${r.rateSleepAlloc} pages/s (${mebibytes(r.rateSleepAlloc)}/s), releases ${r.rateFree} pages/s (${mebibytes(r.rateFree)}/s)`,
+      `non-sleeping allocations ${r.rateNosleepAlloc} pages/s, sleeping ${r.rateAlloc} pages/s (${mebibytes(r.rateAlloc)}/s), releases ${r.rateFree} pages/s (${mebibytes(r.rateFree)}/s)`,
     ],
     [
       "commands",
