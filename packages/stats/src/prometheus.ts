@@ -98,11 +98,11 @@ function seedFamilies(record: SeedRecord): Family[] {
     { name: "size_bytes", help: COMMON_HELP.size, type: "gauge", samples: [{ value: b(record.size) * page }] },
     {
       name: "rate_limit_bytes_per_second",
-      help: "The balloon's rate limits: non-sleeping allocations, sleeping allocations, releases.",
+      help: "The balloon's rate limits: allocations by flavour (nosleep never waits for memory; cansleep may), and releases.",
       type: "gauge",
       samples: [
-        { labels: { operation: "nosleep_alloc" }, value: b(record.rateNosleepAlloc) * page },
-        { labels: { operation: "sleep_alloc" }, value: b(record.rateAlloc) * page },
+        { labels: { operation: "alloc", flavour: "nosleep" }, value: b(record.rateNosleepAlloc) * page },
+        { labels: { operation: "alloc", flavour: "cansleep" }, value: b(record.rateAlloc) * page },
         { labels: { operation: "free" }, value: b(record.rateFree) * page },
       ],
     },
@@ -216,7 +216,8 @@ function modernFamilies(record: ModernRecord): Family[] {
  * A record in the Prometheus text exposition format: metrics named
  * `vmware_balloon_*`, sizes in bytes, counters as `*_total` with labels
  * (`command` and `result`; `page_size`, and `flavour` for the seed's two
- * allocation kinds). Ends with a newline, as node_exporter's textfile
+ * allocation flavours, `nosleep` and `cansleep`, on the allocation counters
+ * and rates alike). Ends with a newline, as node_exporter's textfile
  * collector wants. Counter values are exact integers (64-bit in the modern
  * layout); a Prometheus server reads them as doubles.
  */
