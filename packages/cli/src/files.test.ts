@@ -45,7 +45,7 @@ describe("writeAtomically", () => {
     expect(lstatSync(link).isSymbolicLink()).toBe(true);
     expect(readFileSync(real, "utf8")).toBe("new\n");
     expect(statSync(real).ino).not.toBe(before);
-    expect(leftovers()).toEqual([]);
+    expect(leftovers()).toStrictEqual([]);
   });
 
   it("creates the target of a dangling link, and keeps the link", () => {
@@ -58,7 +58,7 @@ describe("writeAtomically", () => {
 
   it.skipIf(!canMakeDevices)("writes a device in place: a /dev/null node stays a device", () => {
     const device = makeDevice("null", 3);
-    expect(stagingFor(device)).toEqual({ final: device, temporary: undefined, descriptor: undefined });
+    expect(stagingFor(device)).toStrictEqual({ final: device, temporary: undefined, descriptor: undefined });
     writeAtomically(device, "gone\n", "write");
     expect(statSync(device).isCharacterDevice()).toBe(true);
   });
@@ -130,7 +130,7 @@ describe("--trace /dev/stdout", () => {
       closeSync(fd);
     }
     const lines = readFileSync(out, "utf8").split("\n");
-    expect(JSON.parse(lines[0]!)).toEqual({ t: "cmd", cycle: 0, cmd: "START", arg: 2, status: 0, result: 0 });
+    expect(JSON.parse(lines[0]!)).toStrictEqual({ t: "cmd", cycle: 0, cmd: "START", arg: 2, status: 0, result: 0 });
     const exit = lines.findIndex((line) => line.startsWith('{"t":"exit"'));
     expect(exit).toBeGreaterThan(0);
     // After the trace's last record, the debugfs text that the trace itself records.
