@@ -32,7 +32,7 @@ describe("the conformance traces' debugfs records", () => {
       rateAlloc: record.rateAlloc,
       rateFree: record.rateFree,
       stats: record.stats,
-    }).toEqual({
+    }).toStrictEqual({
       target: lastCycle.target,
       size: lastCycle.size,
       rateAlloc: lastCycle.rateAlloc,
@@ -40,7 +40,7 @@ describe("the conformance traces' debugfs records", () => {
       stats: lastCycle.stats,
     });
     expect(record.rateNosleepAlloc).toBe(16384);
-    expect(Object.keys(record.stats)).toEqual([...STAT_NAMES]);
+    expect(Object.keys(record.stats)).toStrictEqual([...STAT_NAMES]);
   });
 });
 
