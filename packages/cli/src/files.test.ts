@@ -2,7 +2,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, onTestFinished } from "vitest";
 import { EXIT } from "./errors.js";
 import { BIN, FIXTURES, STACK, vmballoon } from "./cli-runner.js";
 import { OutputFile, stagingFor, writeAtomically } from "./files.js";
@@ -95,6 +95,8 @@ describe.skipIf(!canMakeDevices)("run --json with stdout on a full disk", () => 
     const fd = openSync(makeDevice("full-for-run", 7), "w");
     try {
       const child = spawn(process.execPath, [BIN, "run", "--host", "simulated", "--target", "100", "--interval", "100ms", "--json"], { stdio: ["ignore", fd, "pipe"] });
+      // Never left running: killed when the test ends, however it ends.
+      onTestFinished(() => void child.kill("SIGKILL"));
       const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
       let stderr = "";
       // Waits for the event, not for a time: the first failed write of stdout says so on stderr.
@@ -212,10 +214,14 @@ describe("the write path: one helper (OutputFile) for --trace, stats --output an
     const made = spawnSync("mkfifo", [fifo], { encoding: "utf8" });
     expect(made.stderr).toBe("");
     const reader = spawn("cat", [fifo], { stdio: ["ignore", "pipe", "pipe"] });
+    // Never left running: killed when the test ends, however it ends.
+    onTestFinished(() => void reader.kill("SIGKILL"));
     let read = "";
     reader.stdout!.on("data", (chunk) => (read += chunk));
     const readerDone = new Promise<number | null>((resolve) => reader.on("close", (code) => resolve(code)));
     const writer = spawn(process.execPath, [BIN, "stats", "--file", sample, "--format", "debugfs", "--output", fifo], { stdio: ["ignore", "pipe", "pipe"] });
+    // Never left running: killed when the test ends, however it ends.
+    onTestFinished(() => void writer.kill("SIGKILL"));
     let stderr = "";
     writer.stderr!.on("data", (chunk) => (stderr += chunk));
     const status = await new Promise<number | null>((resolve) => writer.on("close", (code) => resolve(code)));
