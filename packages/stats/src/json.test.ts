@@ -52,7 +52,7 @@ describe("toJson", () => {
   it("names the capability bits and shows the masks in hex", () => {
     const json = toJson(parse(sample("modern-resetting-basic.txt")));
     if (json.layout !== "modern") throw new Error("not modern");
-    expect(json.isResetting).toBe(true);
+    expect(json.resetRequired).toBe(true);
     expect(json.balloonCapabilities).toStrictEqual({
       mask: "0x3e",
       names: ["BASIC_CMDS", "BATCHED_CMDS", "BATCHED_2M_CMDS", "SIGNALLED_WAKEUP_CMD", "64_BIT_TARGET"],

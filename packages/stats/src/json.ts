@@ -53,7 +53,7 @@ export interface ModernJson {
   readonly targetBytes: string;
   readonly size: string;
   readonly sizeBytes: string;
-  readonly isResetting: boolean;
+  readonly resetRequired: boolean;
   readonly balloonCapabilities: CapabilitiesJson;
   readonly usedCapabilities: CapabilitiesJson;
   readonly commands: Readonly<Record<ModernCommandName, { readonly total: string; readonly failed: string }>>;
@@ -103,7 +103,7 @@ function modernJson(record: ModernRecord): ModernJson {
     targetBytes: (record.target * page).toString(),
     size: record.size.toString(),
     sizeBytes: (record.size * page).toString(),
-    isResetting: record.isResetting,
+    resetRequired: record.resetRequired,
     balloonCapabilities: capabilities(record.balloonCapabilities),
     usedCapabilities: capabilities(record.usedCapabilities),
     commands: Object.fromEntries(

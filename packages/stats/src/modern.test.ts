@@ -37,11 +37,11 @@ describe("parse of the modern layout", () => {
 
   it("reads the reset flag and the capability masks", () => {
     const record = modern(sample("modern-resetting-basic.txt"));
-    expect(record.isResetting).toBe(true);
+    expect(record.resetRequired).toBe(true);
     expect(record.balloonCapabilities).toBe(0x3en);
     expect(record.usedCapabilities).toBe(0x2n);
     expect(capabilityNames(record.usedCapabilities)).toStrictEqual(["BASIC_CMDS"]);
-    expect(modern(sample("modern-busy.txt")).isResetting).toBe(false);
+    expect(modern(sample("modern-busy.txt")).resetRequired).toBe(false);
   });
 
   it("keeps the `(N failed)` of modern-fresh.txt's page counters, and only there", () => {
@@ -122,7 +122,7 @@ describe("format of the modern layout", () => {
       .record({
         balloonCapabilities: fc.oneof(fc.bigInt({ min: 0n, max: (1n << 32n) - 1n }), fc.constant(0n)),
         usedCapabilities: fc.oneof(u64, fc.constant(0n)),
-        isResetting: fc.boolean(),
+        resetRequired: fc.boolean(),
         target: u64,
         size: u64,
         commands,

@@ -92,8 +92,8 @@ export interface ModernRecord {
   readonly balloonCapabilities: bigint;
   /** What the host agreed to at START (an `unsigned long`), a mask of {@link CAPABILITIES}. */
   readonly usedCapabilities: bigint;
-  /** `is resetting`: the host asked for a reset that has not happened yet. */
-  readonly isResetting: boolean;
+  /** The host asked for a reset that has not happened yet (`b->reset_required`; the text's `is resetting`). */
+  readonly resetRequired: boolean;
   /** Balloon target, in 4 KiB pages. */
   readonly target: bigint;
   /** Balloon size, in 4 KiB pages (the text's `current`). */
@@ -132,7 +132,7 @@ const PAGE_WITH_FAILED = "%-18s(%s): %16llu (%llu failed)\n";
 const lines = {
   balloonCapabilities: lineTemplate(CAPS, "balloon capabilities"),
   usedCapabilities: lineTemplate(USED_CAPS, "used capabilities"),
-  isResetting: lineTemplate(FLAG, "is resetting"),
+  resetRequired: lineTemplate(FLAG, "is resetting"),
   target: lineTemplate(TARGET, "target"),
   size: lineTemplate(CURRENT, "current"),
   commands: Object.fromEntries(MODERN_COMMANDS.map((name) => [name, lineTemplate(COMMAND, name)])) as Record<ModernCommandName, LineTemplate>,
@@ -173,7 +173,7 @@ export function formatModern(record: ModernRecord): string {
   // `%#x` of the driver's `int` constant: 32 bits, unlike the `unsigned long` of the used capabilities.
   line(lines.balloonCapabilities, [checkUnsigned(32, record.balloonCapabilities, "balloonCapabilities")]);
   line(lines.usedCapabilities, [checkU64(record.usedCapabilities, "usedCapabilities")]);
-  line(lines.isResetting, [record.isResetting ? "y" : "n"]);
+  line(lines.resetRequired, [record.resetRequired ? "y" : "n"]);
   line(lines.target, [checkU64(record.target, "target")]);
   line(lines.size, [checkU64(record.size, "size")]);
   for (const name of MODERN_COMMANDS) {
@@ -213,7 +213,7 @@ export function parseModernLines(reader: LineReader): ModernRecord {
   );
   hexZero ??= usedCaps.hexZero;
 
-  const resetting = reader.read(lines.isResetting, "whether a reset is pending (y or n)", {
+  const resetting = reader.read(lines.resetRequired, "whether a reset is pending (y or n)", {
     accept: ([flag]) => flag === "y" || flag === "n",
   });
   const target = reader.read(lines.target, "the balloon's target").values[0] as bigint;
@@ -252,7 +252,7 @@ export function parseModernLines(reader: LineReader): ModernRecord {
     layout: "modern",
     balloonCapabilities: balloonCaps.values[0] as bigint,
     usedCapabilities: usedCaps.values[0] as bigint,
-    isResetting: resetting.values[0] === "y",
+    resetRequired: resetting.values[0] === "y",
     target,
     size,
     commands,

@@ -157,7 +157,7 @@ function modernFamilies(record: ModernRecord): Family[] {
       name: "resetting",
       help: "1 while the host has asked for a reset that has not happened yet.",
       type: "gauge",
-      samples: [{ value: record.isResetting ? 1 : 0 }],
+      samples: [{ value: record.resetRequired ? 1 : 0 }],
     },
     {
       name: "capability",

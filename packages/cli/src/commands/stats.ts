@@ -243,7 +243,7 @@ function modernSummary(r: ModernRecord, paint: Paint): [string, string][] {
   return [
     [
       "balloon",
-      `${r.size} pages (${mebibytes(r.size)}), target ${r.target} pages (${mebibytes(r.target)})${r.isResetting ? paint("yellow", "; resetting") : ""}`,
+      `${r.size} pages (${mebibytes(r.size)}), target ${r.target} pages (${mebibytes(r.target)})${r.resetRequired ? paint("yellow", "; resetting") : ""}`,
     ],
     ["caps", `used ${caps(r.usedCapabilities)} of ${caps(r.balloonCapabilities)}`],
     ["commands", MODERN_COMMANDS.map((name) => `${name} ${counted(paint, r.commands[name].total, r.commands[name].failed)}`).join(", ")],
