@@ -26,7 +26,7 @@ describe("parse of the modern layout", () => {
     expect(record.size).toBe(12326406953667846644n);
     expect(record.commands.batchUnlock).toStrictEqual({ total: 17667022505403259337n, failed: 2989839052095677n });
     expect(record.general.shrink).toBe(18163911256262422909n);
-    expect(record.pages.errFree["4k"]).toBe(18037650586219576026n);
+    expect(record.pages.refusedFree["4k"]).toBe(18037650586219576026n);
   });
 
   it("tells the target size from the GET_TARGET command's `target` line", () => {

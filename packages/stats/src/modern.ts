@@ -46,9 +46,22 @@ export const MODERN_COMMAND_IDS = {
 export const MODERN_GENERAL_STATS = ["timer", "doorbell", "reset", "shrink", "shrinkFree"] as const;
 export type ModernGeneralStatName = (typeof MODERN_GENERAL_STATS)[number];
 
-/** The page counters (`vmballoon_stat_page_names`), in print order; each is kept per page size. */
-export const MODERN_PAGE_STATS = ["alloc", "allocFail", "errAlloc", "errFree", "free"] as const;
+/**
+ * The page counters (`VMW_BALLOON_PAGE_STAT_*`), in print order; each is kept
+ * per page size. Named as the kernel's enum and the seed's counters name them
+ * (`refusedAlloc`, `refusedFree`); the text prints {@link MODERN_PAGE_STAT_LABELS}.
+ */
+export const MODERN_PAGE_STATS = ["alloc", "allocFail", "refusedAlloc", "refusedFree", "free"] as const;
 export type ModernPageStatName = (typeof MODERN_PAGE_STATS)[number];
+
+/** How the text names each page counter (`vmballoon_stat_page_names`). */
+export const MODERN_PAGE_STAT_LABELS: Readonly<Record<ModernPageStatName, string>> = {
+  alloc: "alloc",
+  allocFail: "allocFail",
+  refusedAlloc: "errAlloc",
+  refusedFree: "errFree",
+  free: "free",
+};
 
 /** The page sizes of the modern driver (`vmballoon_page_size_names`). */
 export const PAGE_SIZE_NAMES = ["4k", "2M"] as const;
@@ -138,10 +151,10 @@ const lines = {
   commands: Object.fromEntries(MODERN_COMMANDS.map((name) => [name, lineTemplate(COMMAND, name)])) as Record<ModernCommandName, LineTemplate>,
   general: Object.fromEntries(MODERN_GENERAL_STATS.map((name) => [name, lineTemplate(GENERAL, name)])) as Record<ModernGeneralStatName, LineTemplate>,
   page: Object.fromEntries(
-    MODERN_PAGE_STATS.map((name) => [name, Object.fromEntries(PAGE_SIZE_NAMES.map((size) => [size, lineTemplate(PAGE, name, size)]))]),
+    MODERN_PAGE_STATS.map((name) => [name, Object.fromEntries(PAGE_SIZE_NAMES.map((size) => [size, lineTemplate(PAGE, MODERN_PAGE_STAT_LABELS[name], size)]))]),
   ) as Record<ModernPageStatName, Record<PageSizeName, LineTemplate>>,
   pageWithFailed: Object.fromEntries(
-    MODERN_PAGE_STATS.map((name) => [name, Object.fromEntries(PAGE_SIZE_NAMES.map((size) => [size, lineTemplate(PAGE_WITH_FAILED, name, size)]))]),
+    MODERN_PAGE_STATS.map((name) => [name, Object.fromEntries(PAGE_SIZE_NAMES.map((size) => [size, lineTemplate(PAGE_WITH_FAILED, MODERN_PAGE_STAT_LABELS[name], size)]))]),
   ) as Record<ModernPageStatName, Record<PageSizeName, LineTemplate>>,
 };
 
@@ -240,7 +253,7 @@ export function parseModernLines(reader: LineReader): ModernRecord {
     pages[name] = {} as Record<PageSizeName, bigint>;
     pagesFailed[name] = {} as Record<PageSizeName, bigint>;
     for (const size of PAGE_SIZE_NAMES) {
-      const what = `the ${name} (${size}) page counter${withFailed ? " with a failed count, as the first page counter has" : ""}`;
+      const what = `the ${MODERN_PAGE_STAT_LABELS[name]} (${size}) page counter${withFailed ? " with a failed count, as the first page counter has" : ""}`;
       const { values } = reader.read(withFailed ? lines.pageWithFailed[name][size] : lines.page[name][size], what);
       pages[name][size] = values[0] as bigint;
       if (withFailed) pagesFailed[name][size] = values[1] as bigint;

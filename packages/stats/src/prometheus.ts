@@ -182,8 +182,8 @@ function modernFamilies(record: ModernRecord): Family[] {
       ),
     },
     { name: "pages_freed_total", help: COMMON_HELP.freed, type: "counter", samples: perSize(record.pages.free) },
-    { name: "refused_pages_total", help: COMMON_HELP.refused, type: "counter", samples: perSize(record.pages.errAlloc) },
-    { name: "refused_pages_released_total", help: COMMON_HELP.refusedReleased, type: "counter", samples: perSize(record.pages.errFree) },
+    { name: "refused_pages_total", help: COMMON_HELP.refused, type: "counter", samples: perSize(record.pages.refusedAlloc) },
+    { name: "refused_pages_released_total", help: COMMON_HELP.refusedReleased, type: "counter", samples: perSize(record.pages.refusedFree) },
     { name: "timer_runs_total", help: COMMON_HELP.timer, type: "counter", samples: [{ value: record.general.timer }] },
     {
       name: "doorbell_wakeups_total",

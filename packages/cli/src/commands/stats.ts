@@ -238,7 +238,7 @@ function modernSummary(r: ModernRecord, paint: Paint): [string, string][] {
   const caps = (mask: bigint) => `0x${mask.toString(16)}${mask ? ` (${capabilityNames(mask).join(", ")})` : ""}`;
   const pages = PAGE_SIZE_NAMES.map((size): [string, string] => [
     `pages ${size}`,
-    `allocated ${counted(paint, r.pages.alloc[size], r.pages.allocFail[size])}, freed ${r.pages.free[size]}, refused by the host ${r.pages.errAlloc[size]}, of them released ${r.pages.errFree[size]}`,
+    `allocated ${counted(paint, r.pages.alloc[size], r.pages.allocFail[size])}, freed ${r.pages.free[size]}, refused by the host ${r.pages.refusedAlloc[size]}, of them released ${r.pages.refusedFree[size]}`,
   ]);
   return [
     [
