@@ -12,6 +12,8 @@ export const EXIT = {
   USAGE: 2,
   /** The service is not there: not a VMware guest, no backdoor, the kernel's driver owns the balloon. */
   UNAVAILABLE: 69,
+  /** Try again later: another `vmballoon run` owns the balloon (EX_TEMPFAIL). */
+  TEMPFAIL: 75,
   /** Not permitted (needs root or a capability). */
   NO_PERMISSION: 77,
 } as const;

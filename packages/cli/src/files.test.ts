@@ -94,23 +94,26 @@ describe.skipIf(!canMakeDevices)("run --json with stdout on a full disk", () => 
   it("goes on ballooning, says so in one line, and exits 1 after unloading on SIGTERM", async () => {
     const fd = openSync(makeDevice("full-for-run", 7), "w");
     try {
-      const child = spawn(process.execPath, [BIN, "run", "--host", "simulated", "--target", "100", "--interval", "100ms", "--json"], { stdio: ["ignore", fd, "pipe"] });
+      const lock = join(scratch, "run.lock");
+      const child = spawn(process.execPath, [BIN, "run", "--host", "simulated", "--target", "100", "--interval", "20ms", "--json", "--lock-file", lock], {
+        stdio: ["ignore", fd, "pipe"],
+      });
       // Never left running: killed when the test ends, however it ends.
       onTestFinished(() => void child.kill("SIGKILL"));
-      const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+      const status = new Promise((resolve) => child.on("exit", (code) => resolve(code)));
+      // The event: the line about stdout, written when the first record failed; the run goes on after it.
       let stderr = "";
-      // Waits for the event, not for a time: the first failed write of stdout says so on stderr.
       await new Promise<void>((resolve) => {
         child.stderr!.on("data", (chunk) => {
           stderr += chunk;
-          if (stderr.includes("\n")) resolve();
+          if (stderr.endsWith("\n")) resolve();
         });
-        void exited.then(() => resolve());
+        void status.then(() => resolve());
       });
+      expect(child.exitCode).toBe(null);
       child.kill("SIGTERM");
-      const status = await exited;
+      expect(await status).toBe(EXIT.FAILURE);
       expect(stderr).toBe("vmballoon: cannot write to stdout: no space left on device\n");
-      expect(status).toBe(EXIT.FAILURE);
     } finally {
       closeSync(fd);
     }

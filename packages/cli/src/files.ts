@@ -152,11 +152,15 @@ export class OutputFile {
   /**
    * Opens `file` for writing whole: a temporary file beside it, or the file
    * itself when it is a device, a FIFO, or what stdout or stderr is open on.
-   * Nothing is created when this throws.
+   * With `inPlace`, a file is written under its own name from the start (a
+   * log read while it grows, such as `run --trace`): not whole, but there up
+   * to its last write whatever happens to the writer. Nothing is created when
+   * this throws.
    */
-  static open(file: string, doing: string): OutputFile {
+  static open(file: string, doing: string, options: { readonly inPlace?: boolean } = {}): OutputFile {
     try {
-      const staging = stagingFor(file);
+      const { temporary, ...where } = stagingFor(file);
+      const staging: Staging = { ...where, temporary: options.inPlace ? undefined : temporary };
       const fd = staging.descriptor ?? (staging.temporary === undefined ? openSync(staging.final, "w") : createExclusive(staging.temporary));
       return new OutputFile(file, doing, fd, staging);
     } catch (error) {

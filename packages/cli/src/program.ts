@@ -40,15 +40,17 @@ export function program() {
     .action(async (options) => (await import("./commands/detect.js")).detectCommand(options));
 
   cli
-    .command("run", "Run the balloon driver in userspace, a cycle a second, until SIGTERM or SIGINT unloads it")
+    .command("run", "Run the balloon driver in userspace, a cycle a second, until SIGTERM, SIGINT, SIGHUP or SIGQUIT unloads it")
     .option("--host <host>", "vmware (the balloon port; the default) or simulated (the reference monitor behind real memory)")
     .option("--target <pages>", "With --host simulated: the monitor's fixed target, in pages")
     .option("--scenario <file>", "With --host simulated: a scenario's schedule of targets, resets and failures")
     .option("--stats-file <file>", "Rewrite this file after each cycle with the debugfs vmmemctl text")
+    .option("--trace <file>", "Write every hypervisor command as it happens, and each cycle, as simulate's trace (JSON Lines), flushed each cycle ('-' for stdout)")
+    .option("--lock-file <file>", "The lock that makes this run the balloon's only owner (default /run/vmballoon.lock)")
     .option("--interval <duration>", "Time between cycles: 1s (the default), 250ms, 2")
     .option("--force", "With --host vmware: run even though the kernel's balloon driver is loaded")
     .option("--probe", "With --host vmware off VMware: probe the balloon port in a child process and say what is there")
-    .option("--json", "Print JSON Lines on stdout: start, each cycle, exit")
+    .option("--json", "Print JSON Lines on stdout: start, each cycle, warnings and limits, exit")
     .example(`  $ sudo ${NAME} run --host simulated --target 16384 --stats-file /run/vmmemctl`)
     .action(async (options) => (await import("./commands/run.js")).run(options));
 

@@ -1,5 +1,5 @@
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -19,49 +19,127 @@ function scenarioFile(name: string, scenario: object): string {
 
 const guest = { totalPages: 262144, freePages: 200000, firstPfn: 4096, nosleepReserve: 1024, sleepReserve: 256 };
 
-/** A running `vmballoon run` whose JSON Lines are read as they come. */
+/** The lock file of the tests' runs: never the machine's /run/vmballoon.lock. */
+const LOCK = join(folder, "lock");
+
+/**
+ * A running `vmballoon run` (with `--json` unless `json` is false), whose
+ * JSON Lines and stderr are read as they come. Every wait is for an event: a
+ * record, a piece of stderr, or the exit.
+ */
 class Runner {
   readonly child: ChildProcessWithoutNullStreams;
   readonly records: Record<string, any>[] = [];
   stderr = "";
-  private buffered = "";
+  stdout = "";
   private waiters: (() => void)[] = [];
+  private closed = false;
   readonly exited: Promise<{ status: number | null; signal: string | null }>;
 
-  constructor(args: string[]) {
-    this.child = spawn(process.execPath, [BIN, "run", "--json", ...args], { env: { ...process.env, NO_COLOR: "1" } });
+  constructor(args: string[], { json = true } = {}) {
+    const lock = args.includes("--lock-file") ? [] : ["--lock-file", LOCK];
+    this.child = spawn(process.execPath, [BIN, "run", ...(json ? ["--json"] : []), ...lock, ...args], { env: { ...process.env, NO_COLOR: "1" } });
+    let buffered = "";
     this.child.stdout.setEncoding("utf8").on("data", (text: string) => {
-      this.buffered += text;
-      let newline: number;
-      while ((newline = this.buffered.indexOf("\n")) !== -1) {
-        this.records.push(JSON.parse(this.buffered.slice(0, newline)));
-        this.buffered = this.buffered.slice(newline + 1);
+      this.stdout += text;
+      if (json) {
+        buffered += text;
+        let newline: number;
+        while ((newline = buffered.indexOf("\n")) !== -1) {
+          this.records.push(JSON.parse(buffered.slice(0, newline)));
+          buffered = buffered.slice(newline + 1);
+        }
       }
-      for (const wake of this.waiters.splice(0)) wake();
+      this.wakeAll();
     });
-    this.child.stderr.setEncoding("utf8").on("data", (text: string) => (this.stderr += text));
-    this.exited = new Promise((resolve) => this.child.on("close", (status, signal) => resolve({ status, signal })));
+    this.child.stderr.setEncoding("utf8").on("data", (text: string) => {
+      this.stderr += text;
+      this.wakeAll();
+    });
+    this.exited = new Promise((resolve) =>
+      this.child.on("close", (status, signal) => {
+        this.closed = true;
+        this.wakeAll();
+        resolve({ status, signal });
+      }),
+    );
     running.push(this);
   }
 
-  /** Waits for a record that satisfies `test`. */
-  async until(test: (record: Record<string, any>) => boolean, timeoutMs = 20_000): Promise<Record<string, any>> {
-    const deadline = Date.now() + timeoutMs;
+  private wakeAll(): void {
+    for (const wake of this.waiters.splice(0)) wake();
+  }
+
+  /** Waits until `test` gives something, after any output; fails when the process ends first. */
+  private async waitFor<T>(test: () => T | undefined, what: string): Promise<T> {
     for (;;) {
-      const found = this.records.find(test);
-      if (found) return found;
-      if (Date.now() > deadline || this.child.exitCode !== null) throw new Error(`no such record; stderr: ${this.stderr}`);
-      await new Promise<void>((resolve) => {
-        this.waiters.push(resolve);
-        setTimeout(resolve, 100);
-      });
+      const found = test();
+      if (found !== undefined) return found;
+      if (this.closed) throw new Error(`the run ended before ${what}; stderr: ${this.stderr}`);
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
     }
+  }
+
+  /** Waits for a record that satisfies `test`. */
+  until(test: (record: Record<string, any>) => boolean): Promise<Record<string, any>> {
+    return this.waitFor(() => this.records.find(test), "the record looked for");
+  }
+
+  /** Waits for stderr to match. */
+  untilStderr(pattern: RegExp): Promise<RegExpExecArray> {
+    return this.waitFor(() => pattern.exec(this.stderr) ?? undefined, `stderr matched ${pattern}`);
   }
 
   statusKiB(field: string): number {
     const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${this.child.pid}/status`, "utf8"));
     return Number(match?.[1]);
   }
+}
+
+/** The trace's records. */
+function readTrace(file: string): Record<string, any>[] {
+  return readFileSync(file, "utf8")
+    .trimEnd()
+    .split("\n")
+    .map((line) => JSON.parse(line));
+}
+
+/**
+ * The frames the host holds as ballooned after each command of a trace, as
+ * the monitor of SIMULATION.md keeps them: a LOCK that succeeded adds its
+ * frame, an UNLOCK that succeeded removes it, a START forgets them all.
+ * Returns the set before the trace's last START and at its end.
+ */
+function hostFrames(records: Record<string, any>[]): { beforeLastStart: Set<number>; atEnd: Set<number> } {
+  const held = new Set<number>();
+  let beforeLastStart = new Set<number>();
+  for (const r of records) {
+    if (r.t !== "cmd" || r.status !== 0) continue;
+    if (r.cmd === "START") {
+      beforeLastStart = new Set(held);
+      held.clear();
+    } else if (r.cmd === "LOCK") held.add(r.arg);
+    else if (r.cmd === "UNLOCK") held.delete(r.arg);
+  }
+  return { beforeLastStart, atEnd: held };
+}
+
+/**
+ * What every way out must leave: the trace ends with the unload (the last
+ * command a START, then the debugfs text and the exit record with an empty
+ * balloon), the frames the host held before it are as many as the pages
+ * given back, and the process holds none.
+ */
+function expectUnloaded(trace: Record<string, any>[], exit: Record<string, any>): void {
+  const commands = trace.filter((r) => r.t === "cmd");
+  expect(commands.at(-1)).toMatchObject({ cmd: "START", status: 0 });
+  expect(trace.slice(-2).map((r) => r.t)).toStrictEqual(["cmd", "exit"]);
+  expect(trace.at(-1)).toMatchObject({ t: "exit", size: 0 });
+  expect(trace.filter((r) => r.t === "debugfs")).toHaveLength(1);
+  const { beforeLastStart, atEnd } = hostFrames(trace);
+  expect(beforeLastStart.size).toBe(exit.freed);
+  expect(atEnd.size).toBe(0);
+  expect(exit).toMatchObject({ t: "exit", size: 0, lockedPages: 0, vmLckKiB: 0 });
 }
 
 const running: Runner[] = [];
@@ -83,6 +161,7 @@ describe("vmballoon run: bad usage gets one line and status 2, before anything r
     [["--host", "simulated", "--target", "5", "--probe"], "--force and --probe are for --host vmware"],
     [["--host", "simulated", "--target", "5", "--interval", "soon"], "--interval must be a duration from 1ms to 24h such as 1s, 250ms or 2, not 'soon'"],
     [["--host", "simulated", "--target", "5", "--stats-file"], "option `--stats-file <file>` value is missing"],
+    [["--host", "simulated", "--target", "5", "--json", "--trace", "-"], "--json and --trace - both want stdout; give --trace a file"],
   ])("%j", (args, message) => {
     const { status, stdout, stderr } = vmballoon(["run", ...args]);
     expect(status).toBe(2);
@@ -98,17 +177,17 @@ describe("vmballoon run: bad usage gets one line and status 2, before anything r
   });
 });
 
-describe.skipIf(!linuxX64)("vmballoon run --host vmware, off VMware", () => {
+describe.skipIf(!linuxX64)("vmballoon run --host vmware, off VMware (needs Linux x64)", () => {
   const vmware = linuxX64 && JSON.parse(vmballoon(["detect", "--json"]).stdout).vmware === true;
 
-  it.skipIf(vmware)("refuses with status 69 and one line naming what CPUID says", () => {
+  it.skipIf(vmware)("refuses with status 69 and one line naming what CPUID says (needs a machine that is not a VMware guest)", () => {
     const { status, stdout, stderr } = vmballoon(["run"]);
     expect(status).toBe(69);
     expect(stdout).toBe("");
     expect(stderr).toMatch(/^vmballoon: not a VMware guest \(CPUID says '[^']+'\): there is no balloon to drive here \(--probe tries the balloon port in a child process\)\n$/);
   });
 
-  it.skipIf(vmware)("--probe tries START on port 0x5670 in a child, and says nothing speaks the balloon protocol (status 69)", () => {
+  it.skipIf(vmware)("--probe tries START on port 0x5670 in a child, and says nothing speaks the balloon protocol (status 69) (needs a machine that is not a VMware guest)", () => {
     const { status, stderr } = vmballoon(["run", "--host", "vmware", "--probe"]);
     expect(status).toBe(69);
     expect(stderr.split("\n").length).toBe(2); // one line
@@ -128,7 +207,7 @@ describe("exit statuses of the native layer's errors", () => {
   });
 });
 
-describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this machine's memory", () => {
+describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this machine's memory (needs root on Linux x64)", () => {
   it("without root: status 77 and one line saying frame numbers need CAP_SYS_ADMIN", () => {
     const { status, stderr } = vmballoon(["run", "--host", "simulated", "--target", "16"], { uid: 65534 });
     expect(status).toBe(77);
@@ -139,7 +218,9 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
     const stats = join(folder, "vmmemctl");
     const runner = new Runner(["--host", "simulated", "--target", "16384", "--stats-file", stats, "--interval", "200ms"]);
     const start = await runner.until((r) => r.t === "start");
-    expect(start).toMatchObject({ host: "simulated", target: 16384, intervalMs: 200, statsFile: stats });
+    expect(start).toMatchObject({ host: "simulated", target: 16384, intervalMs: 200, statsFile: stats, trace: null, lockFile: LOCK, oomScoreAdj: 1000 });
+    // The first the OOM killer takes (DESIGN.md, "oom_score_adj").
+    expect(readFileSync(`/proc/${runner.child.pid}/oom_score_adj`, "utf8")).toBe("1000\n");
 
     const full = await runner.until((r) => r.t === "cycle" && r.size === 16384);
     expect(full.target).toBe(16384);
@@ -166,16 +247,169 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
   });
 
   it("SIGINT unloads too, and says so on stderr without --json", async () => {
-    const child = spawn(process.execPath, [BIN, "run", "--host", "simulated", "--target", "1000", "--interval", "100ms"], { env: { ...process.env, NO_COLOR: "1" } });
-    let stderr = "";
-    child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
-    const done = new Promise<number | null>((resolve) => child.on("close", (status) => resolve(status)));
-    const deadline = Date.now() + 20_000;
-    while (!stderr.includes("at its target") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    child.kill("SIGINT");
-    expect(await done).toBe(0);
-    expect(stderr).toMatch(/balloon 1000 pages, at its target/);
-    expect(stderr).toMatch(/unloaded \(SIGINT\): START sent, 1000 pages \(3\.9 MiB\) given back\n$/);
+    const runner = new Runner(["--host", "simulated", "--target", "1000", "--interval", "100ms"], { json: false });
+    await runner.untilStderr(/balloon 1000 pages, at its target/);
+    runner.child.kill("SIGINT");
+    expect((await runner.exited).status).toBe(0);
+    expect(runner.stderr).toMatch(/unloaded \(SIGINT\): START sent, 1000 pages \(3\.9 MiB\) given back\n$/);
+    expect(runner.stdout).toBe("");
+  });
+
+  // Each stop signal, from outside: exit status 0 (README, "Signals"), the unload at the end of the trace, the stats file gone.
+  it.each(["SIGHUP", "SIGQUIT", "SIGTERM", "SIGINT"] as const)("%s: START, every page given back, exit status 0, trace ends with the unload, stats file gone", async (signal) => {
+    const stats = join(folder, `stats-${signal}`);
+    const trace = join(folder, `trace-${signal}.jsonl`);
+    const runner = new Runner(["--host", "simulated", "--target", "3000", "--stats-file", stats, "--trace", trace, "--interval", "50ms"]);
+    const full = await runner.until((r) => r.t === "cycle" && r.size === 3000);
+    // Flushed each cycle: the trace already holds every LOCK the host was sent.
+    const during = readTrace(trace);
+    expect(during.filter((r) => r.t === "cmd" && r.cmd === "LOCK" && r.status === 0)).toHaveLength(full.stats.lock - full.stats.lockFail);
+    expect(existsSync(stats)).toBe(true);
+
+    runner.child.kill(signal);
+    expect(await runner.exited).toStrictEqual({ status: 0, signal: null });
+    const exit = runner.records.at(-1)!;
+    expect(exit).toMatchObject({ t: "exit", reason: signal, freed: 3000 });
+    const records = readTrace(trace);
+    expectUnloaded(records, exit);
+    // The trace's cycles are the run's.
+    expect(records.filter((r) => r.t === "cycle").map((r) => r.cycle)).toStrictEqual(runner.records.filter((r) => r.t === "cycle").map((r) => r.cycle));
+    expect(existsSync(stats)).toBe(false);
+    expect(runner.stderr).toBe("");
+  });
+
+  it("an error while running (the trace's disk full) still unloads: START, every page back, stats file gone, exit 1 with one line", async () => {
+    const stats = join(folder, "stats-error");
+    // /dev/full takes the load's commands in the buffer and fails the first flush, at the end of cycle 1, with pages held.
+    const runner = new Runner(["--host", "simulated", "--target", "3000", "--stats-file", stats, "--trace", "/dev/full", "--interval", "50ms"]);
+    const { status } = await runner.exited;
+    expect(status).toBe(1);
+    // The trace fails before cycle 1's record: the error is the first thing after the start.
+    expect(runner.records.map((r) => r.t)).toStrictEqual(["start", "exit"]);
+    const exit = runner.records.at(-1)!;
+    expect(exit).toMatchObject({ t: "exit", reason: "error", size: 0, lockedPages: 0, vmLckKiB: 0 });
+    // Cycle 1 inflates at the non-sleeping rate: all 3000 pages unless this machine's MemFree is at its reserve.
+    expect(exit.freed).toBeGreaterThan(0);
+    expect(runner.stderr).toMatch(
+      new RegExp(`^vmballoon: failed while running: cannot write the trace to /dev/full: no space left on device; unloaded: START sent, ${exit.freed} pages \\(\\d+\\.\\d MiB\\) given back\n$`),
+    );
+    expect(existsSync(stats)).toBe(false);
+  });
+
+  it("--trace - puts the trace alone on stdout (without --json); with --json it is bad usage", async () => {
+    const file = scenarioFile("short.json", { cycles: 3, unload: true, guest, events: [{ cycle: 0, setTarget: 500 }] });
+    const runner = new Runner(["--host", "simulated", "--scenario", file, "--trace", "-", "--interval", "10ms"], { json: false });
+    expect((await runner.exited).status).toBe(0);
+    const records = runner.stdout
+      .trimEnd()
+      .split("\n")
+      .map((line) => JSON.parse(line));
+    const cycles = records.filter((r) => r.t === "cycle");
+    expect(cycles.map((r) => r.cycle)).toStrictEqual([1, 2, 3]);
+    expect(cycles.every((r) => r.target === 500 && r.size <= 500)).toBe(true);
+    expectUnloaded(records, { t: "exit", size: 0, freed: cycles.at(-1)!.size, lockedPages: 0, vmLckKiB: 0 });
+    // simulate's format: the same kinds of record, with the same keys in the same order.
+    const simulated = vmballoon(["simulate", "--scenario", file, "--trace", "-"])
+      .stdout.trimEnd()
+      .split("\n")
+      .map((line) => JSON.parse(line));
+    const shapes = (trace: Record<string, any>[]) => new Map(trace.map((r) => [r.t, Object.keys(r).join(",")]));
+    expect(shapes(records)).toStrictEqual(shapes(simulated));
+  });
+
+  it("two runs started at once, many times: exactly one runs, the other exits 75 naming its pid, and never touches its stats file or trace", async () => {
+    const stats = join(folder, "stats-race");
+    const trace = join(folder, "trace-race.jsonl");
+    for (let round = 0; round < 6; round++) {
+      const args = ["--host", "simulated", "--target", "200", "--stats-file", stats, "--trace", trace, "--interval", "20ms"];
+      const pair = [new Runner(args), new Runner(args)];
+      // The loser ends by itself; the winner runs until told to stop.
+      const loserIndex = await Promise.race(pair.map((runner, index) => runner.exited.then(() => index)));
+      const loser = pair[loserIndex]!;
+      const winner = pair[1 - loserIndex]!;
+      expect((await loser.exited).status).toBe(75);
+      expect(loser.stdout).toBe("");
+      expect(loser.stderr).toBe(`vmballoon: another vmballoon run (pid ${winner.child.pid}) owns the balloon: ${LOCK} is locked; one run at a time\n`);
+      const cycle = await winner.until((r) => r.t === "cycle" && r.size === 200);
+      // The winner's file, whole, left alone by the loser.
+      await winner.until((r) => r.t === "cycle" && r.cycle > cycle.cycle);
+      expect(readFileSync(stats, "utf8")).toMatch(/^target: {18}200 pages\ncurrent: {17}200 pages\n/);
+      winner.child.kill("SIGTERM");
+      expect((await winner.exited).status).toBe(0);
+      expect(existsSync(stats)).toBe(false);
+      // The winner's trace, whole from its load to its unload.
+      const records = readTrace(trace);
+      expect(records.slice(0, 2).map((r) => [r.cycle, r.cmd])).toStrictEqual([
+        [0, "START"],
+        [0, "GUEST_ID"],
+      ]);
+      expectUnloaded(records, winner.records.at(-1)!);
+    }
+  }, 120_000);
+
+  it("after a SIGKILL (no unload possible), the next run takes the lock, rewrites the stale stats file and trace, and cleans up", async () => {
+    const stats = join(folder, "stats-killed");
+    const trace = join(folder, "trace-killed.jsonl");
+    const args = ["--host", "simulated", "--target", "300", "--stats-file", stats, "--trace", trace, "--interval", "20ms"];
+    const killed = new Runner(args);
+    await killed.until((r) => r.t === "cycle" && r.size === 300);
+    killed.child.kill("SIGKILL");
+    expect((await killed.exited).signal).toBe("SIGKILL");
+    // What a SIGKILL leaves: the stats file saying 300 pages, a trace with no unload.
+    expect(readFileSync(stats, "utf8")).toMatch(/^target: {18}300 pages\ncurrent: {17}300 pages\n/);
+    expect(readTrace(trace).at(-1)!.t).toBe("cycle");
+
+    const next = new Runner([...args.slice(0, 3), "100", ...args.slice(4)]);
+    const first = await next.until((r) => r.t === "cycle");
+    expect(first.cycle).toBe(1);
+    await next.until((r) => r.t === "cycle" && r.cycle > first.cycle);
+    expect(readFileSync(stats, "utf8")).toMatch(/^target: {18}100 pages\n/);
+    next.child.kill("SIGTERM");
+    expect((await next.exited).status).toBe(0);
+    const records = readTrace(trace);
+    // A new trace, from the new load: START, GUEST_ID, and the target of the new run only.
+    expect(records.slice(0, 2).map((r) => r.cmd)).toStrictEqual(["START", "GUEST_ID"]);
+    expect(records.filter((r) => r.t === "cycle").every((r) => r.target === 100)).toBe(true);
+    expectUnloaded(records, next.records.at(-1)!);
+    expect(existsSync(stats)).toBe(false);
+  });
+
+  it("a stats file on a full file system: one warning, the balloon goes on, the file is removed at the exit", async () => {
+    const mount = join(folder, "small");
+    mkdirSync(mount, { recursive: true });
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", mount]);
+    try {
+      const stats = join(mount, "vmmemctl");
+      const runner = new Runner(["--host", "simulated", "--target", "300", "--stats-file", stats, "--interval", "20ms"]);
+      await runner.until((r) => r.t === "cycle" && r.size === 300);
+      // Fill it: the next rewrite of the stats file has nowhere to go.
+      try {
+        writeFileSync(join(mount, "filler"), Buffer.alloc(128 * 1024));
+      } catch (error) {
+        expect((error as NodeJS.ErrnoException).code).toBe("ENOSPC");
+      }
+      const warning = await runner.until((r) => r.t === "warning");
+      expect(warning.message).toBe(`cannot write the stats file ${stats}: no space left on device`);
+      // The balloon goes on: more cycles, and no second warning for the same error.
+      const after = runner.records.indexOf(warning);
+      await runner.until((r) => r.t === "cycle" && runner.records.indexOf(r) > after + 5);
+      expect(runner.records.filter((r) => r.t === "warning")).toHaveLength(1);
+      expect(runner.stderr).toBe(`vmballoon: warning: ${warning.message}; the balloon goes on, and the file is retried each cycle\n`);
+
+      runner.child.kill("SIGTERM");
+      expect((await runner.exited).status).toBe(0);
+      expect(runner.records.at(-1)).toMatchObject({ t: "exit", reason: "SIGTERM", freed: 300, lockedPages: 0 });
+      expect(existsSync(stats)).toBe(false);
+    } finally {
+      execFileSync("umount", [mount]);
+    }
+  });
+
+  it("a lock file that cannot be opened: one line and status 2, before START", () => {
+    const { status, stdout, stderr } = vmballoon(["run", "--host", "simulated", "--target", "100", "--lock-file", "/nonexistent/dir/lock", "--json"]);
+    expect(status).toBe(2);
+    expect(stdout).toBe("");
+    expect(stderr).toBe("vmballoon: cannot take the lock /nonexistent/dir/lock: no such file or directory\n");
   });
 
   it("rewrites the stats file atomically: a reader never sees half of it", async () => {
@@ -227,14 +461,14 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
 
   it("a load the monitor refuses fails with status 1 and says what it answered", () => {
     const file = scenarioFile("refused.json", { cycles: 2, unload: true, guest, events: [{ cycle: 0, failNext: { cmd: "START", count: 1, status: 8 } }] });
-    const { status, stdout, stderr } = vmballoon(["run", "--host", "simulated", "--scenario", file, "--json"]);
+    const { status, stdout, stderr } = vmballoon(["run", "--host", "simulated", "--scenario", file, "--json", "--lock-file", LOCK]);
     expect(status).toBe(1);
     expect(stdout.trim().split("\n").map((line) => JSON.parse(line).t)).toEqual(["start", "initFailed"]);
     expect(stderr).toBe("vmballoon: the balloon did not load: START answered ERROR_BUSY\n");
   });
 
   it("a stats file that cannot be written stops the run before START (status 2), with no memory held", () => {
-    const { status, stdout, stderr } = vmballoon(["run", "--host", "simulated", "--target", "100", "--stats-file", "/nonexistent/dir/vmmemctl", "--json"]);
+    const { status, stdout, stderr } = vmballoon(["run", "--host", "simulated", "--target", "100", "--stats-file", "/nonexistent/dir/vmmemctl", "--json", "--lock-file", LOCK]);
     expect(status).toBe(2);
     expect(stdout).toBe("");
     expect(stderr).toBe("vmballoon: cannot write the stats file /nonexistent/dir/vmmemctl: no such file or directory\n");

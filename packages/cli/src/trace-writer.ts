@@ -7,15 +7,17 @@ const DOING = "write the trace to";
  * Lines written synchronously, in 1 MiB batches, to stdout (`-`) or to a
  * file, through the CLI's one write path ({@link OutputFile}): a file is
  * written beside its final name and renamed into place by {@link close}, so a
- * failed run never leaves half a trace where a whole one was.
+ * failed run never leaves half a trace where a whole one was; with `inPlace`
+ * (`vmballoon run`, whose trace is read while it runs and must outlive a
+ * SIGKILL) it is written under its own name from the start.
  */
 export class LineWriter {
   private pending: string[] = [];
   private pendingLength = 0;
   private readonly output: OutputFile;
 
-  constructor(target: string) {
-    this.output = target === "-" ? OutputFile.stdout(DOING) : OutputFile.open(target, DOING);
+  constructor(target: string, options: { readonly inPlace?: boolean } = {}) {
+    this.output = target === "-" ? OutputFile.stdout(DOING) : OutputFile.open(target, DOING, options);
   }
 
   write(line: string): void {

@@ -16,6 +16,8 @@ export { hex } from "./hex.js";
 export { HV_ERROR_CODES, HvError, SystemCallError } from "./errors.js";
 export type { HvErrorCode } from "./errors.js";
 export { nativeAvailable } from "./native.js";
+export { isHeld, tryLock } from "./lock.js";
+export type { HeldLock, LockTaken } from "./lock.js";
 export { LinuxPageSource } from "./page-source.js";
 export type { PageSourceOptions } from "./page-source.js";
 export { probeBackdoor, probeBalloon } from "./probe.js";

@@ -3,16 +3,29 @@
  * @vmballoon/core with the real page source of @vmballoon/hv-x86, and either
  * the real balloon port (`--host vmware`) or the reference monitor of
  * SIMULATION.md (`--host simulated`). Time belongs here: one cycle a second
- * (the seed's delayed work), the stats file rewritten after each, and
- * SIGTERM/SIGINT unloading as the seed's `vmballoon_exit` does.
+ * (the seed's delayed work), the stats file rewritten after each, the trace
+ * flushed after each, and every way out (SIGTERM, SIGINT, SIGHUP, SIGQUIT, an
+ * error) unloading as the seed's `vmballoon_exit` does. One run at a time: a
+ * lock taken before START.
  */
-import { readFileSync, rmSync } from "node:fs";
-import { MAX_PFN, commandName, describeStatus } from "@vmballoon/protocol";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { MAX_PFN, PAGE_SIZE, commandName, describeStatus } from "@vmballoon/protocol";
 import { Balloon, debugfsText, type Hypervisor, type HypervisorReply } from "@vmballoon/core";
-import { EventSchedule, SimMonitor, type Scenario } from "@vmballoon/core/sim";
-import { BalloonHypervisor, LinuxPageSource, SystemCallError, detect, probeBalloon, type ProbeResult } from "@vmballoon/hv-x86";
-import { CliError, EXIT, UsageError } from "../errors.js";
+import { EventSchedule, SimMonitor, TracingHypervisor, cycleRecord, formatTraceRecord, type Scenario, type TraceRecord } from "@vmballoon/core/sim";
+import {
+  BalloonHypervisor,
+  LinuxPageSource,
+  detect,
+  isHeld,
+  probeBalloon,
+  tryLock,
+  type HeldLock,
+  type PageSourceOptions,
+  type ProbeResult,
+} from "@vmballoon/hv-x86";
+import { CliError, EXIT, UsageError, describeFileError } from "../errors.js";
 import { writeAtomically } from "../files.js";
+import { LineWriter } from "../trace-writer.js";
 import { isTerminal, mebibytes } from "../output.js";
 import { optionValue, type OptionValue } from "../options.js";
 import { loadScenario } from "../scenario-file.js";
@@ -22,6 +35,8 @@ export interface RunOptions {
   readonly target?: OptionValue;
   readonly scenario?: OptionValue;
   readonly statsFile?: OptionValue;
+  readonly trace?: OptionValue;
+  readonly lockFile?: OptionValue;
   readonly interval?: OptionValue;
   readonly force?: boolean;
   readonly probe?: boolean;
@@ -35,12 +50,28 @@ interface Plan {
   readonly target: number | undefined;
   readonly scenario: { readonly file: string; readonly scenario: Scenario } | undefined;
   readonly statsFile: string | undefined;
+  readonly trace: string | undefined;
+  readonly lockFile: string;
   readonly force: boolean;
   readonly probe: boolean;
   readonly json: boolean;
 }
 
 const hex = (value: number) => `0x${(value >>> 0).toString(16)}`;
+
+/** The lock that makes one run the balloon's only owner (DESIGN.md, "One owner"). */
+export const DEFAULT_LOCK_FILE = "/run/vmballoon.lock";
+
+/**
+ * What `run` writes to /proc/self/oom_score_adj: the first process the OOM
+ * killer takes. Its locked pages are the memory the guest wants back first,
+ * and its death gives them back; the unload it loses is made good by the next
+ * START (DESIGN.md, "oom_score_adj").
+ */
+export const OOM_SCORE_ADJ = 1000;
+
+/** The signals that unload and end the run, each with exit status 0. */
+export const STOP_SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT"] as const;
 
 /** `1s`, `250ms`, `2` (seconds), `0.5s`, `1m` → milliseconds. */
 export function parseInterval(value: string): number {
@@ -59,6 +90,9 @@ function plan(options: RunOptions): Plan {
   const intervalMs = options.interval === undefined ? 1000 : parseInterval(String(options.interval));
   const scenarioFile = optionValue(options.scenario, "--scenario", "a file name");
   const statsFile = optionValue(options.statsFile, "--stats-file", "a file name");
+  const trace = optionValue(options.trace, "--trace", "a file name ('-' for stdout)");
+  const lockFile = optionValue(options.lockFile, "--lock-file", "a file name") ?? DEFAULT_LOCK_FILE;
+  if (options.json && trace === "-") throw new UsageError("--json and --trace - both want stdout; give --trace a file");
 
   let target: number | undefined;
   if (options.target !== undefined) {
@@ -79,7 +113,18 @@ function plan(options: RunOptions): Plan {
     }
   }
   const scenario = scenarioFile === undefined ? undefined : { file: scenarioFile, scenario: loadScenario(scenarioFile) };
-  return { host, intervalMs, target, scenario, statsFile, force: options.force === true, probe: options.probe === true, json: options.json === true };
+  return {
+    host,
+    intervalMs,
+    target,
+    scenario,
+    statsFile,
+    trace,
+    lockFile,
+    force: options.force === true,
+    probe: options.probe === true,
+    json: options.json === true,
+  };
 }
 
 /** Why there is no balloon to drive here, from a probe of the balloon port. */
@@ -131,9 +176,94 @@ class LastReply implements Hypervisor {
   }
 }
 
-function vmLckKiB(): number {
-  const match = /^VmLck:\s+(\d+) kB/m.exec(readFileSync("/proc/self/status", "utf8"));
+/** A `Field:  N kB` line of a /proc file, in KiB (NaN when absent). */
+function procKiB(file: string, field: string): number {
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(file, "utf8"));
   return match ? Number(match[1]) : Number.NaN;
+}
+
+const vmLckKiB = () => procKiB("/proc/self/status", "VmLck");
+/** The guest's free pages for the trace's `guestFree`: here the guest is this machine, so its MemFree. */
+const memFreePages = () => (procKiB("/proc/meminfo", "MemFree") * 1024) / PAGE_SIZE;
+
+/**
+ * The trace of `--trace`: every command as it returns, in simulate's format,
+ * flushed once a cycle. A command's record never throws into the engine (the
+ * command has been sent): a write error is kept, and thrown by {@link flush}.
+ */
+class TraceSink {
+  private failure: unknown;
+  private closed = false;
+  constructor(private readonly writer: LineWriter) {}
+
+  record(record: TraceRecord): void {
+    if (this.failure !== undefined) return;
+    try {
+      this.writer.write(formatTraceRecord(record));
+    } catch (error) {
+      this.failure = error;
+    }
+  }
+
+  flush(): void {
+    if (this.failure === undefined) {
+      try {
+        this.writer.flush();
+      } catch (error) {
+        this.failure = error;
+      }
+    }
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** At the end: flushed and closed; throws a write error. */
+  close(): void {
+    this.flush();
+    this.closed = true;
+    this.writer.close();
+  }
+
+  /** After an error: what can still be written is, and the file is closed as it is, without a word. */
+  abandon(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.flush();
+    } catch {
+      // The first failure is the one reported.
+    }
+    try {
+      this.writer.abandon();
+    } catch {
+      // Likewise.
+    }
+  }
+}
+
+/**
+ * `--lock-file`: taken before START, held until the process ends. Another
+ * run holding it is exit status 75, one line with its pid.
+ */
+function takeLock(file: string): HeldLock {
+  let lock;
+  try {
+    lock = tryLock(file);
+  } catch (error) {
+    throw describeFileError(error, "take the lock", file);
+  }
+  if (isHeld(lock)) return lock;
+  const owner = lock.ownerPid === undefined ? "another vmballoon run" : `another vmballoon run (pid ${lock.ownerPid})`;
+  throw new CliError(`${owner} owns the balloon: ${file} is locked; one run at a time`, EXIT.TEMPFAIL);
+}
+
+/** Writes {@link OOM_SCORE_ADJ}; the reason it could not, if it could not. */
+function setOomScoreAdj(): string | undefined {
+  try {
+    writeFileSync("/proc/self/oom_score_adj", `${OOM_SCORE_ADJ}\n`);
+    return undefined;
+  } catch (error) {
+    return (describeFileError(error, "write", "/proc/self/oom_score_adj") as Error).message;
+  }
 }
 
 /**
@@ -189,9 +319,45 @@ export async function run(options: RunOptions): Promise<number> {
   const emitter = new Emitter(settings.json);
   const narrator = new Narrator(settings.json);
 
+  // Each limit the page source meets (memlock, capability, cgroup), said once.
+  const limitsShown = new Set<string>();
+  const onLimit = (message: string) => {
+    if (limitsShown.has(message)) return;
+    limitsShown.add(message);
+    narrator.line(message);
+    emitter.emit({ t: "limit", message });
+  };
+
   // The host first (its checks say whether there is anything to do here), then the memory.
   const realHost = settings.host === "vmware" ? await openVmware(settings) : undefined;
-  const source = LinuxPageSource.open();
+  const sourceOptions: PageSourceOptions & { readonly onLimit?: (message: string) => void } = { onLimit };
+  const source = LinuxPageSource.open(sourceOptions);
+  let lock: HeldLock | undefined;
+  // A terminal gone (SIGHUP) must not turn a message into an uncaught error before the unload.
+  const ignore = () => {};
+  process.stderr.on("error", ignore);
+  try {
+    // One owner: before the trace, the stats file and START, so that a second run touches none of them.
+    lock = takeLock(settings.lockFile);
+    // The trace is written in place: read while the run goes on, and there after a SIGKILL.
+    const writer = settings.trace === undefined ? undefined : new LineWriter(settings.trace, { inPlace: true });
+    return await drive(settings, realHost, source, writer, emitter, narrator);
+  } finally {
+    source.close();
+    lock?.release();
+    process.stderr.off("error", ignore);
+  }
+}
+
+/** The run itself, with the lock held: load, cycles, unload, on every way out. */
+async function drive(
+  settings: Plan,
+  realHost: BalloonHypervisor | undefined,
+  source: LinuxPageSource,
+  writer: LineWriter | undefined,
+  emitter: Emitter,
+  narrator: Narrator,
+): Promise<number> {
   let monitor: SimMonitor | undefined;
   let hypervisor: Hypervisor;
   if (realHost) hypervisor = realHost;
@@ -200,7 +366,10 @@ export async function run(options: RunOptions): Promise<number> {
     if (settings.target !== undefined) monitor.target = settings.target;
     hypervisor = monitor;
   }
-  const lastReply = new LastReply(hypervisor);
+  // Traced at the port: every command the engine sends (its repairs and its unload included) is in the trace.
+  const trace = writer === undefined ? undefined : new TraceSink(writer);
+  const tracer = trace === undefined ? undefined : new TracingHypervisor(hypervisor, (record) => trace.record(record));
+  const lastReply = new LastReply(tracer ?? hypervisor);
   let loaded = false;
   // The seed's pr_err messages; a failed load is reported below, in one line.
   const balloon = new Balloon(lastReply, source, { onError: (message) => loaded && narrator.line(message) });
@@ -208,23 +377,46 @@ export async function run(options: RunOptions): Promise<number> {
   const statsFile = settings.statsFile;
   // The scenario's monitor events; the guest is this machine, so guestUse/guestRelease do not apply.
   const schedule = new EventSchedule(settings.scenario?.scenario.events ?? []);
-  const enterCycle = (cycle: number) => {
-    if (monitor) schedule.apply(cycle, monitor);
+  let cycle = 0;
+  const enterCycle = (next: number) => {
+    cycle = next;
+    if (tracer) tracer.cycle = next;
+    if (monitor) schedule.apply(next, monitor);
   };
 
-  // Stop on SIGTERM/SIGINT: the wait between cycles ends at once, and the unload follows.
+  // Stop on any of the stop signals: the wait between cycles ends at once, and the unload follows.
   let stopSignal: NodeJS.Signals | undefined;
   let wake: () => void = () => {};
   const onSignal = (signal: NodeJS.Signals) => {
     stopSignal ??= signal;
     wake();
   };
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
 
+  // A stats file that fails after the start is a warning, once per distinct error; the balloon goes on.
+  const warnings = new Set<string>();
+  const writeStats = () => {
+    try {
+      writeAtomically(statsFile!, debugfsText(balloon.snapshot()), "write the stats file");
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      if (warnings.has(message)) return;
+      warnings.add(message);
+      narrator.line(`warning: ${message}; the balloon goes on, and the file is retried each cycle`);
+      emitter.emit({ t: "warning", message });
+    }
+  };
+
+  let statsWritten = false;
+  let lockedAfterExit = 0;
   try {
     // Checked before the load: a stats file that cannot be written stops the run before START.
-    if (statsFile !== undefined) writeAtomically(statsFile, debugfsText(balloon.snapshot()), "write the stats file");
+    if (statsFile !== undefined) {
+      writeAtomically(statsFile, debugfsText(balloon.snapshot()), "write the stats file");
+      statsWritten = true;
+    }
+    const oomProblem = setOomScoreAdj();
+    if (oomProblem !== undefined) narrator.line(`warning: ${oomProblem}; the OOM killer may take another process before this one`);
 
     const scenario = settings.scenario?.scenario;
     emitter.emit({
@@ -236,6 +428,9 @@ export async function run(options: RunOptions): Promise<number> {
       target: settings.target ?? null,
       scenario: settings.scenario?.file ?? null,
       statsFile: statsFile ?? null,
+      trace: settings.trace ?? null,
+      lockFile: settings.lockFile,
+      oomScoreAdj: oomProblem === undefined ? OOM_SCORE_ADJ : null,
     });
     const what =
       settings.host === "vmware"
@@ -244,8 +439,10 @@ export async function run(options: RunOptions): Promise<number> {
           ? `the reference monitor, scenario ${settings.scenario.file} (${scenario!.cycles} cycles, then ${scenario!.unload ? "unload" : "keeps running"})`
           : `the reference monitor, target ${settings.target} pages (${mebibytes(settings.target!)})`;
     if (!settings.json) {
-      narrator.line(`driving ${what} with this machine's memory (${source.totalPages()} pages), a cycle every ${settings.intervalMs} ms; SIGTERM or Ctrl-C unloads`);
-      if (scenario && (scenario.events.some((e) => e.guestUse !== undefined || e.guestRelease !== undefined))) {
+      narrator.line(
+        `driving ${what} with this machine's memory (${source.totalPages()} pages), a cycle every ${settings.intervalMs} ms; SIGTERM, SIGINT (Ctrl-C), SIGHUP or SIGQUIT unloads`,
+      );
+      if (scenario && scenario.events.some((e) => e.guestUse !== undefined || e.guestRelease !== undefined)) {
         narrator.line("the guest is this machine: the scenario's guest section and guestUse/guestRelease events do not apply");
       }
     }
@@ -254,19 +451,23 @@ export async function run(options: RunOptions): Promise<number> {
     if (!balloon.init()) {
       const status = describeStatus(lastReply.status);
       const command = commandName(lastReply.command) ?? String(lastReply.command);
+      trace?.record({ t: "initFailed" });
+      trace?.flush();
       emitter.emit({ t: "initFailed", cmd: command, status: lastReply.status });
       throw new CliError(`the balloon did not load: ${command} answered ${status ? status.name : hex(lastReply.status)}`, EXIT.FAILURE);
     }
     loaded = true;
 
     let stopReason: string | undefined;
-    for (let cycle = 1; ; cycle++) {
+    for (;;) {
       if (stopSignal !== undefined) break;
-      enterCycle(cycle);
+      enterCycle(cycle + 1);
       balloon.work();
       source.releaseIdle();
       const snapshot = balloon.snapshot();
-      if (statsFile !== undefined) writeAtomically(statsFile, debugfsText(snapshot), "write the stats file");
+      if (statsFile !== undefined) writeStats();
+      trace?.record(cycleRecord(cycle, snapshot, memFreePages()));
+      trace?.flush();
       emitter.emit({
         t: "cycle",
         cycle,
@@ -288,34 +489,52 @@ export async function run(options: RunOptions): Promise<number> {
       });
     }
 
-    // vmballoon_exit: START, then every page freed without UNLOCK.
-    const held = balloon.snapshot().size;
-    balloon.exit();
-    loaded = false;
-    source.releaseIdle();
-    const lockedPages = source.lockedPages;
-    source.close();
-    // The kernel's debugfs file goes away with the driver; so does this one.
-    if (statsFile !== undefined) rmSync(statsFile, { force: true });
     const reason = stopSignal ?? stopReason ?? "scenario";
-    emitter.emit({ t: "exit", reason, size: balloon.snapshot().size, freed: held, lockedPages, vmLckKiB: vmLckKiB() });
+    const held = unload();
+    trace?.close();
     if (!settings.json) narrator.line(`unloaded (${reason}): START sent, ${held} pages (${mebibytes(held)}) given back`);
+    emitExit(reason, held);
     return EXIT.OK;
   } catch (error) {
     // Whatever went wrong, the memory goes back before the error is reported.
+    let unloaded = "";
     if (loaded) {
       try {
-        balloon.exit();
-      } catch {
-        // The error being reported matters more than this one.
+        const held = unload();
+        unloaded = `; unloaded: START sent, ${held} pages (${mebibytes(held)}) given back`;
+        emitExit("error", held);
+      } catch (unloadError) {
+        // The first error is the one reported; this one is said after it. Closing the source still frees every page.
+        const why = unloadError instanceof Error ? unloadError.message : String(unloadError);
+        unloaded = `; the unload failed too (${why}): the pages go back to this machine as the run ends`;
       }
     }
-    source.close();
-    // A system call that failed under the page source: one line, status 1. Anything else is a bug, and shows as one.
-    if (error instanceof SystemCallError) throw new CliError(`failed while running: ${error.message}`, EXIT.FAILURE, { cause: error });
-    throw error;
+    trace?.abandon();
+    // One line, status 1 (or the status the error carries, such as a refused load's).
+    const message = error instanceof Error ? error.message : String(error);
+    const status = error instanceof CliError ? error.exitStatus : EXIT.FAILURE;
+    throw new CliError(loaded || unloaded ? `failed while running: ${message}${unloaded}` : message, status, { cause: error });
   } finally {
-    process.off("SIGTERM", onSignal);
-    process.off("SIGINT", onSignal);
+    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+    // The kernel's debugfs file goes away with the driver; so does this one, on every way out.
+    if (statsWritten) rmSync(statsFile!, { force: true });
+  }
+
+  /** vmballoon_exit: START, then every page freed without UNLOCK. Returns the pages given back. */
+  function unload(): number {
+    const snapshot = balloon.snapshot();
+    trace?.record({ t: "debugfs", text: debugfsText(snapshot) });
+    enterCycle(cycle + 1);
+    loaded = false;
+    balloon.exit();
+    source.releaseIdle();
+    lockedAfterExit = source.lockedPages;
+    source.close();
+    trace?.record({ t: "exit", size: balloon.snapshot().size, guestFree: memFreePages() });
+    return snapshot.size;
+  }
+
+  function emitExit(reason: string, freed: number): void {
+    emitter.emit({ t: "exit", reason, size: balloon.snapshot().size, freed, lockedPages: lockedAfterExit, vmLckKiB: vmLckKiB() });
   }
 }

@@ -4,7 +4,7 @@ export { SimMonitor } from "./monitor.js";
 export type { MonitorSpec } from "./monitor.js";
 export { ScenarioError, parseScenario, validateScenario } from "./scenario.js";
 export type { Scenario, ScenarioEvent } from "./scenario.js";
-export { TracingHypervisor, formatTraceRecord } from "./trace.js";
+export { TracingHypervisor, cycleRecord, formatTraceRecord } from "./trace.js";
 export type {
   CommandRecord,
   CycleRecord,

@@ -5,7 +5,7 @@ import type { Hypervisor } from "../ports.js";
 import { SimGuest } from "./guest.js";
 import { SimMonitor } from "./monitor.js";
 import type { Scenario, ScenarioEvent } from "./scenario.js";
-import { TracingHypervisor, type CycleRecord, type TraceRecord } from "./trace.js";
+import { TracingHypervisor, cycleRecord, type CycleRecord, type TraceRecord } from "./trace.js";
 
 export interface RunOptions {
   /** Receives the trace records, in the order things happen. */
@@ -104,19 +104,7 @@ export class Simulation {
 
   /** The driver's state as a trace record. */
   cycleRecord(cycle: number): CycleRecord {
-    const s = this.balloon.snapshot();
-    return {
-      t: "cycle",
-      cycle,
-      size: s.size,
-      target: s.target,
-      rateAlloc: s.rateAlloc,
-      rateFree: s.rateFree,
-      slowCycles: s.slowCycles,
-      resetRequired: s.resetRequired,
-      guestFree: this.guest.freeCount,
-      stats: s.stats,
-    };
+    return cycleRecord(cycle, this.balloon.snapshot(), this.guest.freeCount);
   }
 
 }

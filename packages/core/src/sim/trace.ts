@@ -20,6 +20,23 @@ export interface CycleRecord extends BalloonSnapshot {
   readonly guestFree: number;
 }
 
+/** The cycle record of SIMULATION.md for a snapshot: its fields picked, in the trace's key order. */
+export function cycleRecord(cycle: number, snapshot: BalloonSnapshot, guestFree: number): CycleRecord {
+  const s = snapshot;
+  return {
+    t: "cycle",
+    cycle,
+    size: s.size,
+    target: s.target,
+    rateAlloc: s.rateAlloc,
+    rateFree: s.rateFree,
+    slowCycles: s.slowCycles,
+    resetRequired: s.resetRequired,
+    guestFree,
+    stats: s.stats,
+  };
+}
+
 /** The debugfs file after the last cycle, exactly as the seed prints it. */
 export interface DebugfsTraceRecord {
   readonly t: "debugfs";
