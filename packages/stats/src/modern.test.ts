@@ -10,7 +10,8 @@ import {
   parse,
   type ModernRecord,
 } from "./index.js";
-import { sample, seedFastCheck } from "./test-fixtures.js";
+import { sample } from "./test-fixtures.js";
+import { seedFastCheck } from "../../../test-support/fast-check-seed.mjs";
 
 seedFastCheck();
 

@@ -2,7 +2,8 @@ import fc from "fast-check";
 import { STAT_NAMES, type BalloonStats } from "@vmballoon/protocol";
 import { describe, expect, it } from "vitest";
 import { format, formatSeed, parse, type SeedRecord } from "./index.js";
-import { sample, seedFastCheck } from "./test-fixtures.js";
+import { sample } from "./test-fixtures.js";
+import { seedFastCheck } from "../../../test-support/fast-check-seed.mjs";
 
 seedFastCheck();
 
