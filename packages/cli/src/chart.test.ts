@@ -9,7 +9,7 @@ const series = {
 describe("renderChart", () => {
   it("draws the balloon in eighths of a row and the target as a line, with the scale and the legend", () => {
     // 800 pages at the top of 4 rows: 32 eighths. 100 pages is 4 eighths (▄), 200 a full bottom row.
-    expect(renderChart(series, { width: 10, height: 4 }).split("\n")).toEqual([
+    expect(renderChart(series, { width: 10, height: 4 }).split("\n")).toStrictEqual([
       "800 ┤────███   ",
       "    ┤    ███   ",
       "    ┤   █████  ",

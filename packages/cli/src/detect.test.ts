@@ -29,7 +29,7 @@ describe("vmballoon detect", () => {
     expect(status).toBe(0);
     expect(stderr).toBe("");
     const record = JSON.parse(stdout);
-    expect(Object.keys(record)).toEqual(["cpuVendor", "hypervisorPresent", "hypervisor", "vmware", "backdoor", "backdoorCheck", "balloonDriver"]);
+    expect(Object.keys(record)).toStrictEqual(["cpuVendor", "hypervisorPresent", "hypervisor", "vmware", "backdoor", "backdoorCheck", "balloonDriver"]);
     expect(record.cpuVendor).toBe(cpuinfo().vendor);
     expect(record.hypervisorPresent).toBe(cpuinfo().hypervisor);
     expect(record.vmware).toBe(record.hypervisor === "VMwareVMware");
@@ -72,7 +72,7 @@ describe("vmballoon detect", () => {
   it("keeps koffi and the native layer out of what --help loads", () => {
     const imports = staticImports(new URL("../dist/cli.js", import.meta.url));
     expect(imports.length).toBeGreaterThan(0);
-    expect(imports.filter((name) => /hv-x86|koffi/.test(name))).toEqual([]);
+    expect(imports.filter((name) => /hv-x86|koffi/.test(name))).toStrictEqual([]);
     const help = vmballoon(["--help"]);
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(/detect/);

@@ -1,14 +1,18 @@
 import { spawn, spawnSync } from "node:child_process";
-import { closeSync, lstatSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, onTestFinished } from "vitest";
 import { EXIT } from "./errors.js";
 import { BIN, FIXTURES, STACK, vmballoon } from "./cli-runner.js";
-import { stagingFor, writeAtomically } from "./files.js";
+import { OutputFile, stagingFor, writeAtomically } from "./files.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "vmballoon-files-test-"));
-afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+afterAll(() => {
+  // The small tmpfs (below) first, or the scratch folder could not be removed.
+  if (canMount) spawnSync("umount", [SMALL_TMPFS]);
+  rmSync(scratch, { recursive: true, force: true });
+});
 const sample = join(FIXTURES, "debugfs", "seed-typical.txt");
 const leftovers = () => readdirSync(scratch).filter((name) => name.endsWith(".tmp"));
 
@@ -41,7 +45,7 @@ describe("writeAtomically", () => {
     expect(lstatSync(link).isSymbolicLink()).toBe(true);
     expect(readFileSync(real, "utf8")).toBe("new\n");
     expect(statSync(real).ino).not.toBe(before);
-    expect(leftovers()).toEqual([]);
+    expect(leftovers()).toStrictEqual([]);
   });
 
   it("creates the target of a dangling link, and keeps the link", () => {
@@ -54,7 +58,7 @@ describe("writeAtomically", () => {
 
   it.skipIf(!canMakeDevices)("writes a device in place: a /dev/null node stays a device", () => {
     const device = makeDevice("null", 3);
-    expect(stagingFor(device)).toEqual({ final: device, temporary: undefined, descriptor: undefined });
+    expect(stagingFor(device)).toStrictEqual({ final: device, temporary: undefined, descriptor: undefined });
     writeAtomically(device, "gone\n", "write");
     expect(statSync(device).isCharacterDevice()).toBe(true);
   });
@@ -94,15 +98,18 @@ describe.skipIf(!canMakeDevices)("run --json with stdout on a full disk", () => 
       const child = spawn(process.execPath, [BIN, "run", "--host", "simulated", "--target", "100", "--interval", "20ms", "--json", "--lock-file", lock], {
         stdio: ["ignore", fd, "pipe"],
       });
+      // Never left running: killed when the test ends, however it ends.
+      onTestFinished(() => void child.kill("SIGKILL"));
       const status = new Promise((resolve) => child.on("exit", (code) => resolve(code)));
       // The event: the line about stdout, written when the first record failed; the run goes on after it.
       let stderr = "";
-      await new Promise<void>((resolve) =>
+      await new Promise<void>((resolve) => {
         child.stderr!.on("data", (chunk) => {
           stderr += chunk;
           if (stderr.endsWith("\n")) resolve();
-        }),
-      );
+        });
+        void status.then(() => resolve());
+      });
       expect(child.exitCode).toBe(null);
       child.kill("SIGTERM");
       expect(await status).toBe(EXIT.FAILURE);
@@ -127,13 +134,162 @@ describe("--trace /dev/stdout", () => {
     } finally {
       closeSync(fd);
     }
-    const lines = readFileSync(out, "utf8").split("\n"); 
-    expect(JSON.parse(lines[0]!)).toEqual({ t: "cmd", cycle: 0, cmd: "START", arg: 2, status: 0, result: 0 });
+    const lines = readFileSync(out, "utf8").split("\n");
+    expect(JSON.parse(lines[0]!)).toStrictEqual({ t: "cmd", cycle: 0, cmd: "START", arg: 2, status: 0, result: 0 });
     const exit = lines.findIndex((line) => line.startsWith('{"t":"exit"'));
     expect(exit).toBeGreaterThan(0);
     // After the trace's last record, the debugfs text that the trace itself records.
     const debugfs = lines.map((line) => (line.startsWith('{"t":"debugfs"') ? JSON.parse(line).text : undefined)).find(Boolean);
     expect(debugfs).toMatch(/^target: +25600 pages\n/);
     expect(lines.slice(exit + 1).join("\n")).toBe(debugfs);
+  });
+});
+
+/** What a call threw: its message and exit status (a CliError's), or a failure of the test when it did not throw. */
+function thrown(call: () => unknown): { message: string; exitStatus: unknown } {
+  try {
+    call();
+  } catch (error) {
+    return { message: (error as Error).message, exitStatus: (error as { exitStatus?: unknown }).exitStatus };
+  }
+  throw new Error("expected a throw");
+}
+
+describe("the write path: one helper (OutputFile) for --trace, stats --output and run --stats-file", () => {
+  const text = readFileSync(sample, "utf8");
+
+  it.each([
+    ["a part of the path is a file (ENOTDIR)", (dir: string) => join(dir, "a-file", "x.prom"), "a part of the path is not a directory", EXIT.USAGE],
+    ["the target is a directory (EISDIR)", (dir: string) => dir, "is a directory", EXIT.USAGE],
+    ["the folder is missing (ENOENT)", (dir: string) => join(dir, "missing", "x.prom"), "no such file or directory", EXIT.USAGE],
+  ])("%s: one line, the documented status, nothing created", (_what, target, why, status) => {
+    const dir = mkdtempSync(join(scratch, "case-"));
+    writeFileSync(join(dir, "a-file"), "");
+    const file = target(dir);
+    expect(thrown(() => writeAtomically(file, "x\n", "write"))).toStrictEqual({ message: `cannot write ${file}: ${why}`, exitStatus: status });
+    expect(readdirSync(dir)).toStrictEqual(["a-file"]);
+    for (const [args, doing] of [
+      [["stats", "--file", sample, "--output", file], "write"],
+      [["simulate", "--trace", file], "write the trace to"],
+    ] as const) {
+      const run = vmballoon(args);
+      expect(run.stderr).toBe(`vmballoon: cannot ${doing} ${file}: ${why}\n`);
+      expect(run.stdout).toBe("");
+      expect(run.status).toBe(status);
+    }
+    expect(readdirSync(dir)).toStrictEqual(["a-file"]);
+  });
+
+  it("stats --output /etc/hostname/x (the issue's case): one line, exit 2", () => {
+    const run = vmballoon(["stats", "--file", sample, "--output", "/etc/hostname/x"]);
+    expect(run.stderr).toBe("vmballoon: cannot write /etc/hostname/x: a part of the path is not a directory\n");
+    expect(run.status).toBe(EXIT.USAGE);
+  });
+
+  // As root, a folder's mode does not stop a write: the CLI runs as nobody
+  // there; as anyone else, as that user, against a folder they cannot write.
+  it("a folder that is not writable (EACCES): exit 77, one line, the old file untouched", () => {
+    const dir = mkdtempSync(join(scratch, "locked-"));
+    const file = join(dir, "vmballoon.prom");
+    writeFileSync(file, "old\n");
+    chmodSync(dir, 0o555);
+    chmodSync(scratch, 0o755);
+    const asUser = process.getuid?.() === 0 ? { uid: 65534 } : {};
+    try {
+      for (const [args, doing] of [
+        [["stats", "--file", "-", "--output", file], "write"],
+        [["simulate", "--trace", file], "write the trace to"],
+      ] as const) {
+        const run = vmballoon(args, { input: text, ...asUser });
+        expect(run.stderr).toBe(`vmballoon: cannot ${doing} ${file}: permission denied\n`);
+        expect(run.status).toBe(EXIT.NO_PERMISSION);
+      }
+      expect(readFileSync(file, "utf8")).toBe("old\n");
+      expect(readdirSync(dir)).toStrictEqual(["vmballoon.prom"]);
+    } finally {
+      chmodSync(dir, 0o755);
+      chmodSync(scratch, 0o700);
+    }
+  });
+
+  it("a FIFO is written in place, to its reader, and stays a FIFO", async () => {
+    const fifo = join(scratch, "fifo");
+    const made = spawnSync("mkfifo", [fifo], { encoding: "utf8" });
+    expect(made.stderr).toBe("");
+    const reader = spawn("cat", [fifo], { stdio: ["ignore", "pipe", "pipe"] });
+    // Never left running: killed when the test ends, however it ends.
+    onTestFinished(() => void reader.kill("SIGKILL"));
+    let read = "";
+    reader.stdout!.on("data", (chunk) => (read += chunk));
+    const readerDone = new Promise<number | null>((resolve) => reader.on("close", (code) => resolve(code)));
+    const writer = spawn(process.execPath, [BIN, "stats", "--file", sample, "--format", "debugfs", "--output", fifo], { stdio: ["ignore", "pipe", "pipe"] });
+    // Never left running: killed when the test ends, however it ends.
+    onTestFinished(() => void writer.kill("SIGKILL"));
+    let stderr = "";
+    writer.stderr!.on("data", (chunk) => (stderr += chunk));
+    const status = await new Promise<number | null>((resolve) => writer.on("close", (code) => resolve(code)));
+    expect(await readerDone).toBe(0);
+    expect(stderr).toBe("");
+    expect(status).toBe(0);
+    expect(read).toBe(text);
+    expect(lstatSync(fifo).isFIFO()).toBe(true);
+    expect(leftovers()).toStrictEqual([]);
+  });
+
+  it("stats --output on the file stdout is open on writes through stdout, and the link stays a link", () => {
+    const stdoutLink = join(scratch, "stdout-for-stats");
+    symlinkSync("/proc/self/fd/1", stdoutLink);
+    const out = join(scratch, "stats-stdout.txt");
+    writeFileSync(out, "");
+    const fd = openSync(out, "a");
+    try {
+      const run = spawnSync(process.execPath, [BIN, "stats", "--file", sample, "--format", "debugfs", "--output", stdoutLink], { stdio: ["ignore", fd, "pipe"], encoding: "utf8", timeout: 60_000 });
+      expect(run.stderr).toBe("");
+      expect(run.status).toBe(0);
+    } finally {
+      closeSync(fd);
+    }
+    expect(readFileSync(out, "utf8")).toBe(text);
+    expect(lstatSync(stdoutLink).isSymbolicLink()).toBe(true);
+  });
+
+  it("abandon() removes the temporary file and leaves the old one; a stale temporary file of the same name is replaced, not followed", () => {
+    const file = join(scratch, "abandoned.prom");
+    writeFileSync(file, "old\n");
+    // A link planted where the temporary file goes must not be written through.
+    const planted = join(scratch, "planted-target");
+    symlinkSync(planted, `${file}.${process.pid}.tmp`);
+    const output = OutputFile.open(file, "write");
+    expect(output.write("half")).toBe(true);
+    expect(lstatSync(`${file}.${process.pid}.tmp`).isFile()).toBe(true);
+    output.abandon();
+    expect(readFileSync(file, "utf8")).toBe("old\n");
+    expect(existsSync(planted)).toBe(false);
+    expect(leftovers()).toStrictEqual([]);
+  });
+});
+
+// A full file system, for real: a tmpfs of 16 KiB mounted in the scratch
+// folder for these tests and unmounted after them.
+const SMALL_TMPFS = join(scratch, "small-tmpfs");
+const canMount = (() => {
+  if (process.getuid?.() !== 0) return false;
+  mkdirSync(SMALL_TMPFS);
+  return spawnSync("mount", ["-t", "tmpfs", "-o", "size=16k,mode=0755", "tmpfs", SMALL_TMPFS]).status === 0;
+})();
+
+describe.skipIf(!canMount)("a full file system (ENOSPC, a 16 KiB tmpfs; needs root to mount)", () => {
+  it.each([
+    [["stats", "--file", sample, "--format", "prometheus", "--output", "FILE"], "write"],
+    [["simulate", "--trace", "FILE"], "write the trace to"],
+  ])("vmballoon %j: exit 1, one line, the old file whole and no temporary file left", (args, doing) => {
+    const file = join(SMALL_TMPFS, "target");
+    // Every page of the 16 KiB taken by the old file: it stays, and the new one cannot be written beside it.
+    writeFileSync(file, "o".repeat(13 * 1024));
+    const run = vmballoon(args.map((arg) => (arg === "FILE" ? file : arg)));
+    expect(run.stderr).toBe(`vmballoon: cannot ${doing} ${file}: no space left on device\n`);
+    expect(run.status).toBe(EXIT.FAILURE);
+    expect(readFileSync(file, "utf8")).toBe("o".repeat(13 * 1024));
+    expect(readdirSync(SMALL_TMPFS)).toStrictEqual(["target"]);
   });
 });

@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, lstatSync, openSync, readSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from "node:fs";
+import { closeSync, fstatSync, lstatSync, openSync, readSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeSync, type Stats } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { CliError, EXIT, describeFileError } from "./errors.js";
 
@@ -139,22 +139,141 @@ function standardDescriptorOf(file: Stats): 1 | 2 | undefined {
 }
 
 /**
- * Writes a file whole or not at all (see {@link stagingFor}), so that a
+ * A file being written whole or not at all: the one write path of the CLI
+ * (`--trace`, `stats --output`, `run --stats-file`). {@link open} picks where
+ * to write (see {@link stagingFor}); {@link write} writes all of a text,
+ * waiting out a full non-blocking pipe; {@link commit} moves a temporary file
+ * into place; {@link abandon} removes it and leaves the old file as it was.
+ * Every error of the system is thrown as one line that says what was being
+ * written (`doing`), to which file, and why (see {@link describeFileError}).
+ */
+export class OutputFile {
+  /** The descriptor was closed, by {@link commit} or {@link abandon}. */
+  private closed = false;
+  /** The reader went away (EPIPE): nothing more is written. */
+  private gone = false;
+
+  private constructor(
+    /** The name given, for messages. */
+    private readonly name: string,
+    private readonly doing: string,
+    private readonly fd: number,
+    private readonly staging: Staging | undefined,
+  ) {}
+
+  /**
+   * Opens `file` for writing whole: a temporary file beside it, or the file
+   * itself when it is a device, a FIFO, or what stdout or stderr is open on.
+   * With `inPlace`, a file is written under its own name from the start (a
+   * log read while it grows, such as `run --trace`): not whole, but there up
+   * to its last write whatever happens to the writer. Nothing is created when
+   * this throws.
+   */
+  static open(file: string, doing: string, options: { readonly inPlace?: boolean } = {}): OutputFile {
+    try {
+      const { temporary, ...where } = stagingFor(file);
+      const staging: Staging = { ...where, temporary: options.inPlace ? undefined : temporary };
+      const fd = staging.descriptor ?? (staging.temporary === undefined ? openSync(staging.final, "w") : createExclusive(staging.temporary));
+      return new OutputFile(file, doing, fd, staging);
+    } catch (error) {
+      throw describeFileError(error, doing, file);
+    }
+  }
+
+  /** This process's stdout, written synchronously: never closed, nothing to rename. */
+  static stdout(doing: string): OutputFile {
+    return new OutputFile("stdout", doing, 1, undefined);
+  }
+
+  /** The descriptor was opened here (it is not stdout or stderr), so it is closed here. */
+  private get ownsFd(): boolean {
+    return this.fd !== 1 && this.fd !== 2;
+  }
+
+  /**
+   * Writes all of `text`. False when the reader of a pipe went away (EPIPE,
+   * as in `| head`): the output stops quietly and later writes are dropped.
+   */
+  write(text: string): boolean {
+    if (this.gone) return false;
+    let buffer = Buffer.from(text, "utf8");
+    while (buffer.length > 0) {
+      try {
+        buffer = buffer.subarray(writeSync(this.fd, buffer));
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === "EAGAIN") {
+          pause(2);
+          continue;
+        }
+        if (code === "EPIPE") {
+          this.gone = true;
+          return false;
+        }
+        throw describeFileError(error, this.doing, this.name);
+      }
+    }
+    return true;
+  }
+
+  /** Closes the file and renames a temporary one over the target; on an error, abandons it. */
+  commit(): void {
+    if (!this.ownsFd || this.closed) return;
+    try {
+      this.closed = true;
+      closeSync(this.fd);
+      const { final, temporary } = this.staging!;
+      if (temporary !== undefined) renameSync(temporary, final);
+    } catch (error) {
+      this.abandon();
+      throw describeFileError(error, this.doing, this.name);
+    }
+  }
+
+  /** Gives up: the temporary file is removed, the old file, if any, stays as it was. Never throws. */
+  abandon(): void {
+    if (!this.ownsFd) return;
+    if (!this.closed) {
+      this.closed = true;
+      try {
+        closeSync(this.fd);
+      } catch {
+        // Already failing: the descriptor is gone either way.
+      }
+    }
+    const temporary = this.staging?.temporary;
+    if (temporary !== undefined) rmSync(temporary, { force: true });
+  }
+}
+
+/**
+ * Creates a temporary file that is no one else's: `wx` never follows a link
+ * planted at its name. A file of that name left by a process of the same id
+ * that was killed is removed first.
+ */
+function createExclusive(temporary: string): number {
+  try {
+    return openSync(temporary, "wx");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    rmSync(temporary, { force: true });
+    return openSync(temporary, "wx");
+  }
+}
+
+/**
+ * Writes a file whole or not at all through {@link OutputFile}, so that a
  * reader (node_exporter's textfile collector, a `watch cat`) never sees half
  * of it. Errors become one line that says what was being written (`doing`)
  * and why.
  */
 export function writeAtomically(file: string, text: string, doing: string): void {
-  const { final, temporary, descriptor } = stagingFor(file);
+  const output = OutputFile.open(file, doing);
   try {
-    if (temporary === undefined) {
-      writeFileSync(descriptor ?? final, text);
-      return;
-    }
-    writeFileSync(temporary, text);
-    renameSync(temporary, final);
+    output.write(text);
   } catch (error) {
-    if (temporary !== undefined) rmSync(temporary, { force: true });
-    throw describeFileError(error, doing, file);
+    output.abandon();
+    throw error;
   }
+  output.commit();
 }

@@ -11,7 +11,8 @@ declare const __VERSION__: string;
 
 const NAME = "vmballoon";
 
-function program() {
+/** The program's commands and options (cac), for `main` and for the tests that check every command's help. */
+export function program() {
   const cli = cac(NAME);
 
   cli

@@ -2,30 +2,55 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import { parse, toJson } from "@vmballoon/stats";
 import { EXIT } from "./errors.js";
 import { BIN, FIXTURES, STACK, vmballoon } from "./cli-runner.js";
+import { program } from "./program.js";
 
 const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
-const COMMANDS = ["simulate", "stats"];
+
+// The program's own list of commands and options, so that a command added
+// later is checked too. `__VERSION__` is the build's define; here, the package's.
+vi.stubGlobal("__VERSION__", version);
+const COMMANDS = program().commands.map((command) => ({
+  name: command.name,
+  description: command.description,
+  options: command.options.map((option) => ({ rawName: option.rawName, description: option.description })),
+}));
 
 describe("--help and --version", () => {
-  it("vmballoon --help lists every command and exits 0", () => {
+  it("the program has the four documented commands", () => {
+    expect(COMMANDS.map((command) => command.name)).toStrictEqual(["simulate", "stats", "detect", "run"]);
+  });
+
+  it("vmballoon --help lists every command with its description, and exits 0", () => {
     const run = vmballoon(["--help"]);
-    expect(run.status).toBe(0);
-    for (const command of COMMANDS) expect(run.stdout).toMatch(new RegExp(`^\\s+${command}\\s+\\S`, "m"));
     expect(run.stderr).toBe("");
-  });
-
-  it("vmballoon with no command shows the same help", () => {
-    expect(vmballoon([]).stdout).toBe(vmballoon(["--help"]).stdout);
-  });
-
-  it.each(COMMANDS)("vmballoon %s --help shows the command's options and exits 0", (command) => {
-    const run = vmballoon([command, "--help"]);
     expect(run.status).toBe(0);
-    expect(run.stdout).toContain(`$ vmballoon ${command}`);
-    expect(run.stdout).toMatch(/Options:\n/);
+    expect(run.stdout.split("\n")[0]).toBe(`vmballoon/${version}`);
+    const listed = run.stdout.split("\n").filter((line) => /^ {2}\S/.test(line) && !line.startsWith("  $") && !line.startsWith("  -"));
+    expect(listed.map((line) => line.trim().replace(/\s{2,}/, "  "))).toStrictEqual(COMMANDS.map((command) => `${command.name}  ${command.description}`));
+  });
+
+  it("vmballoon with no command prints the help, exit 0, nothing on stderr", () => {
+    const bare = vmballoon([]);
+    expect(bare.stderr).toBe("");
+    expect(bare.status).toBe(0);
+    expect(bare.stdout).toBe(vmballoon(["--help"]).stdout);
+    for (const command of COMMANDS) expect(bare.stdout).toContain(`  ${command.name} `);
+  });
+
+  it.each(COMMANDS)("vmballoon $name --help shows its usage line and every option with its description, and exits 0", ({ name, options }) => {
+    const run = vmballoon([name, "--help"]);
+    expect(run.stderr).toBe("");
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain(`Usage:\n  $ vmballoon ${name}\n`);
+    const optionLines = run.stdout.split("Options:\n")[1]!.split("\n\n")[0]!.split("\n");
+    expect(optionLines.map((line) => line.trim().replace(/\s{2,}/, "  "))).toStrictEqual([
+      ...options.map((option) => `${option.rawName}  ${option.description}`),
+      "-h, --help  Display this message",
+    ]);
   });
 
   it("vmballoon stats --help names its file and formats", () => {
@@ -35,12 +60,11 @@ describe("--help and --version", () => {
     expect(run.stdout).toMatch(/--format <format>.*debugfs.*json.*prometheus/);
   });
 
-  it("--version prints the package's version", () => {
-    for (const flag of ["--version", "-v"]) {
-      const run = vmballoon([flag]);
-      expect(run.status).toBe(0);
-      expect(run.stdout).toContain(version);
-    }
+  it.each(["--version", "-v"])("%s prints the package's version, the platform and Node's", (flag) => {
+    const run = vmballoon([flag]);
+    expect(run.stderr).toBe("");
+    expect(run.status).toBe(0);
+    expect(run.stdout).toBe(`vmballoon/${version} ${process.platform}-${process.arch} node-${process.version}\n`);
   });
 });
 
@@ -79,36 +103,46 @@ describe("bad usage: a usage hint and exit 2, never a stack trace", () => {
 
   it("bad input is one line, with no usage hint: a scenario that breaks a rule", () => {
     const run = vmballoon(["simulate", "--scenario", "-"], { input: "{}" });
+    expect(run.stderr).toBe("vmballoon: stdin: cycles: missing\n");
     expect(run.status).toBe(EXIT.USAGE);
-    expect(run.stderr.split("\n")).toHaveLength(2);
-    expect(run.stderr).not.toMatch(STACK);
+    expect(run.stdout).toBe("");
   });
 });
 
 describe("--json writes one valid JSON document on stdout", () => {
-  it("simulate --json", () => {
+  it("simulate --json: the summary's fields, in order, and nothing else", () => {
     const run = vmballoon(["simulate", "--json"]);
+    expect(run.stderr).toBe("");
     expect(run.status).toBe(0);
-    expect(() => JSON.parse(run.stdout)).not.toThrow();
+    const summary = JSON.parse(run.stdout) as Record<string, unknown>;
+    expect(Object.keys(summary)).toStrictEqual(["scenario", "cycles", "loaded", "pageSize", "guest", "final", "peak", "unload", "debugfs"]);
+    expect(summary).toMatchObject({ scenario: "built-in scenario", loaded: true, pageSize: 4096 });
+    expect(run.stdout).toBe(`${JSON.stringify(summary, null, 2)}\n`);
   });
 
-  it("stats --json", () => {
-    const run = vmballoon(["stats", "--json", "--file", join(FIXTURES, "debugfs", "seed-zero.txt")]);
+  it("stats --json: toJson's document, as the library makes it", () => {
+    const file = join(FIXTURES, "debugfs", "seed-zero.txt");
+    const run = vmballoon(["stats", "--json", "--file", file]);
+    expect(run.stderr).toBe("");
     expect(run.status).toBe(0);
-    expect(JSON.parse(run.stdout)).toMatchObject({ layout: "seed", target: 0 });
+    expect(run.stdout).toBe(`${JSON.stringify(toJson(parse(readFileSync(file, "utf8"))), null, 2)}\n`);
   });
 });
 
 describe("a lone '-' as an option's value", () => {
   it("simulate --trace - writes the trace to stdout", () => {
     const run = vmballoon(["simulate", "--scenario", join(FIXTURES, "get-target-errors.scenario.json"), "--trace", "-"]);
+    expect(run.stderr).toBe("");
     expect(run.status).toBe(0);
     expect(run.stdout).toBe(gunzipSync(readFileSync(join(FIXTURES, "get-target-errors.trace.jsonl.gz"))).toString("utf8"));
   });
 
   it("stats --file - reads stdin", () => {
     const text = readFileSync(join(FIXTURES, "debugfs", "seed-signed.txt"), "utf8");
-    expect(vmballoon(["stats", "--file", "-", "--format", "debugfs"], { input: text }).stdout).toBe(text);
+    const run = vmballoon(["stats", "--file", "-", "--format", "debugfs"], { input: text });
+    expect(run.stderr).toBe("");
+    expect(run.status).toBe(0);
+    expect(run.stdout).toBe(text);
   });
 });
 

@@ -284,6 +284,72 @@ describe("inflate (vmballoon_inflate)", () => {
   });
 });
 
+describe("a frame that does not fit 32 bits (vmballoon_send_lock_page's pfn check)", () => {
+  /** Pages whose frame is 2^32 + page: protocol 2 cannot send them. */
+  class HighFramePages extends FakePages {
+    constructor(private readonly high: ReadonlySet<number>) {
+      super();
+    }
+    override frameNumber(page: number): number {
+      return this.high.has(page) ? 2 ** 32 + page : page;
+    }
+  }
+
+  it("is dropped with no command and no counter, another page allocated, held until the cycle ends, then freed (the seed leaks it)", () => {
+    const hv = new FakeHypervisor();
+    const pages = new HighFramePages(new Set([1001, 1003]));
+    const balloon = new Balloon(hv, pages);
+    expect(balloon.init()).toBe(true);
+    hv.target = 4;
+    hv.clear();
+    // Frame 1002 is refused, so that the held pages and the refused one are seen apart.
+    const freedAtEachLock: number[][] = [];
+    hv.answer = (command, argument) => {
+      if (command !== COMMANDS.LOCK) return STATUS.SUCCESS;
+      freedAtEachLock.push([...pages.freed]);
+      return argument === 1002 ? STATUS.ERROR_PPN_PINNED : STATUS.SUCCESS;
+    };
+    balloon.work();
+
+    // Pages 1000 … 1006 allocated; LOCK only for the frames that fit, in order.
+    expect(pages.allocations).toStrictEqual(Array(7).fill(ALLOC.NOSLEEP));
+    expect(hv.calls).toStrictEqual([
+      { command: COMMANDS.GET_TARGET, argument: 1_000_000 },
+      ...[1000, 1002, 1004, 1005, 1006].map((frame) => ({ command: COMMANDS.LOCK, argument: frame })),
+    ]);
+    // Nothing is freed while the cycle runs: the pages are held, not given back early.
+    expect(freedAtEachLock).toStrictEqual([[], [], [], [], []]);
+    // When it ends: the refused page (counted), then the unsendable ones (uncounted), most recent first.
+    expect(pages.freed).toStrictEqual([1002, 1003, 1001]);
+    expect(balloon.balloonedPages()).toStrictEqual(Uint32Array.from([1000, 1004, 1005, 1006]));
+    expect(balloon.snapshot()).toMatchObject({ size: 4, target: 4 });
+    expect(balloon.snapshot().stats).toMatchObject({ alloc: 7, allocFail: 0, lock: 5, lockFail: 1, refusedAlloc: 1, refusedFree: 1, free: 0 });
+    expect([...pages.held].sort()).toStrictEqual([1000, 1004, 1005, 1006]);
+
+    // Every page comes back at the unload.
+    balloon.exit();
+    expect(pages.held.size).toBe(0);
+    expect(balloon.snapshot().stats).toMatchObject({ free: 4 });
+  });
+
+  it("when every page's frame is too large, allocates until allocation fails, sends no LOCK, and frees them all at the cycle's end", () => {
+    const hv = new FakeHypervisor();
+    const pages = new HighFramePages(new Set(Array.from({ length: 50 }, (_, i) => 1000 + i)));
+    pages.nosleepLeft = 50;
+    pages.cansleepLeft = 0;
+    const balloon = new Balloon(hv, pages);
+    expect(balloon.init()).toBe(true);
+    hv.target = 10;
+    hv.clear();
+    balloon.work();
+    expect(hv.of(COMMANDS.LOCK)).toStrictEqual([]);
+    expect(pages.freed).toStrictEqual(Array.from({ length: 50 }, (_, i) => 1049 - i));
+    expect(pages.held.size).toBe(0);
+    expect(balloon.snapshot()).toMatchObject({ size: 0, slowCycles: SLOW_CYCLES });
+    expect(balloon.snapshot().stats).toMatchObject({ alloc: 51, allocFail: 1, sleepAlloc: 1, sleepAllocFail: 1, lock: 0, refusedAlloc: 0, refusedFree: 0 });
+  });
+});
+
 describe("deflate (vmballoon_deflate)", () => {
   function inflated(pages: number) {
     const setup = loaded(pages);

@@ -7,9 +7,9 @@ export function seedRecord(snapshot: BalloonSnapshot): SeedRecord {
   return {
     layout: "seed",
     target: snapshot.target,
-    current: snapshot.size,
-    rateNoSleepAlloc: NOSLEEP_ALLOC_MAX,
-    rateSleepAlloc: snapshot.rateAlloc,
+    size: snapshot.size,
+    rateNosleepAlloc: NOSLEEP_ALLOC_MAX,
+    rateAlloc: snapshot.rateAlloc,
     rateFree: snapshot.rateFree,
     stats: snapshot.stats,
   };

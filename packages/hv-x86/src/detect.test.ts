@@ -1,7 +1,9 @@
-import { readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
 import { BACKDOOR_MAGIC } from "@vmballoon/protocol";
-import { backdoorVersionOf, detect, detectFrom, loadedBalloonDriver, type DetectionSources } from "./detect.js";
+import { backdoorVersionOf, detect, detectFrom, filesUnder, loadedBalloonDriver, readText, type DetectionSources } from "./detect.js";
 import type { Registers } from "./trampolines.js";
 
 const linuxX64 = process.platform === "linux" && process.arch === "x64";
@@ -73,6 +75,26 @@ describe("detection", () => {
     // A module whose name merely starts the same is not the driver.
     expect(loadedBalloonDriver({ readText: () => "vmw_balloon_x 1 0 - Live 0x0\n", exists: () => false })).toBeNull();
     expect(loadedBalloonDriver({ readText: () => undefined, exists: () => false })).toBeNull();
+  });
+
+  it("reads a machine's files under a root: a module in /proc/modules, a built-in driver in /sys/module, unreadable files as undefined", () => {
+    const root = mkdtempSync(join(tmpdir(), "vmballoon-detect-test-"));
+    try {
+      const files = filesUnder(root);
+      expect(files.readText("/proc/modules")).toBeUndefined();
+      expect(loadedBalloonDriver(files)).toBeNull();
+      mkdirSync(join(root, "sys/module/vmware_balloon"), { recursive: true });
+      expect(files.exists("/sys/module/vmware_balloon")).toBe(true);
+      expect(loadedBalloonDriver(files)).toBe("vmware_balloon");
+      mkdirSync(join(root, "proc"));
+      writeFileSync(join(root, "proc/modules"), "vmw_balloon 24576 0 - Live 0x0\n");
+      expect(files.readText("/proc/modules")).toBe("vmw_balloon 24576 0 - Live 0x0\n");
+      expect(loadedBalloonDriver(files)).toBe("vmw_balloon");
+      // A directory is not a text.
+      expect(readText(join(root, "proc"))).toBeUndefined();
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it("takes GETVERSION's answer only with the magic echoed in EBX and a version other than all ones", () => {

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { BACKDOOR_CMD_GETVERSION, BACKDOOR_MAGIC } from "@vmballoon/protocol";
 import { BACKDOOR, backdoorCall, cpuid, type Registers } from "./trampolines.js";
 
@@ -7,6 +8,9 @@ export const VMWARE_SIGNATURE = "VMwareVMware";
 
 /** Names the kernel's balloon driver goes by: today's, and the older one. */
 export const KERNEL_BALLOON_DRIVERS = ["vmw_balloon", "vmware_balloon"] as const;
+
+/** One of {@link KERNEL_BALLOON_DRIVERS}. */
+export type KernelBalloonDriver = (typeof KERNEL_BALLOON_DRIVERS)[number];
 
 /** What the backdoor's GETVERSION answered. */
 export interface BackdoorVersion {
@@ -31,7 +35,7 @@ export interface Detection {
   /** How the backdoor was looked at: in this process (VMware only), or not at all. */
   readonly backdoorCheck: "in-process" | "skipped";
   /** The kernel's own balloon driver when it is loaded (`vmw_balloon` or `vmware_balloon`), else null. */
-  readonly balloonDriver: (typeof KERNEL_BALLOON_DRIVERS)[number] | null;
+  readonly balloonDriver: KernelBalloonDriver | null;
 }
 
 /** Where detection reads from: the real machine, or a fake in tests. */
@@ -57,8 +61,33 @@ export function backdoorVersionOf(registers: Registers): BackdoorVersion | null 
   return { version: registers.eax >>> 0, productType: registers.ecx >>> 0 };
 }
 
-/** The kernel's balloon driver, when loaded (as a module in /proc/modules, or built in: /sys/module). */
-export function loadedBalloonDriver(sources: Pick<DetectionSources, "readText" | "exists">): Detection["balloonDriver"] {
+/** The files detection reads: `readText` and `exists` of {@link DetectionSources}. */
+export type FileSources = Pick<DetectionSources, "readText" | "exists">;
+
+/** A file's text as UTF-8, or undefined when it cannot be read (missing, not permitted, a directory). */
+export function readText(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The files of a machine whose root is `root`: `/` for this one, a tree of
+ * files in tests. Absolute paths (`/proc/modules`) are read under it.
+ */
+export function filesUnder(root: string): FileSources {
+  const at = (path: string) => join(root, path);
+  return { readText: (path) => readText(at(path)), exists: (path) => existsSync(at(path)) };
+}
+
+/**
+ * The kernel's balloon driver, when loaded (as a module in /proc/modules, or
+ * built in: /sys/module); null when it is not. The one detection of the
+ * kernel's driver, for `detect` and for `stats`' diagnosis alike.
+ */
+export function loadedBalloonDriver(sources: FileSources): KernelBalloonDriver | null {
   const modules = sources.readText("/proc/modules");
   for (const name of KERNEL_BALLOON_DRIVERS) {
     if (modules !== undefined && modules.split("\n").some((line) => line.startsWith(`${name} `))) return name;
@@ -108,13 +137,7 @@ export const machineSources: DetectionSources = {
     call(BACKDOOR_CMD_GETVERSION, 0xffffffff);
     return { eax: registers[0]!, ebx: registers[1]!, ecx: registers[2]!, edx: registers[3]! };
   },
-  readText(path) {
-    try {
-      return readFileSync(path, "utf8");
-    } catch {
-      return undefined;
-    }
-  },
+  readText,
   exists: existsSync,
 };
 

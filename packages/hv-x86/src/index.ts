@@ -10,8 +10,9 @@
  * @packageDocumentation
  */
 export { BalloonHypervisor } from "./balloon-port.js";
-export { KERNEL_BALLOON_DRIVERS, VMWARE_SIGNATURE, detect } from "./detect.js";
-export type { BackdoorVersion, Detection } from "./detect.js";
+export { KERNEL_BALLOON_DRIVERS, VMWARE_SIGNATURE, detect, filesUnder, loadedBalloonDriver, readText } from "./detect.js";
+export type { BackdoorVersion, Detection, FileSources, KernelBalloonDriver } from "./detect.js";
+export { hex } from "./hex.js";
 export { HV_ERROR_CODES, HvError, SystemCallError } from "./errors.js";
 export type { HvErrorCode } from "./errors.js";
 export { nativeAvailable } from "./native.js";

@@ -7,6 +7,7 @@
  */
 import { closeSync, constants, ftruncateSync, openSync, readFileSync, statSync, writeSync } from "node:fs";
 import { constants as os } from "node:os";
+import { readText } from "./detect.js";
 import { lastError, native } from "./native.js";
 
 const LOCK_EX = 2;
@@ -79,12 +80,8 @@ export function isHeld(lock: HeldLock | LockTaken): lock is HeldLock {
 function ownerOf(path: string): number | undefined {
   const sleeper = new Int32Array(new SharedArrayBuffer(4));
   for (let tries = 0; tries < 200; tries++) {
-    let text: string;
-    try {
-      text = readFileSync(path, "utf8");
-    } catch {
-      return undefined;
-    }
+    const text = readText(path);
+    if (text === undefined) return undefined;
     const match = /^(\d+)\n$/.exec(text);
     if (match) return Number(match[1]);
     Atomics.wait(sleeper, 0, 0, 5);

@@ -9,6 +9,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { BACKDOOR_CMD_GETVERSION, BACKDOOR_PORT, COMMANDS, HV_PORT, describeStatus } from "@vmballoon/protocol";
 import { backdoorVersionOf, type BackdoorVersion } from "./detect.js";
+import { hex } from "./hex.js";
 import type { Registers } from "./trampolines.js";
 
 /** What a probe saw. */
@@ -100,7 +101,6 @@ function runChild(kind: "backdoor" | "balloon", options: ProbeOptions): Promise<
   });
 }
 
-const hex = (value: number) => `0x${(value >>> 0).toString(16)}`;
 
 /** Shared reading of a child's outcome; `judge` decides about completed `IN`s. */
 function interpret(

@@ -3,6 +3,9 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { BACKDOOR_MAGIC, BACKDOOR_PORT, COMMANDS, HV_MAGIC, HV_PORT } from "@vmballoon/protocol";
 import { BACKDOOR, BALLOON, backdoorCall, codePage, cpuid } from "./trampolines.js";
+import { seedFastCheck } from "../../../test-support/fast-check-seed.mjs";
+
+seedFastCheck();
 
 const linuxX64 = process.platform === "linux" && process.arch === "x64";
 

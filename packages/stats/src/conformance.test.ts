@@ -23,24 +23,23 @@ describe("the conformance traces' debugfs records", () => {
 
   it.each(cases)("$scenario: parse reads the numbers of the trace's last cycle record", ({ text, lastCycle }) => {
     const record = parse(text);
-    expect(record.layout).toBe("seed");
-    if (record.layout !== "seed") return;
+    if (record.layout !== "seed") throw new Error(`${record.layout} layout, not the seed's`);
     // The cycle record is the seed's own state, written independently of the debugfs text.
     expect({
       target: record.target,
-      current: record.current,
-      rateSleepAlloc: record.rateSleepAlloc,
+      size: record.size,
+      rateAlloc: record.rateAlloc,
       rateFree: record.rateFree,
       stats: record.stats,
-    }).toEqual({
+    }).toStrictEqual({
       target: lastCycle.target,
-      current: lastCycle.size,
-      rateSleepAlloc: lastCycle.rateAlloc,
+      size: lastCycle.size,
+      rateAlloc: lastCycle.rateAlloc,
       rateFree: lastCycle.rateFree,
       stats: lastCycle.stats,
     });
-    expect(record.rateNoSleepAlloc).toBe(16384);
-    expect(Object.keys(record.stats)).toEqual([...STAT_NAMES]);
+    expect(record.rateNosleepAlloc).toBe(16384);
+    expect(Object.keys(record.stats)).toStrictEqual([...STAT_NAMES]);
   });
 });
 

@@ -15,6 +15,7 @@ export {
   MODERN_COMMAND_IDS,
   MODERN_GENERAL_STATS,
   MODERN_PAGE_STATS,
+  MODERN_PAGE_STAT_LABELS,
   PAGE_SIZE_NAMES,
   capabilityNames,
   formatModern,

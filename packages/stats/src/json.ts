@@ -26,10 +26,10 @@ export interface SeedJson {
   readonly pageSize: number;
   readonly target: number;
   readonly targetBytes: number;
-  readonly current: number;
-  readonly currentBytes: number;
-  readonly rateNoSleepAlloc: number;
-  readonly rateSleepAlloc: number;
+  readonly size: number;
+  readonly sizeBytes: number;
+  readonly rateNosleepAlloc: number;
+  readonly rateAlloc: number;
   readonly rateFree: number;
   readonly stats: BalloonStats;
 }
@@ -51,9 +51,9 @@ export interface ModernJson {
   readonly pageSize: number;
   readonly target: string;
   readonly targetBytes: string;
-  readonly current: string;
-  readonly currentBytes: string;
-  readonly isResetting: boolean;
+  readonly size: string;
+  readonly sizeBytes: string;
+  readonly resetRequired: boolean;
   readonly balloonCapabilities: CapabilitiesJson;
   readonly usedCapabilities: CapabilitiesJson;
   readonly commands: Readonly<Record<ModernCommandName, { readonly total: string; readonly failed: string }>>;
@@ -70,10 +70,10 @@ function seedJson(record: SeedRecord): SeedJson {
     pageSize: PAGE_SIZE,
     target: record.target,
     targetBytes: record.target * PAGE_SIZE,
-    current: record.current,
-    currentBytes: record.current * PAGE_SIZE,
-    rateNoSleepAlloc: record.rateNoSleepAlloc,
-    rateSleepAlloc: record.rateSleepAlloc,
+    size: record.size,
+    sizeBytes: record.size * PAGE_SIZE,
+    rateNosleepAlloc: record.rateNosleepAlloc,
+    rateAlloc: record.rateAlloc,
     rateFree: record.rateFree,
     stats: { ...record.stats },
   };
@@ -101,9 +101,9 @@ function modernJson(record: ModernRecord): ModernJson {
     pageSize: PAGE_SIZE,
     target: record.target.toString(),
     targetBytes: (record.target * page).toString(),
-    current: record.current.toString(),
-    currentBytes: (record.current * page).toString(),
-    isResetting: record.isResetting,
+    size: record.size.toString(),
+    sizeBytes: (record.size * page).toString(),
+    resetRequired: record.resetRequired,
     balloonCapabilities: capabilities(record.balloonCapabilities),
     usedCapabilities: capabilities(record.usedCapabilities),
     commands: Object.fromEntries(

@@ -46,9 +46,22 @@ export const MODERN_COMMAND_IDS = {
 export const MODERN_GENERAL_STATS = ["timer", "doorbell", "reset", "shrink", "shrinkFree"] as const;
 export type ModernGeneralStatName = (typeof MODERN_GENERAL_STATS)[number];
 
-/** The page counters (`vmballoon_stat_page_names`), in print order; each is kept per page size. */
-export const MODERN_PAGE_STATS = ["alloc", "allocFail", "errAlloc", "errFree", "free"] as const;
+/**
+ * The page counters (`VMW_BALLOON_PAGE_STAT_*`), in print order; each is kept
+ * per page size. Named as the kernel's enum and the seed's counters name them
+ * (`refusedAlloc`, `refusedFree`); the text prints {@link MODERN_PAGE_STAT_LABELS}.
+ */
+export const MODERN_PAGE_STATS = ["alloc", "allocFail", "refusedAlloc", "refusedFree", "free"] as const;
 export type ModernPageStatName = (typeof MODERN_PAGE_STATS)[number];
+
+/** How the text names each page counter (`vmballoon_stat_page_names`). */
+export const MODERN_PAGE_STAT_LABELS: Readonly<Record<ModernPageStatName, string>> = {
+  alloc: "alloc",
+  allocFail: "allocFail",
+  refusedAlloc: "errAlloc",
+  refusedFree: "errFree",
+  free: "free",
+};
 
 /** The page sizes of the modern driver (`vmballoon_page_size_names`). */
 export const PAGE_SIZE_NAMES = ["4k", "2M"] as const;
@@ -92,12 +105,12 @@ export interface ModernRecord {
   readonly balloonCapabilities: bigint;
   /** What the host agreed to at START (an `unsigned long`), a mask of {@link CAPABILITIES}. */
   readonly usedCapabilities: bigint;
-  /** `is resetting`: the host asked for a reset that has not happened yet. */
-  readonly isResetting: boolean;
+  /** The host asked for a reset that has not happened yet (`b->reset_required`; the text's `is resetting`). */
+  readonly resetRequired: boolean;
   /** Balloon target, in 4 KiB pages. */
   readonly target: bigint;
-  /** Balloon size, in 4 KiB pages. */
-  readonly current: bigint;
+  /** Balloon size, in 4 KiB pages (the text's `current`). */
+  readonly size: bigint;
   /** Per command: sent, and failed. Keyed by the layout's own names, in {@link MODERN_COMMANDS} order. */
   readonly commands: Readonly<Record<ModernCommandName, CommandCounters>>;
   readonly general: ModernGeneralStats;
@@ -132,16 +145,16 @@ const PAGE_WITH_FAILED = "%-18s(%s): %16llu (%llu failed)\n";
 const lines = {
   balloonCapabilities: lineTemplate(CAPS, "balloon capabilities"),
   usedCapabilities: lineTemplate(USED_CAPS, "used capabilities"),
-  isResetting: lineTemplate(FLAG, "is resetting"),
+  resetRequired: lineTemplate(FLAG, "is resetting"),
   target: lineTemplate(TARGET, "target"),
-  current: lineTemplate(CURRENT, "current"),
+  size: lineTemplate(CURRENT, "current"),
   commands: Object.fromEntries(MODERN_COMMANDS.map((name) => [name, lineTemplate(COMMAND, name)])) as Record<ModernCommandName, LineTemplate>,
   general: Object.fromEntries(MODERN_GENERAL_STATS.map((name) => [name, lineTemplate(GENERAL, name)])) as Record<ModernGeneralStatName, LineTemplate>,
   page: Object.fromEntries(
-    MODERN_PAGE_STATS.map((name) => [name, Object.fromEntries(PAGE_SIZE_NAMES.map((size) => [size, lineTemplate(PAGE, name, size)]))]),
+    MODERN_PAGE_STATS.map((name) => [name, Object.fromEntries(PAGE_SIZE_NAMES.map((size) => [size, lineTemplate(PAGE, MODERN_PAGE_STAT_LABELS[name], size)]))]),
   ) as Record<ModernPageStatName, Record<PageSizeName, LineTemplate>>,
   pageWithFailed: Object.fromEntries(
-    MODERN_PAGE_STATS.map((name) => [name, Object.fromEntries(PAGE_SIZE_NAMES.map((size) => [size, lineTemplate(PAGE_WITH_FAILED, name, size)]))]),
+    MODERN_PAGE_STATS.map((name) => [name, Object.fromEntries(PAGE_SIZE_NAMES.map((size) => [size, lineTemplate(PAGE_WITH_FAILED, MODERN_PAGE_STAT_LABELS[name], size)]))]),
   ) as Record<ModernPageStatName, Record<PageSizeName, LineTemplate>>,
 };
 
@@ -173,9 +186,9 @@ export function formatModern(record: ModernRecord): string {
   // `%#x` of the driver's `int` constant: 32 bits, unlike the `unsigned long` of the used capabilities.
   line(lines.balloonCapabilities, [checkUnsigned(32, record.balloonCapabilities, "balloonCapabilities")]);
   line(lines.usedCapabilities, [checkU64(record.usedCapabilities, "usedCapabilities")]);
-  line(lines.isResetting, [record.isResetting ? "y" : "n"]);
+  line(lines.resetRequired, [record.resetRequired ? "y" : "n"]);
   line(lines.target, [checkU64(record.target, "target")]);
-  line(lines.current, [checkU64(record.current, "current")]);
+  line(lines.size, [checkU64(record.size, "size")]);
   for (const name of MODERN_COMMANDS) {
     const counters = record.commands[name];
     line(lines.commands[name], [checkU64(counters?.total, `commands.${name}.total`), checkU64(counters?.failed, `commands.${name}.failed`)]);
@@ -213,11 +226,11 @@ export function parseModernLines(reader: LineReader): ModernRecord {
   );
   hexZero ??= usedCaps.hexZero;
 
-  const resetting = reader.read(lines.isResetting, "whether a reset is pending (y or n)", {
+  const resetting = reader.read(lines.resetRequired, "whether a reset is pending (y or n)", {
     accept: ([flag]) => flag === "y" || flag === "n",
   });
   const target = reader.read(lines.target, "the balloon's target").values[0] as bigint;
-  const current = reader.read(lines.current, "the balloon's size").values[0] as bigint;
+  const size = reader.read(lines.size, "the balloon's size").values[0] as bigint;
 
   const commands = {} as Record<ModernCommandName, CommandCounters>;
   for (const name of MODERN_COMMANDS) {
@@ -240,7 +253,7 @@ export function parseModernLines(reader: LineReader): ModernRecord {
     pages[name] = {} as Record<PageSizeName, bigint>;
     pagesFailed[name] = {} as Record<PageSizeName, bigint>;
     for (const size of PAGE_SIZE_NAMES) {
-      const what = `the ${name} (${size}) page counter${withFailed ? " with a failed count, as the first page counter has" : ""}`;
+      const what = `the ${MODERN_PAGE_STAT_LABELS[name]} (${size}) page counter${withFailed ? " with a failed count, as the first page counter has" : ""}`;
       const { values } = reader.read(withFailed ? lines.pageWithFailed[name][size] : lines.page[name][size], what);
       pages[name][size] = values[0] as bigint;
       if (withFailed) pagesFailed[name][size] = values[1] as bigint;
@@ -252,9 +265,9 @@ export function parseModernLines(reader: LineReader): ModernRecord {
     layout: "modern",
     balloonCapabilities: balloonCaps.values[0] as bigint,
     usedCapabilities: usedCaps.values[0] as bigint,
-    isResetting: resetting.values[0] === "y",
+    resetRequired: resetting.values[0] === "y",
     target,
-    current,
+    size,
     commands,
     general: general as ModernGeneralStats,
     pages,

@@ -37,7 +37,7 @@ describe("scan: reading a printed line back", () => {
 
   it("recovers the unsigned value behind a negative %8d", () => {
     const result = scan(t, "target:             -2147483648 pages");
-    expect(failed(result) ? result : result.values).toEqual([2147483648n]);
+    expect(failed(result) ? result : result.values).toStrictEqual([2147483648n]);
   });
 
   it("refuses a line whose padding differs from what printf prints", () => {
@@ -46,7 +46,7 @@ describe("scan: reading a printed line back", () => {
   });
 
   it("refuses a %8d value outside a signed 32-bit int, naming the conversion", () => {
-    expect(scan(t, "target:             3000000000 pages")).toEqual({ kind: "range", conversion: "%8d", text: "3000000000" });
+    expect(scan(t, "target:             3000000000 pages")).toStrictEqual({ kind: "range", conversion: "%8d", text: "3000000000" });
   });
 
   it("refuses a %llu value of 2^64", () => {
@@ -54,8 +54,8 @@ describe("scan: reading a printed line back", () => {
   });
 
   it("tells how a zero %#x was printed", () => {
-    expect(scan(compile("%#16x"), "               0")).toEqual({ values: [0n], hexZero: "0" });
-    expect(scan(compile("%#16x"), "             0x0")).toEqual({ values: [0n], hexZero: "0x0" });
+    expect(scan(compile("%#16x"), "               0")).toStrictEqual({ values: [0n], hexZero: "0" });
+    expect(scan(compile("%#16x"), "             0x0")).toStrictEqual({ values: [0n], hexZero: "0x0" });
   });
 
   it("refuses a zero %#x printed unlike an earlier line's", () => {

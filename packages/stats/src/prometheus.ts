@@ -95,14 +95,14 @@ function seedFamilies(record: SeedRecord): Family[] {
   return [
     { name: "info", help: COMMON_HELP.info, type: "gauge", samples: [{ labels: { layout: "seed" }, value: 1 }] },
     { name: "target_bytes", help: COMMON_HELP.target, type: "gauge", samples: [{ value: b(record.target) * page }] },
-    { name: "size_bytes", help: COMMON_HELP.size, type: "gauge", samples: [{ value: b(record.current) * page }] },
+    { name: "size_bytes", help: COMMON_HELP.size, type: "gauge", samples: [{ value: b(record.size) * page }] },
     {
       name: "rate_limit_bytes_per_second",
-      help: "The balloon's rate limits: non-sleeping allocations, sleeping allocations, releases.",
+      help: "The balloon's rate limits: allocations by flavour (nosleep never waits for memory; cansleep may), and releases.",
       type: "gauge",
       samples: [
-        { labels: { operation: "nosleep_alloc" }, value: b(record.rateNoSleepAlloc) * page },
-        { labels: { operation: "sleep_alloc" }, value: b(record.rateSleepAlloc) * page },
+        { labels: { operation: "alloc", flavour: "nosleep" }, value: b(record.rateNosleepAlloc) * page },
+        { labels: { operation: "alloc", flavour: "cansleep" }, value: b(record.rateAlloc) * page },
         { labels: { operation: "free" }, value: b(record.rateFree) * page },
       ],
     },
@@ -152,12 +152,12 @@ function modernFamilies(record: ModernRecord): Family[] {
   const families: Family[] = [
     { name: "info", help: COMMON_HELP.info, type: "gauge", samples: [{ labels: { layout: "modern" }, value: 1 }] },
     { name: "target_bytes", help: COMMON_HELP.target, type: "gauge", samples: [{ value: record.target * page }] },
-    { name: "size_bytes", help: COMMON_HELP.size, type: "gauge", samples: [{ value: record.current * page }] },
+    { name: "size_bytes", help: COMMON_HELP.size, type: "gauge", samples: [{ value: record.size * page }] },
     {
       name: "resetting",
       help: "1 while the host has asked for a reset that has not happened yet.",
       type: "gauge",
-      samples: [{ value: record.isResetting ? 1 : 0 }],
+      samples: [{ value: record.resetRequired ? 1 : 0 }],
     },
     {
       name: "capability",
@@ -182,8 +182,8 @@ function modernFamilies(record: ModernRecord): Family[] {
       ),
     },
     { name: "pages_freed_total", help: COMMON_HELP.freed, type: "counter", samples: perSize(record.pages.free) },
-    { name: "refused_pages_total", help: COMMON_HELP.refused, type: "counter", samples: perSize(record.pages.errAlloc) },
-    { name: "refused_pages_released_total", help: COMMON_HELP.refusedReleased, type: "counter", samples: perSize(record.pages.errFree) },
+    { name: "refused_pages_total", help: COMMON_HELP.refused, type: "counter", samples: perSize(record.pages.refusedAlloc) },
+    { name: "refused_pages_released_total", help: COMMON_HELP.refusedReleased, type: "counter", samples: perSize(record.pages.refusedFree) },
     { name: "timer_runs_total", help: COMMON_HELP.timer, type: "counter", samples: [{ value: record.general.timer }] },
     {
       name: "doorbell_wakeups_total",
@@ -216,7 +216,8 @@ function modernFamilies(record: ModernRecord): Family[] {
  * A record in the Prometheus text exposition format: metrics named
  * `vmware_balloon_*`, sizes in bytes, counters as `*_total` with labels
  * (`command` and `result`; `page_size`, and `flavour` for the seed's two
- * allocation kinds). Ends with a newline, as node_exporter's textfile
+ * allocation flavours, `nosleep` and `cansleep`, on the allocation counters
+ * and rates alike). Ends with a newline, as node_exporter's textfile
  * collector wants. Counter values are exact integers (64-bit in the modern
  * layout); a Prometheus server reads them as doubles.
  */

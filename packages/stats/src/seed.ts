@@ -12,19 +12,19 @@ export interface SeedRecord {
   readonly layout: "seed";
   /** Balloon target, in pages. */
   readonly target: number;
-  /** Balloon size, in pages. */
-  readonly current: number;
-  /** Always NOSLEEP_ALLOC_MAX (16384) in the seed, but printed. */
-  readonly rateNoSleepAlloc: number;
-  /** Rate of sleeping allocations, in pages per second. */
-  readonly rateSleepAlloc: number;
+  /** Balloon size, in pages (the text's `current`). */
+  readonly size: number;
+  /** Rate of nosleep allocations (the text's `rateNoSleepAlloc`): always NOSLEEP_ALLOC_MAX (16384) in the seed, but printed. */
+  readonly rateNosleepAlloc: number;
+  /** Rate of cansleep allocations, in pages per second (the seed's `rate_alloc`, the text's `rateSleepAlloc`). */
+  readonly rateAlloc: number;
   /** Rate of releases, in pages per second. */
   readonly rateFree: number;
   /** The eighteen counters of `struct vmballoon_stats`, under the trace format's names. */
   readonly stats: BalloonStats;
 }
 
-type SizeField = "target" | "current" | "rateNoSleepAlloc" | "rateSleepAlloc" | "rateFree";
+type SizeField = "target" | "size" | "rateNosleepAlloc" | "rateAlloc" | "rateFree";
 
 interface SeedLine {
   readonly template: LineTemplate;
@@ -44,9 +44,9 @@ function seedLine(format: string, what: string, fields: { size?: SizeField; stat
  */
 const SEED_LINES: readonly SeedLine[] = [
   seedLine("target:             %8d pages\n", "the balloon's target", { size: "target" }),
-  seedLine("current:            %8d pages\n", "the balloon's size", { size: "current" }),
-  seedLine("rateNoSleepAlloc:   %8d pages/sec\n", "the rate of non-sleeping allocations", { size: "rateNoSleepAlloc" }),
-  seedLine("rateSleepAlloc:     %8d pages/sec\n", "the rate of sleeping allocations", { size: "rateSleepAlloc" }),
+  seedLine("current:            %8d pages\n", "the balloon's size", { size: "size" }),
+  seedLine("rateNoSleepAlloc:   %8d pages/sec\n", "the rate of non-sleeping allocations", { size: "rateNosleepAlloc" }),
+  seedLine("rateSleepAlloc:     %8d pages/sec\n", "the rate of sleeping allocations", { size: "rateAlloc" }),
   seedLine("rateFree:           %8d pages/sec\n", "the rate of releases", { size: "rateFree" }),
   seedLine("\n", "an empty line"),
   seedLine("timer:              %8u\n", "the timer counter", { stats: ["timer"] }),
@@ -106,9 +106,9 @@ export function parseSeedLines(reader: LineReader): SeedRecord {
   return {
     layout: "seed",
     target: sizes.target!,
-    current: sizes.current!,
-    rateNoSleepAlloc: sizes.rateNoSleepAlloc!,
-    rateSleepAlloc: sizes.rateSleepAlloc!,
+    size: sizes.size!,
+    rateNosleepAlloc: sizes.rateNosleepAlloc!,
+    rateAlloc: sizes.rateAlloc!,
     rateFree: sizes.rateFree!,
     stats: ordered,
   };

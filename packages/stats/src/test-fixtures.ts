@@ -34,3 +34,4 @@ export function scenarios(): string[] {
     .map((name) => name.slice(0, -".trace.jsonl.gz".length))
     .sort();
 }
+

@@ -1,5 +1,6 @@
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
+import { filesUnder, loadedBalloonDriver, type KernelBalloonDriver } from "@vmballoon/hv-x86";
 import {
   MODERN_COMMANDS,
   MODERN_GENERAL_STATS,
@@ -44,42 +45,28 @@ export class VmmemctlUnavailableError extends Error {
   }
 }
 
-/** What the machine says about the balloon, read from /proc and /sys. Undefined: could not tell. */
+/** What the machine says about the balloon, read from /proc and /sys. Undefined: could not tell; null: not there. */
 export interface HostFacts {
   /** /sys/class/dmi/id/sys_vendor, such as "VMware, Inc.". */
   readonly systemVendor: string | undefined;
   /** The `hypervisor` CPU flag of /proc/cpuinfo. */
   readonly hypervisor: boolean | undefined;
-  /** The balloon driver's module when loaded: `vmw_balloon` (or `vmware_balloon` before Linux 3.x). */
-  readonly balloonDriver: string | undefined;
+  /** The balloon driver's module when loaded: `vmw_balloon` (or `vmware_balloon` before Linux 3.x); null when it is not (as `detect`'s). */
+  readonly balloonDriver: KernelBalloonDriver | null;
   /** Whether debugfs is mounted at /sys/kernel/debug. */
   readonly debugfsMounted: boolean | undefined;
 }
 
-const DRIVER_NAMES = ["vmw_balloon", "vmware_balloon"] as const;
-
-function readText(path: string): string | undefined {
-  try {
-    return readFileSync(path, "utf8");
-  } catch {
-    return undefined;
-  }
-}
-
 /** Reads the facts from a root directory (`/` on a real machine; a tree of files in tests). */
 export function gatherFacts(root = "/"): HostFacts {
-  const at = (path: string) => join(root, path);
-  const vendor = readText(at("sys/class/dmi/id/sys_vendor"))?.trim();
-  const cpuinfo = readText(at("proc/cpuinfo"));
+  const files = filesUnder(root);
+  const vendor = files.readText("/sys/class/dmi/id/sys_vendor")?.trim();
+  const cpuinfo = files.readText("/proc/cpuinfo");
   const hypervisor = cpuinfo === undefined ? undefined : /^flags\s*:.*\bhypervisor\b/m.test(cpuinfo);
-
-  const modules = readText(at("proc/modules"));
-  const balloonDriver = DRIVER_NAMES.find(
-    (name) => existsSync(at(`sys/module/${name}`)) || (modules !== undefined && new RegExp(`^${name} `, "m").test(modules)),
-  );
+  const balloonDriver = loadedBalloonDriver(files);
 
   let debugfsMounted: boolean | undefined;
-  const mounts = readText(at("proc/mounts"));
+  const mounts = files.readText("/proc/mounts");
   if (mounts !== undefined) {
     debugfsMounted = mounts.split("\n").some((line) => {
       const [, mountPoint, type] = line.split(" ");
@@ -87,7 +74,7 @@ export function gatherFacts(root = "/"): HostFacts {
     });
   } else {
     try {
-      debugfsMounted = readdirSync(at("sys/kernel/debug")).length > 0;
+      debugfsMounted = readdirSync(join(root, "sys/kernel/debug")).length > 0;
     } catch {
       debugfsMounted = undefined;
     }
@@ -118,7 +105,7 @@ export function explainMissing(file: string, errorCode: string | undefined, fact
     );
   }
   const reasons: string[] = [];
-  if (facts.balloonDriver === undefined) {
+  if (facts.balloonDriver === null) {
     reasons.push(
       facts.systemVendor === undefined
         ? "the VMware balloon driver is not loaded ('modprobe vmw_balloon' loads it on a VMware guest, but nothing says this machine is one: it has no DMI system vendor)"
@@ -230,10 +217,10 @@ export function summary(name: string, record: VmmemctlRecord, paint: Paint = (_s
 function seedSummary(r: SeedRecord, paint: Paint): [string, string][] {
   const s = r.stats;
   return [
-    ["balloon", `${r.current} pages (${mebibytes(r.current)}), target ${r.target} pages (${mebibytes(r.target)})`],
+    ["balloon", `${r.size} pages (${mebibytes(r.size)}), target ${r.target} pages (${mebibytes(r.target)})`],
     [
       "rates",
-      `non-sleeping allocations ${r.rateNoSleepAlloc} pages/s, sleeping ${r.rateSleepAlloc} pages/s (${mebibytes(r.rateSleepAlloc)}/s), releases ${r.rateFree} pages/s (${mebibytes(r.rateFree)}/s)`,
+      `non-sleeping allocations ${r.rateNosleepAlloc} pages/s, sleeping ${r.rateAlloc} pages/s (${mebibytes(r.rateAlloc)}/s), releases ${r.rateFree} pages/s (${mebibytes(r.rateFree)}/s)`,
     ],
     [
       "commands",
@@ -251,12 +238,12 @@ function modernSummary(r: ModernRecord, paint: Paint): [string, string][] {
   const caps = (mask: bigint) => `0x${mask.toString(16)}${mask ? ` (${capabilityNames(mask).join(", ")})` : ""}`;
   const pages = PAGE_SIZE_NAMES.map((size): [string, string] => [
     `pages ${size}`,
-    `allocated ${counted(paint, r.pages.alloc[size], r.pages.allocFail[size])}, freed ${r.pages.free[size]}, refused by the host ${r.pages.errAlloc[size]}, of them released ${r.pages.errFree[size]}`,
+    `allocated ${counted(paint, r.pages.alloc[size], r.pages.allocFail[size])}, freed ${r.pages.free[size]}, refused by the host ${r.pages.refusedAlloc[size]}, of them released ${r.pages.refusedFree[size]}`,
   ]);
   return [
     [
       "balloon",
-      `${r.current} pages (${mebibytes(r.current)}), target ${r.target} pages (${mebibytes(r.target)})${r.isResetting ? paint("yellow", "; resetting") : ""}`,
+      `${r.size} pages (${mebibytes(r.size)}), target ${r.target} pages (${mebibytes(r.target)})${r.resetRequired ? paint("yellow", "; resetting") : ""}`,
     ],
     ["caps", `used ${caps(r.usedCapabilities)} of ${caps(r.balloonCapabilities)}`],
     ["commands", MODERN_COMMANDS.map((name) => `${name} ${counted(paint, r.commands[name].total, r.commands[name].failed)}`).join(", ")],
