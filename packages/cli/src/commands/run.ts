@@ -16,6 +16,7 @@ import {
   BalloonHypervisor,
   LinuxPageSource,
   detect,
+  hex,
   isHeld,
   probeBalloon,
   tryLock,
@@ -56,8 +57,6 @@ interface Plan {
   readonly probe: boolean;
   readonly json: boolean;
 }
-
-const hex = (value: number) => `0x${(value >>> 0).toString(16)}`;
 
 /** The lock that makes one run the balloon's only owner (DESIGN.md, "One owner"). */
 export const DEFAULT_LOCK_FILE = "/run/vmballoon.lock";
