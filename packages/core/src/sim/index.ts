@@ -16,3 +16,22 @@ export type {
 export { EventSchedule, Simulation, runScenario } from "./runner.js";
 export type { RunOptions, RunResult } from "./runner.js";
 export { builtinScenario } from "./builtin.js";
+export { ModernSimGuest } from "./modern-guest.js";
+export type { ModernGuestSpec } from "./modern-guest.js";
+export { ModernSimMonitor } from "./modern-monitor.js";
+export type { ModernMonitorSpec, StartReply } from "./modern-monitor.js";
+export { MODERN_EVENT_ACTIONS, parseModernScenario, validateModernScenario } from "./modern-scenario.js";
+export type { ModernScenario, ModernScenarioEvent } from "./modern-scenario.js";
+export { ModernSimulation, ModernTracingHypervisor, runModernScenario } from "./modern-runner.js";
+export type {
+  DoorbellRecord,
+  MigrateRecord,
+  ModernCommandRecord,
+  ModernCycleRecord,
+  ModernDebugfsRecord,
+  ModernExitRecord,
+  ModernRunOptions,
+  ModernRunResult,
+  ModernTraceRecord,
+  ShrinkRecord,
+} from "./modern-runner.js";

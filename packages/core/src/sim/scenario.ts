@@ -40,12 +40,13 @@ export class ScenarioError extends Error {
   }
 }
 
-type Json = Record<string, unknown>;
+/** A JSON object being checked. */
+export type Json = Record<string, unknown>;
 
 const EVENT_ACTIONS = ["setTarget", "reset", "guestUse", "guestRelease", "refuse", "failNext"] as const;
 const COMMAND_LIST = Object.keys(COMMANDS).join(", ");
 
-function describe(value: unknown): string {
+export function describe(value: unknown): string {
   if (value === undefined) return "nothing";
   if (typeof value === "string") return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
   if (Array.isArray(value)) return "an array";
@@ -55,11 +56,11 @@ function describe(value: unknown): string {
 }
 
 /** The path of `key` inside `field` (the top level has the empty path). */
-function join(field: string, key: string): string {
+export function join(field: string, key: string): string {
   return field ? `${field}.${key}` : key;
 }
 
-function object(value: unknown, field: string): Json {
+export function object(value: unknown, field: string): Json {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     const what = field ? "an object" : "a JSON object at the top level";
     throw new ScenarioError(field, `expected ${what}, got ${describe(value)}`);
@@ -67,7 +68,7 @@ function object(value: unknown, field: string): Json {
   return value as Json;
 }
 
-function onlyKeys(value: Json, field: string, allowed: readonly string[]): void {
+export function onlyKeys(value: Json, field: string, allowed: readonly string[]): void {
   for (const key of Object.keys(value)) {
     if (!allowed.includes(key)) {
       throw new ScenarioError(join(field, key), `unknown key (expected ${allowed.join(", ")})`);
@@ -75,7 +76,7 @@ function onlyKeys(value: Json, field: string, allowed: readonly string[]): void 
   }
 }
 
-function count(value: Json, key: string, field: string, max = Number.MAX_SAFE_INTEGER): number {
+export function count(value: Json, key: string, field: string, max = Number.MAX_SAFE_INTEGER): number {
   const at = join(field, key);
   const v = value[key];
   if (v === undefined) throw new ScenarioError(at, "missing");
@@ -86,7 +87,7 @@ function count(value: Json, key: string, field: string, max = Number.MAX_SAFE_IN
   return v;
 }
 
-function flag(value: Json, key: string, field: string): boolean | undefined {
+export function flag(value: Json, key: string, field: string): boolean | undefined {
   const v = value[key];
   if (v === undefined) return undefined;
   if (typeof v !== "boolean") throw new ScenarioError(join(field, key), `expected true or false, got ${describe(v)}`);
@@ -166,11 +167,14 @@ export function validateScenario(value: unknown): Scenario {
 
 /** Parses and validates a scenario file's text. Throws {@link ScenarioError}. */
 export function parseScenario(text: string): Scenario {
-  let value: unknown;
+  return validateScenario(parseJson(text));
+}
+
+/** A scenario file's text as JSON. Throws {@link ScenarioError}. */
+export function parseJson(text: string): unknown {
   try {
-    value = JSON.parse(text);
+    return JSON.parse(text);
   } catch (error) {
     throw new ScenarioError("", `not valid JSON: ${(error as Error).message}`, { cause: error });
   }
-  return validateScenario(value);
 }
