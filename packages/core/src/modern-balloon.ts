@@ -130,6 +130,8 @@ export interface ModernBalloonSnapshot {
   readonly shrinkTimeout: number;
   /** The statistics, or null before the first debugfs read enables them. */
   readonly stats: ModernBalloonStats | null;
+  /** 2 MB pages in the balloon (each counts 512 frames in `size`). Not part of the trace. */
+  readonly hugePages: number;
 }
 
 export interface ModernBalloonOptions {
@@ -407,6 +409,7 @@ export class ModernBalloon {
       batchMaxPages: this.batchMaxPages,
       shrinkTimeout: this.shrinkTimeout,
       stats: this.stats === null ? null : statsOf(this.stats),
+      hugePages: this.hugePages.length,
     };
   }
 

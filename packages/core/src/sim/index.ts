@@ -15,7 +15,7 @@ export type {
 } from "./trace.js";
 export { EventSchedule, Simulation, runScenario } from "./runner.js";
 export type { RunOptions, RunResult } from "./runner.js";
-export { builtinScenario } from "./builtin.js";
+export { builtinModernScenario, builtinScenario } from "./builtin.js";
 export { ModernSimGuest } from "./modern-guest.js";
 export type { ModernGuestSpec } from "./modern-guest.js";
 export { ModernSimMonitor } from "./modern-monitor.js";

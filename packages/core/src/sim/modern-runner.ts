@@ -89,6 +89,8 @@ export interface ModernRunOptions {
   readonly onRecord?: (record: ModernTraceRecord) => void;
   /** Whether command records are sent to `onRecord` (default true). */
   readonly commands?: boolean;
+  /** Called after each work cycle with the balloon's state (which has more than the trace's record: `hugePages`). */
+  readonly onCycle?: (cycle: number, snapshot: ModernBalloonSnapshot) => void;
 }
 
 /** How a modern scenario ended. */
@@ -311,6 +313,7 @@ export function runModernScenario(scenario: ModernScenario, options: ModernRunOp
     sim.enterCycle(cycle);
     balloon.work();
     emit?.(sim.cycleRecord(cycle));
+    options.onCycle?.(cycle, balloon.snapshot());
   }
 
   const snapshotBefore = balloon.snapshot();
