@@ -23,8 +23,10 @@ export interface ModernGuestSpec extends GuestSpec {
  * hold stale entries of frames a 2 MB allocation took: a frame is free when
  * its bit in {@link freeBits} is set, and the topmost entry of a free frame
  * is always its own (a frame freed again is pushed above any stale entry of
- * it), so an allocation pops until it finds a free frame. When the stack is
- * full of stale entries it is compacted, keeping the order.
+ * it), so an allocation pops until it finds a free frame. A freed 2 MB page
+ * is one entry, a run (`-(block + 1)`) that hands out `p`, `p + 1`, … as its
+ * 512 pushes would; a run is stale once its block is taken again. When the
+ * stack is full of stale entries it is compacted, keeping the order.
  */
 export class ModernSimGuest implements ModernPageSource {
   private stack: Int32Array;
@@ -38,6 +40,10 @@ export class ModernSimGuest implements ModernPageSource {
   private readonly blocks: number;
   /** Every block below this one has a frame in use. */
   private lowestFreeBlock: number;
+  /** Per block: the stack position of its run, or -1. */
+  private readonly runAt: Int32Array;
+  /** Per block: frames of its run already handed out. */
+  private readonly runTaken: Uint16Array;
   private readonly workload: PageStack;
   /** The memory of pages asked for by {@link pageWords} (the batch pages), by index. */
   private readonly memory: Map<number, Uint32Array>;
@@ -58,7 +64,7 @@ export class ModernSimGuest implements ModernPageSource {
     this.sleepReserve = spec.sleepReserve;
     this.huge = spec.huge;
     // Room for some stale entries before a compaction.
-    const stack = new Int32Array(frames + Math.max(1024, frames >>> 4));
+    const stack = new Int32Array(frames + Math.max(1024, frames >>> 6));
     for (let i = 0; i < frames; i++) stack[i] = frames - 1 - i;
     this.stack = stack;
     this.depth = frames;
@@ -69,6 +75,8 @@ export class ModernSimGuest implements ModernPageSource {
     this.blocks = Math.max(0, Math.floor((frames - this.blockOffset) / BLOCK));
     this.blockFree = new Uint16Array(this.blocks).fill(BLOCK);
     this.lowestFreeBlock = 0;
+    this.runAt = new Int32Array(this.blocks).fill(-1);
+    this.runTaken = new Uint16Array(this.blocks);
     this.workload = new PageStack();
     this.memory = new Map();
   }
@@ -92,16 +100,33 @@ export class ModernSimGuest implements ModernPageSource {
     if (block === this.blocks) return EMPTY;
 
     const first = this.blockOffset + block * BLOCK;
-    // 16 words of 32 frames each when the block is word-aligned; else frame by frame.
-    for (let i = first; i < first + BLOCK; i++) this.freeBits[i >>> 5]! &= ~(1 << (i & 31));
+    // 16 words of 32 frames each when the blocks are word-aligned; else frame by frame.
+    if ((this.blockOffset & 31) === 0) this.freeBits.fill(0, first >>> 5, (first >>> 5) + BLOCK / 32);
+    else for (let i = first; i < first + BLOCK; i++) this.freeBits[i >>> 5]! &= ~(1 << (i & 31));
     counts[block] = 0;
+    this.runAt[block] = -1;
     this.freeTotal -= BLOCK;
     this.lowestFreeBlock = block + 1;
     return first;
   }
 
   freeHuge(page: number): void {
-    for (let i = BLOCK - 1; i >= 0; i--) this.push((page | 0) + i);
+    const first = page | 0;
+    if ((this.blockOffset & 31) !== 0) {
+      for (let i = BLOCK - 1; i >= 0; i--) this.push(first + i);
+      return;
+    }
+    if (this.depth === this.stack.length) this.compact();
+    // The block's 512 frames as one run, first frame on top, as 512 pushes
+    // would leave them; 16 whole words of the bitmap; the block's count.
+    const block = (first - this.blockOffset) >>> 9;
+    this.runAt[block] = this.depth;
+    this.runTaken[block] = 0;
+    this.stack[this.depth++] = -(block + 1);
+    this.freeBits.fill(0xffffffff, first >>> 5, (first >>> 5) + BLOCK / 32);
+    this.freeTotal += BLOCK;
+    this.blockFree[block] = BLOCK;
+    if (block < this.lowestFreeBlock) this.lowestFreeBlock = block;
   }
 
   splitHugePage(page: number): Int32Array {
@@ -165,10 +190,11 @@ export class ModernSimGuest implements ModernPageSource {
     const seen = new Set<number>();
     const out: number[] = [];
     for (let at = this.depth - 1; at >= 0; at--) {
-      const index = this.stack[at]!;
-      if (!this.isFree(index) || seen.has(index)) continue;
-      seen.add(index);
-      out.push(this.firstPfn + index);
+      for (const index of this.entryFrames(at)) {
+        if (!this.isFree(index) || seen.has(index)) continue;
+        seen.add(index);
+        out.push(this.firstPfn + index);
+      }
     }
     return out.reverse();
   }
@@ -177,12 +203,46 @@ export class ModernSimGuest implements ModernPageSource {
     return (this.freeBits[index >>> 5]! & (1 << (index & 31))) !== 0;
   }
 
+  /** The frames an entry of the stack stands for, top first (none for a stale run). */
+  private entryFrames(at: number): number[] {
+    const entry = this.stack[at]!;
+    if (entry >= 0) return [entry];
+    const block = -entry - 1;
+    if (this.runAt[block] !== at) return [];
+    const first = this.blockOffset + block * BLOCK;
+    const frames: number[] = [];
+    for (let i = this.runTaken[block]!; i < BLOCK; i++) frames.push(first + i);
+    return frames;
+  }
+
+  /** The next frame of the run on top of the stack, or -1 when the run is stale. */
+  private popRun(entry: number): number {
+    const block = -entry - 1;
+    const at = this.depth - 1;
+    if (this.runAt[block] !== at) {
+      this.depth = at;
+      return -1;
+    }
+    const index = this.blockOffset + block * BLOCK + this.runTaken[block]!;
+    if (++this.runTaken[block]! === BLOCK) {
+      this.depth = at;
+      this.runAt[block] = -1;
+    }
+    return index;
+  }
+
   /** The top free frame (there is one). */
   private pop(): number {
     const stack = this.stack;
     const bits = this.freeBits;
     for (;;) {
-      const index = stack[--this.depth]!;
+      let index = stack[this.depth - 1]!;
+      if (index < 0) {
+        index = this.popRun(index);
+        if (index < 0) continue;
+      } else {
+        this.depth--;
+      }
       const word = bits[index >>> 5]!;
       const bit = 1 << (index & 31);
       if ((word & bit) === 0) continue;
@@ -203,20 +263,30 @@ export class ModernSimGuest implements ModernPageSource {
     if (block < this.blocks && ++this.blockFree[block]! === BLOCK && block < this.lowestFreeBlock) this.lowestFreeBlock = block;
   }
 
-  /** Drops the stale entries, keeping the free frames' order. */
+  /** Drops the stale entries, keeping the free frames' order (a live run stays one entry). */
   private compact(): void {
     const seen = new Uint32Array(this.freeBits.length);
     const stack = this.stack;
-    let kept = this.freeTotal;
-    const out = new Int32Array(kept);
-    for (let at = this.depth - 1; at >= 0 && kept > 0; at--) {
-      const index = stack[at]!;
-      const bit = 1 << (index & 31);
-      if (!this.isFree(index) || (seen[index >>> 5]! & bit) !== 0) continue;
-      seen[index >>> 5]! |= bit;
-      out[--kept] = index;
+    const kept: number[] = [];
+    for (let at = this.depth - 1; at >= 0; at--) {
+      const entry = stack[at]!;
+      if (entry < 0) {
+        if (this.runAt[-entry - 1] !== at) continue;
+        kept.push(entry);
+        // Older entries of the run's frames are stale.
+        for (const index of this.entryFrames(at)) seen[index >>> 5]! |= 1 << (index & 31);
+        continue;
+      }
+      const bit = 1 << (entry & 31);
+      if (!this.isFree(entry) || (seen[entry >>> 5]! & bit) !== 0) continue;
+      seen[entry >>> 5]! |= bit;
+      kept.push(entry);
     }
-    stack.set(out, 0);
-    this.depth = this.freeTotal;
+    this.depth = kept.length;
+    for (let i = 0; i < kept.length; i++) {
+      const entry = kept[kept.length - 1 - i]!;
+      stack[i] = entry;
+      if (entry < 0) this.runAt[-entry - 1] = i;
+    }
   }
 }
