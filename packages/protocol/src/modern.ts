@@ -196,12 +196,13 @@ export function batchEntryLow(pfn: number, status = 0): number {
 
 /** The high 32-bit word of an entry for a frame (up to 2^52 - 1). */
 export function batchEntryHigh(pfn: number): number {
-  return (pfn / 1048576) >>> 0;
+  // A shift for frames of 32 bits (no division on the per-page path).
+  return pfn <= 0xffffffff ? pfn >>> 20 : (pfn / 1048576) >>> 0;
 }
 
 /** The frame number of an entry, from its two words. */
 export function batchEntryPfn(low: number, high: number): number {
-  return high * 1048576 + (low >>> 12);
+  return high === 0 ? low >>> 12 : high * 1048576 + (low >>> 12);
 }
 
 /** The status of an entry, from its low word. */

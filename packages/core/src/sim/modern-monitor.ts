@@ -75,6 +75,10 @@ export class ModernSimMonitor implements ModernHypervisor {
   private readonly locked: Int32Array;
   private lockedCount: number;
   private readonly refused: Map<number, number>;
+  /** Whether {@link refused} has an entry: one load on the per-page path, not a `Map`'s size. */
+  private anyRefused: boolean;
+  /** firstPfn + frames: the first frame past the guest. */
+  private readonly end: number;
   private readonly forcedCount: Float64Array;
   private readonly forcedStatus: Float64Array;
   private forcedPending: number;
@@ -98,6 +102,8 @@ export class ModernSimMonitor implements ModernHypervisor {
     this.locked = new Int32Array(Math.ceil(bits / BLOCK) * WORDS_PER_BLOCK);
     this.lockedCount = 0;
     this.refused = new Map();
+    this.anyRefused = false;
+    this.end = spec.firstPfn + spec.frames;
     this.forcedCount = new Float64Array(MODERN_COMMAND_LAST + 1);
     this.forcedStatus = new Float64Array(MODERN_COMMAND_LAST + 1);
     this.forcedPending = 0;
@@ -141,6 +147,7 @@ export class ModernSimMonitor implements ModernHypervisor {
   refuse(pfn: number, status: number): void {
     if (!this.inGuest(pfn)) return;
     this.refused.set(pfn, status);
+    this.anyRefused = true;
   }
 
   /** `failNext` event: `count` more forced failures of `command`, all returning `status`. */
@@ -220,7 +227,8 @@ export class ModernSimMonitor implements ModernHypervisor {
     if (words === undefined || entries > MAX_ENTRIES) return ERROR_PPN_INVALID;
     for (let i = 0; i < entries; i++) {
       const low = words[i * 2]!;
-      const frame = words[i * 2 + 1]! * 1048576 + (low >>> 12);
+      const high = words[i * 2 + 1]!;
+      const frame = high === 0 ? low >>> 12 : high * 1048576 + (low >>> 12);
       let status: number;
       if (command === BATCHED_LOCK) status = this.lock(frame);
       else if (command === BATCHED_UNLOCK) status = this.unlock(frame);
@@ -237,8 +245,8 @@ export class ModernSimMonitor implements ModernHypervisor {
 
   /** Rule 7: a 4 KB frame. */
   private lock(pfn: number): number {
-    if (!this.inGuest(pfn)) return ERROR_PPN_INVALID;
-    if (this.refused.size !== 0) {
+    if (pfn < this.firstPfn || pfn >= this.end) return ERROR_PPN_INVALID;
+    if (this.anyRefused) {
       const refused = this.refused.get(pfn);
       if (refused !== undefined) return refused;
     }
@@ -255,7 +263,7 @@ export class ModernSimMonitor implements ModernHypervisor {
 
   /** Rule 8: a 4 KB frame. */
   private unlock(pfn: number): number {
-    if (!this.inGuest(pfn)) return ERROR_PPN_UNLOCKED;
+    if (pfn < this.firstPfn || pfn >= this.end) return ERROR_PPN_UNLOCKED;
     const bit = pfn - this.base;
     const word = bit >>> 5;
     const mask = 1 << (bit & 31);
@@ -274,7 +282,7 @@ export class ModernSimMonitor implements ModernHypervisor {
   /** Rule 10, BATCHED_2M_LOCK: a 512-frame block. */
   private lock2m(pfn: number): number {
     if (!this.blockInGuest(pfn)) return ERROR_PPN_INVALID;
-    if (this.refused.size !== 0) {
+    if (this.anyRefused) {
       for (let frame = pfn; frame < pfn + BLOCK; frame++) {
         const refused = this.refused.get(frame);
         if (refused !== undefined) return refused;
