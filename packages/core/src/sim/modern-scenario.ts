@@ -9,7 +9,7 @@ import {
 } from "@vmballoon/protocol";
 import type { ModernGuestSpec } from "./modern-guest.js";
 import type { StartReply } from "./modern-monitor.js";
-import { ScenarioError, count, describe, flag, join, object, onlyKeys, parseJson, type Json } from "./scenario.js";
+import { ScenarioError, commonEvent, count, describe, failNextAction, flag, join, object, onlyKeys, parseJson, refuseAction, type Json } from "./scenario.js";
 
 /** One event of a modern scenario: applied just before its cycle runs. */
 export interface ModernScenarioEvent {
@@ -112,46 +112,21 @@ function guest(value: unknown): ModernGuestSpec {
 }
 
 function event(value: unknown, field: string, cycles: number): ModernScenarioEvent {
-  const e = object(value, field);
-  onlyKeys(e, field, ["cycle", ...MODERN_EVENT_ACTIONS]);
-  const cycle = count(e, "cycle", field);
-  if (cycle > cycles) throw new ScenarioError(`${field}.cycle`, `cycle ${cycle} is past the scenario's last cycle (${cycles})`);
-  if (!MODERN_EVENT_ACTIONS.some((key) => key in e)) {
-    throw new ScenarioError(field, `no action (expected one of ${MODERN_EVENT_ACTIONS.join(", ")})`);
-  }
-  const out: { -readonly [K in keyof ModernScenarioEvent]: ModernScenarioEvent[K] } = { cycle };
-  if ("setTarget" in e) out.setTarget = count(e, "setTarget", field);
-  for (const key of ["reset", "huge", "doorbell", "debugfs"] as const) {
+  const { e, out: common } = commonEvent(value, field, cycles, MODERN_EVENT_ACTIONS);
+  const out: { -readonly [K in keyof ModernScenarioEvent]: ModernScenarioEvent[K] } = common;
+  for (const key of ["huge", "doorbell", "debugfs"] as const) {
     const value = flag(e, key, field);
     if (value !== undefined) out[key] = value;
   }
-  if ("guestUse" in e) out.guestUse = count(e, "guestUse", field);
-  if ("guestRelease" in e) out.guestRelease = count(e, "guestRelease", field);
   if ("refuse" in e) {
-    const at = `${field}.refuse`;
-    const r = object(e.refuse, at);
-    onlyKeys(r, at, ["pfn", "status"]);
-    const pfn = count(r, "pfn", at);
-    const status = count(r, "status", at);
-    if (status === 0 || !fitsBatchStatus(status)) {
-      throw new ScenarioError(`${at}.status`, `${status} is not a refusal that fits a batch entry's 5-bit status (1 to 31)`);
-    }
-    out.refuse = { pfn, status };
+    out.refuse = refuseAction(e, field, (status, at) => {
+      if (status === 0 || !fitsBatchStatus(status)) throw new ScenarioError(at, `${status} is not a refusal that fits a batch entry's 5-bit status (1 to 31)`);
+    });
   }
   if ("failNext" in e) {
-    const at = `${field}.failNext`;
-    const f = object(e.failNext, at);
-    onlyKeys(f, at, ["cmd", "count", "status"]);
-    const cmd = f.cmd;
-    if (cmd === undefined) throw new ScenarioError(`${at}.cmd`, "missing");
-    if (typeof cmd !== "string" || modernCommandNumber(cmd) === undefined) {
-      throw new ScenarioError(`${at}.cmd`, `unknown command ${describe(cmd)} (expected ${COMMAND_LIST})`);
-    }
-    const status = count(f, "status", at, 0xffffffff);
-    if (status === 0 || status === SUCCESS_WITH_CAPABILITIES) {
-      throw new ScenarioError(`${at}.status`, `${status} is a success, not a failure`);
-    }
-    out.failNext = { cmd: cmd as ModernCommandName, count: count(f, "count", at), status };
+    out.failNext = failNextAction<ModernCommandName>(e, field, modernCommandNumber, COMMAND_LIST, (status, at) => {
+      if (status === 0 || status === SUCCESS_WITH_CAPABILITIES) throw new ScenarioError(at, `${status} is a success, not a failure`);
+    });
   }
   if ("migrate" in e) out.migrate = count(e, "migrate", field);
   if ("shrink" in e) {
@@ -159,7 +134,7 @@ function event(value: unknown, field: string, cycles: number): ModernScenarioEve
     if (n === 0) throw new ScenarioError(join(field, "shrink"), "expected at least 1 object to scan, got 0");
     out.shrink = n;
   }
-  if (out.debugfs === true && cycle === 0) {
+  if (out.debugfs === true && out.cycle === 0) {
     throw new ScenarioError(`${field}.debugfs`, "cycle 0 is before the load: the debugfs file exists from cycle 1");
   }
   return out;
