@@ -217,6 +217,7 @@ export class ModernBalloon {
   private readonly hugePages: PageStack;
   private vmciDoorbell: DoorbellHandle | null;
   private readonly ctl: BalloonControl;
+  private migrationUnlocked: boolean;
 
   constructor(hypervisor: ModernHypervisor, pageSource: ModernPageSource, options: ModernBalloonOptions = {}) {
     this.hypervisor = hypervisor;
@@ -241,7 +242,7 @@ export class ModernBalloon {
     this.hugePages = new PageStack();
     this.vmciDoorbell = null;
     this.ctl = new BalloonControl();
-    this.lastMigrationUnlocked = false;
+    this.migrationUnlocked = false;
   }
 
   /** `vmballoon_init`: sends nothing; the first work cycle resets. */
@@ -340,10 +341,10 @@ export class ModernBalloon {
     status = this.lockOp(1, PAGE_4K, DEFLATE);
     if (status === SUCCESS) status = this.statusPage(0);
     if (status !== SUCCESS) {
-      this.lastMigrationUnlocked = false;
+      this.migrationUnlocked = false;
       return EBUSY;
     }
-    this.lastMigrationUnlocked = true;
+    this.migrationUnlocked = true;
 
     this.addPage(0, newPage);
     status = this.lockOp(1, PAGE_4K, INFLATE);
@@ -358,8 +359,14 @@ export class ModernBalloon {
     return 0;
   }
 
-  /** Whether the last {@link migratePage} got past its UNLOCK (its -EBUSY then frees both pages). */
-  lastMigrationUnlocked: boolean;
+  /**
+   * Whether the last {@link migratePage} got past its UNLOCK: its -EBUSY
+   * then leaves both pages to the caller (in the kernel, the driver has
+   * already deleted the old page from the balloon).
+   */
+  get lastMigrationUnlocked(): boolean {
+    return this.migrationUnlocked;
+  }
 
   /**
    * `vmballoon_debug_show`: the debugfs numbers. Reading them enables the
