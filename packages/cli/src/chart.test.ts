@@ -34,4 +34,18 @@ describe("renderChart", () => {
     // Rows: 2 runs at the top, 1 in each of the other three; the legend: 2.
     expect(calls.filter((name) => name !== "dim")).toHaveLength(2 + 3 + 2);
   });
+
+  it("paints the part of the balloon in 2 MB pages green and the rest cyan, with a legend that says so", () => {
+    const style = (name: string, text: string) => `<${name}>${text}</>`;
+    // Half of each bar in 2 MB pages: the bottom rows of the full bars are green, their top rows cyan.
+    const huge = series.size.map((size) => size / 2);
+    const lines = renderChart({ ...series, huge }, { width: 10, height: 4, style }).split("\n");
+    expect(lines[0]).toBe("<dim>800</> ┤<yellow>────</><cyan>███   </>");
+    expect(lines[2]).toBe("<dim>   </> ┤<cyan>   █</><green>███</><cyan>█  </>");
+    expect(lines[3]).toBe("<dim>  0</> ┤<cyan> ▄█</><green>█████</><cyan>█ </>");
+    expect(lines[6]).toBe("     <green>█</> in 2 MB pages   <cyan>█</> in 4 KB pages   <yellow>─</> target (4 KB frames)");
+    // The same drawing as without the series, once the paint is taken off (but the legend).
+    const plain = (text: string) => text.replace(/<\w+>|<\/>/g, "").split("\n");
+    expect(plain(renderChart({ ...series, huge }, { width: 10, height: 4, style })).slice(0, 6)).toEqual(plain(renderChart(series, { width: 10, height: 4 })).slice(0, 6));
+  });
 });

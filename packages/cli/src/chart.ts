@@ -2,13 +2,19 @@
 export interface ChartSeries {
   readonly size: ArrayLike<number>;
   readonly target: ArrayLike<number>;
+  /**
+   * The part of `size` held in 2 MB pages (today's driver), in the same
+   * unit: rows it fills are drawn in green, the rest of the bar (4 KB pages)
+   * in cyan.
+   */
+  readonly huge?: ArrayLike<number> | undefined;
 }
 
 export interface ChartOptions {
   readonly width?: number;
   readonly height?: number;
   /** Colours the bars and the line (ANSI), for a terminal. */
-  readonly style?: (style: "cyan" | "yellow" | "dim", text: string) => string;
+  readonly style?: (style: "cyan" | "green" | "yellow" | "dim", text: string) => string;
 }
 
 const EIGHTHS = [" ", "▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"];
@@ -31,10 +37,12 @@ export function renderChart(series: ChartSeries, options: ChartOptions = {}): st
 
   const size: number[] = [];
   const target: number[] = [];
+  const huge: number[] = [];
   for (let column = 0; column < width; column++) {
     const last = Math.min(cycles - 1, Math.floor(((column + 1) * cycles) / width) - 1);
     size.push(series.size[last]!);
     target.push(series.target[last]!);
+    huge.push(series.huge?.[last] ?? 0);
   }
   const top = Math.max(1, ...size, ...target);
   const label = formatPages(top);
@@ -45,12 +53,14 @@ export function renderChart(series: ChartSeries, options: ChartOptions = {}): st
     // Cells of one colour in a row are painted together: one escape pair a run, not a cell.
     let line = "";
     let run = "";
-    let runStyle: "cyan" | "yellow" = "cyan";
+    let runStyle: "cyan" | "green" | "yellow" = "cyan";
     for (let column = 0; column < width; column++) {
       const targetRow = Math.min(height - 1, Math.floor((target[column]! / top) * height - 1e-9));
       const eighths = Math.round((size[column]! / top) * height * 8) - row * 8;
       const onTarget = target[column]! > 0 && targetRow === row && eighths < 8;
-      const style = onTarget ? "yellow" : "cyan";
+      // A cell wholly within the 2 MB pages' part of the bar.
+      const inHuge = Math.round((huge[column]! / top) * height * 8) - row * 8 >= Math.min(8, eighths) && eighths > 0;
+      const style = onTarget ? "yellow" : inHuge ? "green" : "cyan";
       if (style !== runStyle && run !== "") {
         line += paint(runStyle, run);
         run = "";
@@ -65,6 +75,9 @@ export function renderChart(series: ChartSeries, options: ChartOptions = {}): st
   rows.push(`${" ".repeat(pad)} └${"─".repeat(width)}`);
   const span = `cycle 1${" ".repeat(Math.max(1, width - 7 - String(cycles).length - 6))}cycle ${cycles}`;
   rows.push(`${" ".repeat(pad + 2)}${span}`);
-  rows.push(`${" ".repeat(pad + 2)}${paint("cyan", "█")} balloon size   ${paint("yellow", "─")} target (pages)`);
+  const legend = series.huge
+    ? `${paint("green", "█")} in 2 MB pages   ${paint("cyan", "█")} in 4 KB pages   ${paint("yellow", "─")} target (4 KB frames)`
+    : `${paint("cyan", "█")} balloon size   ${paint("yellow", "─")} target (pages)`;
+  rows.push(`${" ".repeat(pad + 2)}${legend}`);
   return `${rows.join("\n")}\n`;
 }

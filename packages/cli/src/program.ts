@@ -17,12 +17,14 @@ export function program() {
 
   cli
     .command("simulate", "Run the balloon against the reference guest and monitor (a built-in scenario by default)")
+    .option("--driver <driver>", "seed (vmw_balloon 1.2.1.3-k, the default) or modern (today's Linux driver: capabilities, batches, 2 MB pages)")
     .option("--scenario <file>", "Scenario file (JSON, as in SIMULATION.md)")
     .option("--trace <file>", "Write the trace as JSON Lines to this file ('-' for stdout)")
     .option("--json", "Print one JSON summary and nothing else on stdout")
     .option("--report <file>", "Write the report of the run, one HTML page with its charts ('-' for stdout)")
     .example(`  $ ${NAME} simulate --scenario churn.json --trace churn.jsonl`)
     .example(`  $ ${NAME} simulate --report report.html`)
+    .example(`  $ ${NAME} simulate --driver modern --scenario batched.json --json`)
     .action(async (options) => (await import("./commands/simulate.js")).simulate(options));
 
   cli

@@ -9,15 +9,13 @@
 // scenario alone). This machine's speed wanders from run to run, so each side
 // runs several times, the two sides in turns: best and median are printed.
 // Prints figures; asserts nothing.
-import { execFileSync, spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runScenario, validateScenario } from "../dist/sim/index.js";
+import { RUNS, best, buildC, measure, median, ms, perOp } from "./measure.mjs";
 import { churnScenario } from "./scenarios.mjs";
-
-const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const scenario = validateScenario(churnScenario());
 
 if (process.argv[2] === "once") {
@@ -29,49 +27,13 @@ if (process.argv[2] === "once") {
   process.exit(0);
 }
 
-/**
- * One fresh process: it prints {ops, ns}, or the CLI's JSON summary (ops
- * from its counters, no inside time); the whole process's wall time is added.
- */
-function once(command, args) {
-  const begin = process.hrtime.bigint();
-  const out = execFileSync(command, args, { encoding: "utf8", maxBuffer: 2 ** 26 });
-  const wall = Number(process.hrtime.bigint() - begin);
-  const printed = JSON.parse(out);
-  if (printed.final === undefined) return { ...printed, wall };
-  return { ops: printed.final.stats.lock + printed.final.stats.unlock, ns: undefined, wall };
-}
-
-/**
- * RUNS fresh processes of each side, taken in turns (ours, the C, ours, …),
- * so that both sides see the same quiet and noisy spells of this machine.
- */
-function measure(sides) {
-  const runs = sides.map(() => []);
-  for (let i = 0; i < RUNS; i++) sides.forEach(([command, args], side) => runs[side].push(once(command, args)));
-  return runs;
-}
-
-const best = (values) => Math.min(...values);
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
-const ms = (ns) => `${(ns / 1e6).toFixed(0)} ms`;
-const perOp = (ns, ops) => `${(ns / ops).toFixed(1)} ns/op`;
-
-/** The seed's vmw_balloon.c with its #includes and inline-asm backdoor replaced, built with the model. */
+/** The seed's vmw_balloon.c with its inline-asm backdoor replaced by the model's. */
 function buildSeed() {
-  const cc = spawnSync("gcc", ["--version"]);
-  if (cc.status !== 0) return undefined;
-  const here = new URL("./seed/", import.meta.url);
-  const dir = mkdtempSync(join(tmpdir(), "vmballoon-seed-"));
-  let seed = readFileSync(new URL("../../../__fixtures__/seed/vmw_balloon.c", import.meta.url), "utf8");
-  seed = seed.replace(/^#include <[^>]+>\n/gm, "");
-  const start = seed.indexOf("#define VMWARE_BALLOON_CMD(cmd, data, result)");
-  const end = seed.indexOf("})", start) + 2;
-  seed = `${seed.slice(0, start)}#define VMWARE_BALLOON_CMD(cmd, data, result) model_command(VMW_BALLOON_CMD_##cmd, (data), &(result))${seed.slice(end)}`;
-  writeFileSync(join(dir, "vmw_balloon.c"), seed);
-  for (const file of ["kernel.h", "model.c"]) copyFileSync(fileURLToPath(new URL(file, here)), join(dir, file));
-  execFileSync("gcc", ["-O2", "-w", "-o", join(dir, "model"), join(dir, "model.c")]);
-  return join(dir, "model");
+  return buildC("seed", "vmw_balloon.c", (seed) => {
+    const start = seed.indexOf("#define VMWARE_BALLOON_CMD(cmd, data, result)");
+    const end = seed.indexOf("})", start) + 2;
+    return `${seed.slice(0, start)}#define VMWARE_BALLOON_CMD(cmd, data, result) model_command(VMW_BALLOON_CMD_##cmd, (data), &(result))${seed.slice(end)}`;
+  });
 }
 
 const { guest } = scenario;

@@ -64,6 +64,23 @@ export class PageStack {
     this.fill = CHUNK;
   }
 
+  /**
+   * Removes the entry `page` nearest the top (the seed's engine never calls
+   * it; today's driver's migration takes one page out of the middle of its
+   * list). False when there is none. Costs O(length).
+   */
+  remove(page: number): boolean {
+    const value = page >>> 0;
+    const last = this.length - 1;
+    for (let at = last; at >= 0; at--) {
+      if (this.chunks[at >>> 16]![at & (CHUNK - 1)] !== value) continue;
+      for (let i = at; i < last; i++) this.chunks[i >>> 16]![i & (CHUNK - 1)] = this.chunks[(i + 1) >>> 16]![(i + 1) & (CHUNK - 1)]!;
+      this.pop();
+      return true;
+    }
+    return false;
+  }
+
   /** A copy of the stack, bottom first. */
   toArray(): Uint32Array {
     const out = new Uint32Array(this.length);

@@ -50,3 +50,57 @@ export interface PageSource {
   /** The guest's total pages (`si_meminfo`'s `totalram`), the limit sent with GET_TARGET. */
   totalPages(): number;
 }
+
+// ---------------------------------------------------------------------------
+// Today's driver (ModernBalloon): the same two ports, grown as far as it needs
+// ---------------------------------------------------------------------------
+
+/**
+ * What the hypervisor answered to one command of today's driver: EAX, EBX,
+ * and ECX, where START's answer carries the host's capabilities.
+ */
+export interface ModernHypervisorReply extends HypervisorReply {
+  /** ECX after the command: the capabilities granted, for START; otherwise unused. */
+  ecx: number;
+}
+
+/**
+ * The way to the monitor of today's driver: one backdoor command with two
+ * arguments (EBX and ESI), synchronous. Batched commands pass the frame of
+ * the batch page and the number of entries; the host reads and writes that
+ * page (see {@link ModernPageSource.pageWords}).
+ *
+ * As with {@link Hypervisor}, an implementation may return the same reply
+ * object every time.
+ */
+export interface ModernHypervisor {
+  call(command: number, argument: number, argument2: number): ModernHypervisorReply;
+}
+
+/**
+ * Guest memory for today's driver: {@link PageSource}'s 4 KB pages
+ * (`ALLOC.NOSLEEP` is `balloon_page_alloc`, `__GFP_NORETRY`; `ALLOC.CANSLEEP`
+ * is the batch page's `GFP_KERNEL`), and 2 MB pages, which a page source may
+ * always refuse (the driver then goes on with 4 KB pages).
+ *
+ * Handles are as {@link PageSource}'s: 32 bits, never {@link NO_PAGE}. A 2 MB
+ * page has one handle; {@link splitHugePage} turns it into 512 4 KB ones.
+ * Frame numbers may exceed 32 bits (up to 2^52 - 1).
+ */
+export interface ModernPageSource extends PageSource {
+  /** One 2 MB page (order 9, no reclaim), or {@link NO_PAGE}. */
+  allocateHuge(): number;
+  /** Give a 2 MB page back, whole (`__free_pages(page, 9)`). */
+  freeHuge(page: number): void;
+  /**
+   * `split_page(page, 9)`: the 512 4 KB pages of a 2 MB page, first frame
+   * first; each is then freed with {@link PageSource.free}.
+   */
+  splitHugePage(page: number): ArrayLike<number>;
+  /**
+   * The memory of a 4 KB page as 1024 32-bit words, zeroed when first asked
+   * for after its allocation (`__GFP_ZERO`): the batch page, which the driver
+   * writes and the host reads and writes.
+   */
+  pageWords(page: number): Uint32Array;
+}

@@ -1,10 +1,14 @@
 import { describe, expect, it } from "vitest";
 import {
   BACKDOOR_SLOT,
+  BACKDOOR_SLOT_64,
+  BACKDOOR_SLOT_64_OFFSET,
   BACKDOOR_SLOT_OFFSET,
   HARMLESS_SLOT,
+  HARMLESS_SLOT_64,
   IN_EAX_DX,
   backdoorCode,
+  backdoorCode64,
   cpuidCode,
 } from "./machine-code.js";
 
@@ -23,6 +27,7 @@ describe("the trampolines' machine code", () => {
   it.each([
     ["cpuid", cpuidCode(block)],
     ["backdoor", backdoorCode({ magic: 0x456c6d6f, port: 0x5670, block })],
+    ["today's driver's backdoor", backdoorCode64({ magic: 0x456c6d6f, port: 0x5670, block })],
   ])("%s saves RBX first and restores it just before returning", (_name, code) => {
     expect(code[0]).toBe(0x53); // push rbx
     expect([...code.slice(-2)]).toEqual([0x5b, 0xc3]); // pop rbx; ret
@@ -32,6 +37,7 @@ describe("the trampolines' machine code", () => {
   it.each([
     ["cpuid", cpuidCode(block)],
     ["backdoor", backdoorCode({ magic: 0x456c6d6f, port: 0x5670, block })],
+    ["today's driver's backdoor", backdoorCode64({ magic: 0x456c6d6f, port: 0x5670, block })],
   ])("%s bakes in the register block's address as movabs r8", (_name, code) => {
     expect(indexOfBytes(code, [0x49, 0xb8, ...blockBytes])).toBeGreaterThan(0);
   });
@@ -59,5 +65,25 @@ describe("the trampolines' machine code", () => {
   it("refuses an address that is not one", () => {
     expect(() => cpuidCode(-1)).toThrow(RangeError);
     expect(() => backdoorCode({ magic: 1, port: 1, block: 2 ** 60 })).toThrow(RangeError);
+  });
+
+  it("today's driver's: RSI takes the second argument before EDX takes the port, then `in eax, dx`; its test build differs in the slot only", () => {
+    const real = backdoorCode64({ magic: 0x456c6d6f, port: 0x5670, block });
+    const test = backdoorCode64({ magic: 0x456c6d6f, port: 0x5670, block, harmless: true });
+    expect([...real.slice(BACKDOOR_SLOT_64_OFFSET, BACKDOOR_SLOT_64_OFFSET + 6)]).toEqual(BACKDOOR_SLOT_64);
+    expect(real.filter((byte) => byte === IN_EAX_DX).length).toBe(1);
+    const movRsiRdx = indexOfBytes(real, [0x48, 0x89, 0xd6]);
+    const movEdxPort = indexOfBytes(real, [0xba, 0x70, 0x56, 0x00, 0x00]);
+    expect(movRsiRdx).toBeGreaterThan(0);
+    expect(movRsiRdx).toBeLessThan(movEdxPort);
+    expect(movEdxPort).toBeLessThan(BACKDOOR_SLOT_64_OFFSET);
+    // RCX and RSI are stored, 8 bytes each, after the slot.
+    expect(indexOfBytes(real, [0x49, 0x89, 0x48, 0x10])).toBeGreaterThan(BACKDOOR_SLOT_64_OFFSET);
+    expect(indexOfBytes(real, [0x49, 0x89, 0x70, 0x20])).toBeGreaterThan(BACKDOOR_SLOT_64_OFFSET);
+    const differing = [...real.keys()].filter((i) => real[i] !== test[i]);
+    expect(Math.min(...differing)).toBeGreaterThanOrEqual(BACKDOOR_SLOT_64_OFFSET);
+    expect(Math.max(...differing)).toBeLessThan(BACKDOOR_SLOT_64_OFFSET + 6);
+    expect([...test.slice(BACKDOOR_SLOT_64_OFFSET, BACKDOOR_SLOT_64_OFFSET + 6)]).toEqual(HARMLESS_SLOT_64);
+    expect(test.includes(IN_EAX_DX)).toBe(false);
   });
 });

@@ -101,3 +101,50 @@ export function backdoorCode(options: BackdoorCodeOptions): Uint8Array {
   ]);
   return code;
 }
+
+/**
+ * The four-byte slots of {@link backdoorCode} are too short for 64-bit
+ * exchanges: today's driver's trampoline has six bytes there, `in eax, dx`
+ * and five NOPs.
+ */
+export const BACKDOOR_SLOT_64: readonly number[] = [IN_EAX_DX, 0x90, 0x90, 0x90, 0x90, 0x90];
+
+/**
+ * The test build of {@link backdoorCode64}'s slot: `xchg rax, rbx; xchg rcx,
+ * rdx; nop`, whole 64-bit registers, so that a 64-bit argument shows whole.
+ */
+export const HARMLESS_SLOT_64: readonly number[] = [0x48, 0x93, 0x48, 0x87, 0xca, 0x90];
+
+/** Byte offset of the slot in {@link backdoorCode64}'s output. */
+export const BACKDOOR_SLOT_64_OFFSET = 19;
+
+/** Size in bytes of the register block {@link backdoorCode64} writes (RAX, RBX, RCX, RDX, RSI). */
+export const REGISTER_BLOCK_64_SIZE = 40;
+
+/**
+ * `uint32_t call(uint32_t command, uint64_t argument, uint64_t argument2)`:
+ * today's driver's `__vmballoon_cmd` — EAX = magic, RBX = argument, ECX =
+ * command, EDX = port, RSI = argument2, `in eax, dx` — then returns EAX (the
+ * status) and stores RAX, RBX (the result, 64-bit for 64-bit targets), RCX
+ * (START's capabilities), RDX and RSI at `block`, 8 bytes each.
+ */
+export function backdoorCode64(options: BackdoorCodeOptions): Uint8Array {
+  const slot = options.harmless ? HARMLESS_SLOT_64 : BACKDOOR_SLOT_64;
+  return Uint8Array.from([
+    0x53, // push rbx
+    0x89, 0xf9, // mov ecx, edi   (command)
+    0x48, 0x89, 0xf3, // mov rbx, rsi   (argument)
+    0x48, 0x89, 0xd6, // mov rsi, rdx   (argument2, before EDX takes the port)
+    0xb8, ...u32(options.magic), // mov eax, magic
+    0xba, ...u32(options.port), // mov edx, port
+    ...slot, // in eax, dx  (or the harmless instructions)
+    0x49, 0xb8, ...u64(options.block), // movabs r8, block
+    0x49, 0x89, 0x00, // mov [r8], rax
+    0x49, 0x89, 0x58, 0x08, // mov [r8+8], rbx
+    0x49, 0x89, 0x48, 0x10, // mov [r8+16], rcx
+    0x49, 0x89, 0x50, 0x18, // mov [r8+24], rdx
+    0x49, 0x89, 0x70, 0x20, // mov [r8+32], rsi
+    0x5b, // pop rbx
+    0xc3, // ret
+  ]);
+}

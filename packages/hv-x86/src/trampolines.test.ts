@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { BACKDOOR_MAGIC, BACKDOOR_PORT, COMMANDS, HV_MAGIC, HV_PORT } from "@vmballoon/protocol";
-import { BACKDOOR, BALLOON, backdoorCall, codePage, cpuid } from "./trampolines.js";
+import { BACKDOOR_MAGIC, BACKDOOR_PORT, COMMANDS, HV_MAGIC, HV_PORT, MODERN_COMMANDS } from "@vmballoon/protocol";
+import { BACKDOOR, BALLOON, backdoorCall, backdoorCall64, codePage, cpuid, register64 } from "./trampolines.js";
 import { seedFastCheck } from "../../../test-support/fast-check-seed.mjs";
 
 seedFastCheck();
@@ -90,6 +90,61 @@ describe.skipIf(!linuxX64)("the backdoor trampoline, test build (the IN replaced
   it("caches one trampoline per port, magic and build", () => {
     expect(backdoorCall({ ...BALLOON, harmless: true })).toBe(backdoorCall({ ...BALLOON, harmless: true }));
     expect(backdoorCall({ ...BALLOON, harmless: true })).not.toBe(backdoorCall({ ...BACKDOOR, harmless: true }));
+  });
+});
+
+describe.skipIf(!linuxX64)("today's driver's backdoor trampoline, test build (the IN replaced by xchg rax,rbx; xchg rcx,rdx)", () => {
+  it("passes the second argument in RSI and gives back RCX: magic to EAX, argument to RBX, command to ECX, port to EDX", () => {
+    const { call, registers } = backdoorCall64({ ...BALLOON, harmless: true });
+    const status = call(MODERN_COMMANDS.BATCHED_LOCK, 0x1234, 512);
+    // After the exchanges: RAX had the argument, RBX the magic, RCX the port, RDX the command; RSI kept argument2.
+    expect(status).toBe(0x1234);
+    expect([register64(registers, "rax"), register64(registers, "rbx"), register64(registers, "rcx"), register64(registers, "rdx"), register64(registers, "rsi")]).toEqual([
+      0x1234,
+      HV_MAGIC,
+      HV_PORT,
+      MODERN_COMMANDS.BATCHED_LOCK,
+      512,
+    ]);
+  });
+
+  it("carries 64-bit arguments whole (frames and targets above 2^32), call after call", () => {
+    const { call, registers } = backdoorCall64({ ...BALLOON, harmless: true });
+    const big = fc.oneof(fc.nat({ max: 0xffff_ffff }), fc.integer({ min: 2 ** 32, max: Number.MAX_SAFE_INTEGER }));
+    fc.assert(
+      fc.property(fc.nat({ max: 0xffff_ffff }), big, big, (command, argument, argument2) => {
+        expect(call(command, argument, argument2)).toBe(argument % 2 ** 32);
+        expect(register64(registers, "rax")).toBe(argument);
+        expect(register64(registers, "rbx")).toBe(HV_MAGIC);
+        expect(register64(registers, "rcx")).toBe(HV_PORT);
+        expect(register64(registers, "rdx")).toBe(command);
+        expect(register64(registers, "rsi")).toBe(argument2);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("leaves RBX (callee-saved) as the caller had it", () => {
+    const { address } = backdoorCall64({ ...BALLOON, harmless: true });
+    const caller = Uint8Array.from([
+      0x53, // push rbx
+      0x48, 0xbb, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, // movabs rbx, 0x1122334455667788
+      0xbf, 0x06, 0x00, 0x00, 0x00, // mov edi, 6 (command)
+      0xbe, 0x39, 0x30, 0x00, 0x00, // mov esi, 12345 (argument)
+      0xba, 0x00, 0x02, 0x00, 0x00, // mov edx, 512 (argument2)
+      0x48, 0xb8, ...new Uint8Array(new BigUint64Array([BigInt(address)]).buffer), // movabs rax, trampoline
+      0xff, 0xd0, // call rax
+      0x48, 0x89, 0xd8, // mov rax, rbx
+      0x5b, // pop rbx
+      0xc3, // ret
+    ]);
+    const { fn } = codePage<() => bigint | number>(caller, "uint64_t vmballoon_test_rbx_caller64(void)");
+    expect(BigInt(fn())).toBe(0x1122334455667788n);
+  });
+
+  it("caches one trampoline per port, magic and build, apart from the seed's", () => {
+    expect(backdoorCall64({ ...BALLOON, harmless: true })).toBe(backdoorCall64({ ...BALLOON, harmless: true }));
+    expect(backdoorCall64({ ...BALLOON, harmless: true }).address).not.toBe(backdoorCall({ ...BALLOON, harmless: true }).address);
   });
 });
 

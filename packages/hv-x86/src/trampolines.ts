@@ -5,7 +5,7 @@
  * page, read from JavaScript through a koffi view.
  */
 import { BACKDOOR_MAGIC, BACKDOOR_PORT, HV_MAGIC, HV_PORT } from "@vmballoon/protocol";
-import { REGISTER_BLOCK_SIZE, backdoorCode, cpuidCode } from "./machine-code.js";
+import { REGISTER_BLOCK_64_SIZE, REGISTER_BLOCK_SIZE, backdoorCode, backdoorCode64, cpuidCode } from "./machine-code.js";
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE, lastError, native } from "./native.js";
 
 const PAGE = 4096;
@@ -53,12 +53,12 @@ export function codePage<F>(code: Uint8Array, prototype: string): { fn: F; addre
 
 let blocks: { address: number; view: ArrayBuffer; used: number } | undefined;
 
-/** A fresh 16-byte register block. */
-function registerBlock(): { address: number; registers: Uint32Array } {
-  if (blocks === undefined || blocks.used + REGISTER_BLOCK_SIZE > PAGE) blocks = { ...dataPage(), used: 0 };
+/** A fresh register block of `size` bytes (16 by default: four 32-bit registers). */
+function registerBlock(size = REGISTER_BLOCK_SIZE): { address: number; registers: Uint32Array } {
+  if (blocks === undefined || blocks.used + size > PAGE) blocks = { ...dataPage(), used: 0 };
   const offset = blocks.used;
-  blocks.used += REGISTER_BLOCK_SIZE;
-  return { address: blocks.address + offset, registers: new Uint32Array(blocks.view, offset, 4) };
+  blocks.used += size;
+  return { address: blocks.address + offset, registers: new Uint32Array(blocks.view, offset, size / 4) };
 }
 
 type CpuidFunction = (leaf: number, subleaf: number) => number;
@@ -120,6 +120,52 @@ export function backdoorCall(options: BackdoorCallOptions): BackdoorCall {
     );
     trampoline = { call, registers, address: codeAddress };
     backdoors.set(key, trampoline);
+  }
+  return trampoline;
+}
+
+/**
+ * One command of today's driver: `call(command, argument, argument2)`
+ * returns EAX (the status); `registers` then holds RAX, RBX (the result),
+ * RCX (START's capabilities), RDX and RSI, each as two 32-bit words, low
+ * first ({@link register64} reads one).
+ */
+export interface BackdoorCall64 {
+  readonly call: (command: number, argument: number, argument2: number) => number;
+  readonly registers: Uint32Array;
+  /** Where the code is. */
+  readonly address: number;
+}
+
+/** Index of each register of {@link BackdoorCall64.registers}, in 64-bit words. */
+export const REGISTER_64 = { rax: 0, rbx: 1, rcx: 2, rdx: 3, rsi: 4 } as const;
+
+/** A 64-bit register of a {@link BackdoorCall64}'s block as a number (exact up to 2^53). */
+export function register64(registers: Uint32Array, register: keyof typeof REGISTER_64): number {
+  const at = REGISTER_64[register] * 2;
+  return registers[at + 1]! * 4294967296 + registers[at]!;
+}
+
+const backdoors64 = new Map<string, BackdoorCall64>();
+
+/**
+ * The trampoline of today's driver for the backdoor on `port` with `magic`,
+ * cached: a second argument in RSI, 64-bit arguments, and ECX back (START's
+ * answer). The same rules as {@link backdoorCall}: the real one executes `in
+ * eax, dx`.
+ */
+export function backdoorCall64(options: BackdoorCallOptions): BackdoorCall64 {
+  const key = `${options.magic}:${options.port}:${options.harmless === true}`;
+  let trampoline = backdoors64.get(key);
+  if (trampoline === undefined) {
+    const { address, registers } = registerBlock(REGISTER_BLOCK_64_SIZE);
+    const code = backdoorCode64({ magic: options.magic, port: options.port, block: address, harmless: options.harmless === true });
+    const { fn: call, address: codeAddress } = codePage<(command: number, argument: number, argument2: number) => number>(
+      code,
+      `uint32_t vmballoon_backdoor64_${backdoors64.size}(uint32_t command, uint64_t argument, uint64_t argument2)`,
+    );
+    trampoline = { call, registers, address: codeAddress };
+    backdoors64.set(key, trampoline);
   }
   return trampoline;
 }

@@ -234,3 +234,9 @@ export type StatName = (typeof STAT_NAMES)[number];
 
 /** The values of all eighteen counters, by name. */
 export type BalloonStats = Record<StatName, number>;
+
+// ---------------------------------------------------------------------------
+// Today's driver
+// ---------------------------------------------------------------------------
+
+export * from "./modern.js";

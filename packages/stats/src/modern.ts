@@ -1,3 +1,11 @@
+import {
+  CAPABILITIES,
+  MODERN_GENERAL_STAT_NAMES,
+  PAGE_SIZE_NAMES,
+  type CapabilityName,
+  type ModernGeneralStatName,
+  type PageSizeName,
+} from "@vmballoon/protocol";
 import { lineTemplate, type LineReader, type LineTemplate } from "./lines.js";
 import { render, type HexZero } from "./printf.js";
 
@@ -43,8 +51,8 @@ export const MODERN_COMMAND_IDS = {
  * drivers of this layout print the first three; the memory shrinker, added
  * later, brought `shrink` and `shrinkFree`.
  */
-export const MODERN_GENERAL_STATS = ["timer", "doorbell", "reset", "shrink", "shrinkFree"] as const;
-export type ModernGeneralStatName = (typeof MODERN_GENERAL_STATS)[number];
+export const MODERN_GENERAL_STATS = MODERN_GENERAL_STAT_NAMES;
+export type { ModernGeneralStatName };
 
 /**
  * The page counters (`VMW_BALLOON_PAGE_STAT_*`), in print order; each is kept
@@ -64,18 +72,12 @@ export const MODERN_PAGE_STAT_LABELS: Readonly<Record<ModernPageStatName, string
 };
 
 /** The page sizes of the modern driver (`vmballoon_page_size_names`). */
-export const PAGE_SIZE_NAMES = ["4k", "2M"] as const;
-export type PageSizeName = (typeof PAGE_SIZE_NAMES)[number];
+export { PAGE_SIZE_NAMES };
+export type { PageSizeName };
 
 /** Capability bits of the modern protocol (`enum vmwballoon_capabilities`); bit 0 is reserved. */
-export const CAPABILITIES = {
-  BASIC_CMDS: 1 << 1,
-  BATCHED_CMDS: 1 << 2,
-  BATCHED_2M_CMDS: 1 << 3,
-  SIGNALLED_WAKEUP_CMD: 1 << 4,
-  "64_BIT_TARGET": 1 << 5,
-} as const;
-export type CapabilityName = keyof typeof CAPABILITIES;
+export { CAPABILITIES };
+export type { CapabilityName };
 
 /** A command's two counters: how often it was sent, and how often that failed. */
 export interface CommandCounters {
@@ -123,9 +125,10 @@ export interface ModernRecord {
    */
   readonly pagesFailed?: Readonly<Record<ModernPageStatName, PerPageSize>>;
   /**
-   * How `%#x` printed a capability mask of zero: `"0x0"` is what Linux's
-   * `vsnprintf` prints (the default), `"0"` what C's `printf` prints (and the
-   * conformance samples have). Kept when a parsed text showed it.
+   * How `%#x` printed a capability mask of zero: `"0x0"` is what the
+   * kernel's `vsnprintf` prints (the default: a record without it formats
+   * as the kernel does), `"0"` what C's `printf` prints. Kept when a parsed
+   * text showed it, so that the text is reproduced.
    */
   readonly hexZero?: HexZero;
 }

@@ -2,19 +2,22 @@ import { PAGE_SIZE } from "@vmballoon/protocol";
 import {
   builtinScenario,
   formatTraceRecord,
+  parseScenario,
   runScenario,
   type RunResult,
   type Scenario,
   type TraceRecord,
 } from "@vmballoon/core/sim";
 import { renderChart } from "../chart.js";
-import { UsageError } from "../errors.js";
+import { CycleObserver } from "../cycle-observer.js";
+import { CliError, EXIT, UsageError } from "../errors.js";
 import { colorsFor, isTerminal, mebibytes, styler } from "../output.js";
 import { optionValue, type OptionValue } from "../options.js";
 import { loadScenario } from "../scenario-file.js";
 import { LineWriter } from "../trace-writer.js";
 
 export interface SimulateOptions {
+  readonly driver?: OptionValue;
   readonly scenario?: OptionValue;
   readonly trace?: OptionValue;
   readonly json?: boolean;
@@ -24,49 +27,75 @@ export interface SimulateOptions {
 /** Cycles after which a run on a terminal shows its progress. */
 const PROGRESS_AFTER_CYCLES = 2000;
 
-/** Watches the cycle records: keeps the two series for the chart, and shows progress. */
-class CycleObserver {
-  readonly size: number[] = [];
-  readonly target: number[] = [];
-  peak = 0;
-  peakCycle = 0;
-  private lastProgress = 0;
+/** The drivers `--driver` chooses between. */
+const DRIVERS = ["seed", "modern"] as const;
+export type Driver = (typeof DRIVERS)[number];
 
-  constructor(
-    private readonly totalCycles: number,
-    private readonly progress: boolean,
-  ) {}
+/**
+ * What `simulate` needs of a driver: its scenarios, its run, and how its
+ * result is shown. The seed's is here; today's driver's is loaded only when
+ * asked for (`./simulate-modern.js`).
+ */
+export interface SimulationKit<S extends { readonly cycles: number }, R> {
+  readonly builtin: S;
+  load(file: string): S;
+  /** Runs the scenario: trace records to `onRecord` (commands only when `commands`), each cycle to `observer`. */
+  run(scenario: S, commands: boolean, onRecord: (line: string) => void, observer: CycleObserver): R;
+  /** The final debugfs text, if the driver loaded. */
+  debugfs(result: R): string | undefined;
+  /** A line for stderr when the run went wrong in a way the user must see. */
+  warning(result: R): string | undefined;
+  summary(name: string, scenario: S, result: R, observer: CycleObserver): object;
+  report(name: string, scenario: S, result: R, observer: CycleObserver): string;
+}
 
-  observe(cycle: number, size: number, target: number): void {
-    this.size.push(size);
-    this.target.push(target);
-    if (size > this.peak) {
-      this.peak = size;
-      this.peakCycle = cycle;
-    }
-    if (this.progress && (cycle & 255) === 0) {
-      const now = Date.now();
-      if (now - this.lastProgress >= 100) {
-        this.lastProgress = now;
-        process.stderr.write(`\rcycle ${cycle} of ${this.totalCycles}`);
-      }
-    }
+/** The seed's driver (vmw_balloon 1.2.1.3-k). */
+const seedKit: SimulationKit<Scenario, RunResult> = {
+  builtin: builtinScenario,
+  load: (file) => loadScenario(file, parseScenario),
+  run: (scenario, commands, onRecord, observer) =>
+    runScenario(scenario, {
+      commands,
+      onRecord: (record: TraceRecord) => {
+        onRecord(formatTraceRecord(record));
+        if (record.t === "cycle") observer.observe(record.cycle, record.size, record.target);
+      },
+    }),
+  debugfs: (result) => result.debugfs,
+  warning: (result) => (result.initFailed ? "the balloon did not load: START or GUEST_ID failed (see the trace)" : undefined),
+  summary,
+  report,
+};
+
+/** `--driver`: seed (the default) or modern. */
+function driverOf(value: OptionValue): Driver {
+  const driver = optionValue(value, "--driver", "seed or modern") ?? "seed";
+  if (!(DRIVERS as readonly string[]).includes(driver)) {
+    throw new CliError(`--driver must be seed or modern, not ${JSON.stringify(driver)}`, EXIT.USAGE);
   }
-
-  done(): void {
-    if (this.progress && this.lastProgress !== 0) process.stderr.write("\r\u001b[K");
-  }
+  return driver as Driver;
 }
 
 export async function simulate(options: SimulateOptions): Promise<number> {
+  const driver = driverOf(options.driver);
   const scenarioFile = optionValue(options.scenario, "--scenario", "a file name");
   const traceFile = optionValue(options.trace, "--trace", "a file name ('-' for stdout)");
   const reportFile = optionValue(options.report, "--report", "a file name ('-' for stdout)");
   if (options.json && traceFile === "-") throw new UsageError("--json and --trace - both want stdout; give --trace a file");
   if (reportFile === "-" && (options.json || traceFile === "-")) throw new UsageError(`--report - and ${options.json ? "--json" : "--trace -"} both want stdout; give --report a file`);
+  const kit = driver === "modern" ? (await import("./simulate-modern.js")).modernKit : seedKit;
+  return simulateWith(kit as SimulationKit<{ readonly cycles: number }, unknown>, options, scenarioFile, traceFile, reportFile);
+}
 
+async function simulateWith<S extends { readonly cycles: number }, R>(
+  kit: SimulationKit<S, R>,
+  options: SimulateOptions,
+  scenarioFile: string | undefined,
+  traceFile: string | undefined,
+  reportFile: string | undefined,
+): Promise<number> {
   // Everything is checked before anything runs or any file is touched.
-  const scenario = scenarioFile === undefined ? builtinScenario : loadScenario(scenarioFile);
+  const scenario = scenarioFile === undefined ? kit.builtin : kit.load(scenarioFile);
   const name = scenarioFile ?? "built-in scenario";
 
   const stdoutTaken = options.json || traceFile === "-" || reportFile === "-";
@@ -77,17 +106,17 @@ export async function simulate(options: SimulateOptions): Promise<number> {
   const reporter = reportCommand === undefined ? undefined : new reportCommand.ReportWriter();
   const writer = traceFile === undefined ? undefined : new LineWriter(traceFile);
 
-  let result: RunResult;
+  let result: R;
   try {
-    result = runScenario(scenario, {
-      commands: writer !== undefined || reporter !== undefined,
-      onRecord: (record: TraceRecord) => {
-        const line = formatTraceRecord(record);
+    result = kit.run(
+      scenario,
+      writer !== undefined || reporter !== undefined,
+      (line) => {
         writer?.write(line);
         reporter?.line(line);
-        if (record.t === "cycle") observer.observe(record.cycle, record.size, record.target);
       },
-    });
+      observer,
+    );
     writer?.close();
   } catch (error) {
     writer?.abandon();
@@ -98,13 +127,15 @@ export async function simulate(options: SimulateOptions): Promise<number> {
 
   if (reporter !== undefined) reportCommand!.writePage(reportFile!, reporter.page());
 
+  const debugfs = kit.debugfs(result);
   if (options.json) {
-    process.stdout.write(`${JSON.stringify(summary(name, scenario, result, observer), null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify(kit.summary(name, scenario, result, observer), null, 2)}\n`);
   } else if (!stdoutTaken) {
-    if (terminal) process.stdout.write(report(name, scenario, result, observer));
-    if (result.debugfs !== undefined) process.stdout.write(result.debugfs);
+    if (terminal) process.stdout.write(kit.report(name, scenario, result, observer));
+    if (debugfs !== undefined) process.stdout.write(debugfs);
   }
-  if (result.initFailed) process.stderr.write("vmballoon: the balloon did not load: START or GUEST_ID failed (see the trace)\n");
+  const warning = kit.warning(result);
+  if (warning !== undefined) process.stderr.write(`vmballoon: ${warning}\n`);
   return 0;
 }
 
@@ -112,6 +143,7 @@ export async function simulate(options: SimulateOptions): Promise<number> {
 function summary(name: string, scenario: Scenario, result: RunResult, observer: CycleObserver) {
   const { snapshot } = result;
   return {
+    driver: "seed",
     scenario: name,
     cycles: result.cycles,
     loaded: !result.initFailed,

@@ -17,4 +17,23 @@ export { TraceError, TraceReader, readTrace } from "./trace-reader.js";
 export type { ReadCommand, ReadCycle, ReadDebugfs, ReadEvent, ReadExit, ReadInitFailed, ReadRecord } from "./trace-reader.js";
 export { EventSchedule, Simulation, runScenario } from "./runner.js";
 export type { RunOptions, RunResult } from "./runner.js";
-export { builtinScenario } from "./builtin.js";
+export { builtinModernScenario, builtinScenario } from "./builtin.js";
+export { ModernSimGuest } from "./modern-guest.js";
+export type { ModernGuestSpec } from "./modern-guest.js";
+export { ModernSimMonitor } from "./modern-monitor.js";
+export type { ModernMonitorSpec, StartReply } from "./modern-monitor.js";
+export { MODERN_EVENT_ACTIONS, parseModernScenario, validateModernScenario } from "./modern-scenario.js";
+export type { ModernScenario, ModernScenarioEvent } from "./modern-scenario.js";
+export { ModernSimulation, ModernTracingHypervisor, runModernScenario } from "./modern-runner.js";
+export type {
+  DoorbellRecord,
+  MigrateRecord,
+  ModernCommandRecord,
+  ModernCycleRecord,
+  ModernDebugfsRecord,
+  ModernExitRecord,
+  ModernRunOptions,
+  ModernRunResult,
+  ModernTraceRecord,
+  ShrinkRecord,
+} from "./modern-runner.js";

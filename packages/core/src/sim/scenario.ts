@@ -40,12 +40,13 @@ export class ScenarioError extends Error {
   }
 }
 
-type Json = Record<string, unknown>;
+/** A JSON object being checked. */
+export type Json = Record<string, unknown>;
 
 const EVENT_ACTIONS = ["setTarget", "reset", "guestUse", "guestRelease", "refuse", "failNext"] as const;
 const COMMAND_LIST = Object.keys(COMMANDS).join(", ");
 
-function describe(value: unknown): string {
+export function describe(value: unknown): string {
   if (value === undefined) return "nothing";
   if (typeof value === "string") return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
   if (Array.isArray(value)) return "an array";
@@ -55,11 +56,11 @@ function describe(value: unknown): string {
 }
 
 /** The path of `key` inside `field` (the top level has the empty path). */
-function join(field: string, key: string): string {
+export function join(field: string, key: string): string {
   return field ? `${field}.${key}` : key;
 }
 
-function object(value: unknown, field: string): Json {
+export function object(value: unknown, field: string): Json {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     const what = field ? "an object" : "a JSON object at the top level";
     throw new ScenarioError(field, `expected ${what}, got ${describe(value)}`);
@@ -67,7 +68,7 @@ function object(value: unknown, field: string): Json {
   return value as Json;
 }
 
-function onlyKeys(value: Json, field: string, allowed: readonly string[]): void {
+export function onlyKeys(value: Json, field: string, allowed: readonly string[]): void {
   for (const key of Object.keys(value)) {
     if (!allowed.includes(key)) {
       throw new ScenarioError(join(field, key), `unknown key (expected ${allowed.join(", ")})`);
@@ -75,7 +76,7 @@ function onlyKeys(value: Json, field: string, allowed: readonly string[]): void 
   }
 }
 
-function count(value: Json, key: string, field: string, max = Number.MAX_SAFE_INTEGER): number {
+export function count(value: Json, key: string, field: string, max = Number.MAX_SAFE_INTEGER): number {
   const at = join(field, key);
   const v = value[key];
   if (v === undefined) throw new ScenarioError(at, "missing");
@@ -86,7 +87,7 @@ function count(value: Json, key: string, field: string, max = Number.MAX_SAFE_IN
   return v;
 }
 
-function flag(value: Json, key: string, field: string): boolean | undefined {
+export function flag(value: Json, key: string, field: string): boolean | undefined {
   const v = value[key];
   if (v === undefined) return undefined;
   if (typeof v !== "boolean") throw new ScenarioError(join(field, key), `expected true or false, got ${describe(v)}`);
@@ -115,39 +116,66 @@ function guest(value: unknown): GuestSpec {
   };
 }
 
-function event(value: unknown, field: string, cycles: number): ScenarioEvent {
+/**
+ * What every driver's events share: an object of the keys `cycle` and
+ * `actions`, a cycle not past the last, at least one action; and the actions
+ * setTarget, reset, guestUse and guestRelease.
+ */
+export function commonEvent(value: unknown, field: string, cycles: number, actions: readonly string[]) {
   const e = object(value, field);
-  onlyKeys(e, field, ["cycle", ...EVENT_ACTIONS]);
+  onlyKeys(e, field, ["cycle", ...actions]);
   const cycle = count(e, "cycle", field);
   if (cycle > cycles) throw new ScenarioError(`${field}.cycle`, `cycle ${cycle} is past the scenario's last cycle (${cycles})`);
-  if (!EVENT_ACTIONS.some((key) => key in e)) {
-    throw new ScenarioError(field, `no action (expected one of ${EVENT_ACTIONS.join(", ")})`);
+  if (!actions.some((key) => key in e)) {
+    throw new ScenarioError(field, `no action (expected one of ${actions.join(", ")})`);
   }
-
-  const out: { -readonly [K in keyof ScenarioEvent]: ScenarioEvent[K] } = { cycle };
+  const out: { cycle: number; setTarget?: number; reset?: boolean; guestUse?: number; guestRelease?: number } = { cycle };
   if ("setTarget" in e) out.setTarget = count(e, "setTarget", field);
   const reset = flag(e, "reset", field);
   if (reset !== undefined) out.reset = reset;
   if ("guestUse" in e) out.guestUse = count(e, "guestUse", field);
   if ("guestRelease" in e) out.guestRelease = count(e, "guestRelease", field);
-  if ("refuse" in e) {
-    const at = `${field}.refuse`;
-    const r = object(e.refuse, at);
-    onlyKeys(r, at, ["pfn", "status"]);
-    out.refuse = { pfn: count(r, "pfn", at), status: count(r, "status", at, 0xffffffff) };
+  return { e, out };
+}
+
+/** A `refuse` action: a frame and a status, which `checkStatus` may refuse (it throws). */
+export function refuseAction(e: Json, field: string, checkStatus: (status: number, at: string) => void = () => {}) {
+  const at = `${field}.refuse`;
+  const r = object(e.refuse, at);
+  onlyKeys(r, at, ["pfn", "status"]);
+  const pfn = count(r, "pfn", at);
+  const status = count(r, "status", at, 0xffffffff);
+  checkStatus(status, `${at}.status`);
+  return { pfn, status };
+}
+
+/** A `failNext` action: a command known to `commandNumber` (listed in `commands`), a count, a status `checkStatus` may refuse. */
+export function failNextAction<Name extends string>(
+  e: Json,
+  field: string,
+  commandNumber: (name: string) => number | undefined,
+  commands: string,
+  checkStatus: (status: number, at: string) => void = () => {},
+) {
+  const at = `${field}.failNext`;
+  const f = object(e.failNext, at);
+  onlyKeys(f, at, ["cmd", "count", "status"]);
+  const cmd = f.cmd;
+  if (cmd === undefined) throw new ScenarioError(`${at}.cmd`, "missing");
+  if (typeof cmd !== "string" || commandNumber(cmd) === undefined) {
+    throw new ScenarioError(`${at}.cmd`, `unknown command ${describe(cmd)} (expected ${commands})`);
   }
-  if ("failNext" in e) {
-    const at = `${field}.failNext`;
-    const f = object(e.failNext, at);
-    onlyKeys(f, at, ["cmd", "count", "status"]);
-    const cmd = f.cmd;
-    if (cmd === undefined) throw new ScenarioError(`${at}.cmd`, "missing");
-    if (typeof cmd !== "string" || commandNumber(cmd) === undefined) {
-      throw new ScenarioError(`${at}.cmd`, `unknown command ${describe(cmd)} (expected ${COMMAND_LIST})`);
-    }
-    out.failNext = { cmd: cmd as CommandName, count: count(f, "count", at), status: count(f, "status", at, 0xffffffff) };
-  }
-  return out;
+  const status = count(f, "status", at, 0xffffffff);
+  checkStatus(status, `${at}.status`);
+  return { cmd: cmd as Name, count: count(f, "count", at), status };
+}
+
+function event(value: unknown, field: string, cycles: number): ScenarioEvent {
+  const { e, out } = commonEvent(value, field, cycles, EVENT_ACTIONS);
+  const event: { -readonly [K in keyof ScenarioEvent]: ScenarioEvent[K] } = out;
+  if ("refuse" in e) event.refuse = refuseAction(e, field);
+  if ("failNext" in e) event.failNext = failNextAction<CommandName>(e, field, commandNumber, COMMAND_LIST);
+  return event;
 }
 
 /** Checks a parsed scenario against every rule of SIMULATION.md. Throws {@link ScenarioError}. */
@@ -166,11 +194,14 @@ export function validateScenario(value: unknown): Scenario {
 
 /** Parses and validates a scenario file's text. Throws {@link ScenarioError}. */
 export function parseScenario(text: string): Scenario {
-  let value: unknown;
+  return validateScenario(parseJson(text));
+}
+
+/** A scenario file's text as JSON. Throws {@link ScenarioError}. */
+export function parseJson(text: string): unknown {
   try {
-    value = JSON.parse(text);
+    return JSON.parse(text);
   } catch (error) {
     throw new ScenarioError("", `not valid JSON: ${(error as Error).message}`, { cause: error });
   }
-  return validateScenario(value);
 }
