@@ -10,7 +10,7 @@
  */
 import { createSecureContext, type SecureContextOptions } from "node:tls";
 import { dirname, resolve } from "node:path";
-import { parseDocument } from "yaml";
+import { LineCounter, parseDocument } from "yaml";
 import bcrypt from "bcryptjs";
 import { CliError, EXIT, describeFileError } from "../errors.js";
 import { readBounded } from "../files.js";
@@ -283,11 +283,11 @@ export function loadWebConfig(file: string): WebConfig {
     throw described;
   }
   // YAML 1.1, as Go's yaml.v2 (exporter-toolkit's) reads it; a key given twice is an error there too.
-  const document = parseDocument(text, { version: "1.1", uniqueKeys: true, prettyErrors: false });
+  const lines = new LineCounter();
+  const document = parseDocument(text, { version: "1.1", uniqueKeys: true, prettyErrors: false, lineCounter: lines });
   const problem = document.errors[0];
   if (problem !== undefined) {
-    const line = problem.linePos?.[0].line;
-    throw new WebConfigError(file, `${line === undefined ? "" : `line ${line}: `}${problem.message.split("\n")[0]}`);
+    throw new WebConfigError(file, `line ${lines.linePos(problem.pos[0]).line}: ${problem.message.split("\n")[0]}`);
   }
   const root = document.toJS() as unknown;
   if (root === null || root === undefined) return PLAIN;

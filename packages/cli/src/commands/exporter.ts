@@ -52,10 +52,10 @@ function listenError(error: NodeJS.ErrnoException, where: string): CliError | No
     case "EPERM":
       return new CliError(`cannot listen on ${where}: permission denied (a port below 1024 needs root or CAP_NET_BIND_SERVICE)`, EXIT.NO_PERMISSION);
     case "EADDRNOTAVAIL":
-      return new UsageError(`cannot listen on ${where}: no such address on this machine`);
+      return new CliError(`cannot listen on ${where}: no such address on this machine`, EXIT.USAGE);
     case "ENOTFOUND":
     case "EAI_AGAIN":
-      return new UsageError(`cannot listen on ${where}: no such host`);
+      return new CliError(`cannot listen on ${where}: no such host`, EXIT.USAGE);
     default:
       return error;
   }
