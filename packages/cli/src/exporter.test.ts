@@ -1,5 +1,6 @@
+import { spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -314,5 +315,37 @@ describe("vmballoon exporter: the process", () => {
     expect(status).toBe(0);
     expect(exporter.stderr).toMatch(new RegExp(`${signal}: server closed\\n$`));
     expect(exporter.stderr).not.toMatch(STACK);
+  });
+});
+
+/** The systemd unit's claim: CAP_DAC_READ_SEARCH, and no root, is what reading debugfs takes. */
+const ROOT = typeof process.geteuid === "function" && process.geteuid() === 0;
+const SETPRIV = spawnSync("setpriv", ["--version"]).status === 0;
+
+describe.skipIf(!ROOT || !SETPRIV)("contrib/vmballoon-exporter.service's capability (needs root and setpriv, to become another user)", () => {
+  // debugfs's root directory is root's alone (0700) and vmmemctl is world-readable (0444): the same here.
+  const debugfs = join(scratch, "debugfs");
+  mkdirSync(debugfs, { mode: 0o700 });
+  chmodSync(debugfs, 0o700);
+  const vmmemctl = join(debugfs, "vmmemctl");
+  writeFileSync(vmmemctl, sample("seed-typical.txt"), { mode: 0o444 });
+  /** As user and group nobody, with no capability but `kept`. */
+  const asNobody = (kept: string) => [
+    "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+    `--inh-caps=-all${kept}`, `--bounding-set=-all${kept}`, ...(kept ? [`--ambient-caps=${kept.slice(1)}`] : []),
+  ];
+
+  it.each([
+    ["with CAP_DAC_READ_SEARCH alone, an unprivileged user reads it", ",+dac_read_search", "1"],
+    ["without it, the same user cannot: scrape_success 0 and the reason in the log", "", "0"],
+  ])("%s", async (_what, kept, success) => {
+    const exporter = new RunningExporter(["--listen", "127.0.0.1:0", "--file", vmmemctl], asNobody(kept));
+    const url = await exporter.ready;
+    const samples = samplesOf((await fetchText(`${url}/metrics`)).body);
+    expect(samples.get("vmballoon_exporter_scrape_success")).toBe(success);
+    expect(samples.get("vmware_balloon_driver_loaded")).toBe("1");
+    expect(samples.get("vmware_balloon_size_bytes")).toBe(success === "1" ? String(32770 * 4096) : undefined);
+    expect((await exporter.stop()).status).toBe(0);
+    if (success === "0") expect(exporter.stderr).toContain(`cannot read ${vmmemctl}: permission denied`);
   });
 });

@@ -16,8 +16,10 @@ export class RunningExporter {
   readonly ready: Promise<string>;
   readonly exited: Promise<{ status: number | null; signal: NodeJS.Signals | null }>;
 
-  constructor(args: readonly string[], nodeArgs: readonly string[] = []) {
-    this.child = spawn(process.execPath, [...nodeArgs, BIN, "exporter", ...args], { env: { ...process.env, NO_COLOR: "1" } });
+  /** `wrapper`: a command that runs node, such as `setpriv` and its options. */
+  constructor(args: readonly string[], wrapper: readonly string[] = []) {
+    const command = [...wrapper, process.execPath, BIN, "exporter", ...args];
+    this.child = spawn(command[0]!, command.slice(1), { env: { ...process.env, NO_COLOR: "1" } });
     this.exited = new Promise((resolve) => this.child.once("exit", (status, signal) => resolve({ status, signal })));
     this.ready = new Promise((resolve, reject) => {
       this.child.stderr.setEncoding("utf8").on("data", (text: string) => {
