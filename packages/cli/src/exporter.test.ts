@@ -46,6 +46,16 @@ async function serve(source: MetricsSource, web: WebConfig = PLAIN): Promise<str
 
 const fileSource = (file: string): MetricsSource => ({ file, root: undefined });
 
+/** What `run` throws (undefined when it does not). */
+function thrownBy(run: () => unknown): unknown {
+  try {
+    run();
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
+
 describe("vmballoon exporter: routes", () => {
   it("GET /metrics: 200, the exposition format, the same families as stats --format prometheus, then the exporter's own", async () => {
     const file = write("routes.txt", sample("modern-busy.txt"));
@@ -161,6 +171,8 @@ describe("vmballoon exporter --web-config: basic auth and TLS", () => {
   const folder = mkdtempSync(join(scratch, "tls-"));
   const { cert, key } = throwawayCertificate(folder);
   const ca = readFileSync(cert, "utf8");
+  // A key of another certificate, for "a key that does not match".
+  writeFileSync(join(folder, "other.key"), readFileSync(throwawayCertificate(mkdtempSync(join(folder, "other-"))).key));
 
   it("basic auth: no credentials, a wrong password or an unknown user get 401 with WWW-Authenticate and no metrics; the right one gets them", async () => {
     const config = write("auth.yml", `basic_auth_users:\n  prometheus: ${hash}\n  other: ${hash.replace(/^\$2b\$/, "$2y$")}\n`);
@@ -213,15 +225,9 @@ describe("vmballoon exporter --web-config: basic auth and TLS", () => {
     ["a wrong type", "tls_server_config:\n  cert_file: [a]\n", /cert_file: expected a string, found a list/],
     ["a rate limit (not implemented)", "rate_limit:\n  interval: 1s\n  burst: 20\n", /rate_limit\.interval: not supported/],
   ])("refuses %s: one line, exit status 2", (_what, text, message) => {
-    writeFileSync(join(folder, "other.key"), readFileSync(throwawayCertificate(mkdtempSync(join(folder, "other-"))).key));
     const config = join(folder, "bad.yml");
     writeFileSync(config, text);
-    let thrown: unknown;
-    try {
-      loadWebConfig(config);
-    } catch (error) {
-      thrown = error;
-    }
+    const thrown = thrownBy(() => loadWebConfig(config));
     expect(exitStatusOf(thrown)).toBe(EXIT.USAGE);
     expect((thrown as Error).message).toMatch(message);
     expect((thrown as Error).message).not.toContain("\n");
@@ -256,12 +262,7 @@ describe("vmballoon exporter --listen", () => {
   it.each(["9100", "127.0.0.1", "::1:80", "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:http", "[127.0.0.1]:80", "a b:80", ":"])(
     "refuses '%s' with exit status 2",
     (text) => {
-      let thrown: unknown;
-      try {
-        parseListen(text);
-      } catch (error) {
-        thrown = error;
-      }
+      const thrown = thrownBy(() => parseListen(text));
       expect(exitStatusOf(thrown)).toBe(EXIT.USAGE);
       expect((thrown as Error).message).toContain(`not '${text}'`);
     },
