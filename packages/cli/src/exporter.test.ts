@@ -169,7 +169,7 @@ describe("vmballoon exporter: the file at each scrape", () => {
 describe("vmballoon exporter --web-config: basic auth and TLS", () => {
   const hash = bcrypt.hashSync("right horse", 4);
   const folder = mkdtempSync(join(scratch, "tls-"));
-  const { cert, key } = throwawayCertificate(folder);
+  const { cert } = throwawayCertificate(folder);
   const ca = readFileSync(cert, "utf8");
   // A key of another certificate, for "a key that does not match".
   writeFileSync(join(folder, "other.key"), readFileSync(throwawayCertificate(mkdtempSync(join(folder, "other-"))).key));
@@ -223,7 +223,8 @@ describe("vmballoon exporter --web-config: basic auth and TLS", () => {
     ["an unknown TLS version", "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS99\n", /unknown TLS version 'TLS99'/],
     ["a header exporter-toolkit does not allow", "http_server_config:\n  headers:\n    Server: me\n", /HTTP header 'Server' can not be configured/],
     ["a wrong type", "tls_server_config:\n  cert_file: [a]\n", /cert_file: expected a string, found a list/],
-    ["a rate limit (not implemented)", "rate_limit:\n  interval: 1s\n  burst: 20\n", /rate_limit\.interval: not supported/],
+    ["a rate limit (not implemented)", "rate_limit:\n  interval: 1s\n  burst: 20\n", /rate_limit\.interval: a rate limit is not supported/],
+    ["client SAN checks (not implemented)", "tls_server_config:\n  client_allowed_sans: [a]\n", /client_allowed_sans: not supported/],
   ])("refuses %s: one line, exit status 2", (_what, text, message) => {
     const config = join(folder, "bad.yml");
     writeFileSync(config, text);
@@ -233,8 +234,9 @@ describe("vmballoon exporter --web-config: basic auth and TLS", () => {
     expect((thrown as Error).message).not.toContain("\n");
   });
 
-  it("an empty web config is plain HTTP without auth, as in exporter-toolkit", () => {
+  it("an empty web config, or one whose rate limit's interval is 0 (no limit), is plain HTTP without auth, as in exporter-toolkit", () => {
     expect(loadWebConfig(write("empty.yml", ""))).toEqual(PLAIN);
+    for (const interval of ["0", "0s", "0ms", "0h0m0s"]) expect(loadWebConfig(write("no-limit.yml", `rate_limit:\n  interval: ${interval}\n  burst: 20\n`))).toEqual(PLAIN);
   });
 
   it("through the CLI: a missing web config, or a bad one, is one line and exit status 2 before listening", () => {

@@ -65,7 +65,8 @@ const SCHEMA: Readonly<Record<string, Readonly<Record<string, Kind>>>> = {
     curve_preferences: "strings",
   },
   http_server_config: { http2: "boolean", headers: "map" },
-  rate_limit: { interval: "unsupported", burst: "unsupported" },
+  // A rate limit is refused unless its interval is zero, which exporter-toolkit reads as "no rate limit".
+  rate_limit: { interval: "duration", burst: "int" },
 };
 
 /** exporter-toolkit's TLS versions and the names Node's TLS uses for them. */
@@ -145,10 +146,15 @@ function section(file: string, name: string, value: unknown): Record<string, unk
     const ok =
       kind === "string" ? typeof field === "string" :
       kind === "boolean" ? typeof field === "boolean" :
+      kind === "int" ? Number.isInteger(field) :
+      kind === "duration" ? field === 0 || (typeof field === "string" && /^(\d+(\.\d*)?(ns|us|µs|ms|s|m|h))+$|^0$/.test(field)) :
       kind === "strings" ? Array.isArray(field) && field.every((item) => typeof item === "string") :
       typeof field === "object" && !Array.isArray(field);
-    const wanted = kind === "strings" ? "a list of strings" : kind === "map" ? "a mapping" : `a ${kind}`;
+    const wanted = kind === "strings" ? "a list of strings" : kind === "map" ? "a mapping" : kind === "duration" ? "a duration (1s, 500ms)" : kind === "int" ? "an integer" : `a ${kind}`;
     if (!ok) throw new WebConfigError(file, `${name}.${key}: expected ${wanted}, found ${kindOf(field)}`);
+    if (kind === "duration" && !/^[0.]*$/.test(String(field).replace(/ns|us|µs|ms|s|m|h/g, ""))) {
+      throw new WebConfigError(file, `${name}.${key}: a rate limit is not supported by vmballoon exporter (remove it, set the interval to 0, or put a reverse proxy in front)`);
+    }
     out[key] = field;
   }
   return out;
