@@ -7,7 +7,7 @@ import { EXIT } from "./errors.js";
 import { BIN, FIXTURES, STACK, vmballoon } from "./cli-runner.js";
 
 const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
-const COMMANDS = ["simulate", "stats"];
+const COMMANDS = ["simulate", "stats", "exporter"];
 
 describe("--help and --version", () => {
   it("vmballoon --help lists every command and exits 0", () => {
