@@ -31,13 +31,13 @@ describe("vmballoon exporter runs for weeks", () => {
     child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
     const status = await new Promise<number | null>((resolve) => child.once("exit", resolve));
     expect(status, stderr).toBe(0);
-    const result = JSON.parse(stdout) as { heap: Record<string, number>; statuses: Record<string, number>; seconds: number; exitCode: number };
+    const result = JSON.parse(stdout) as { heap: Record<string, number>; statuses: Record<string, number>; seconds: number; retried: number; exitCode: number };
     expect(result.statuses).toEqual({ 200: SCRAPES });
     expect(result.exitCode).toBe(0);
     expect(stderr).toMatch(/SIGTERM: server closed\n$/);
     const growth = result.heap[SCRAPES]! - result.heap[EARLY]!;
     console.log(
-      `exporter soak: ${SCRAPES} scrapes in ${result.seconds.toFixed(1)} s; heap after GC ${(result.heap[EARLY]! / 2 ** 20).toFixed(2)} MiB at ${EARLY}, ${(result.heap[SCRAPES]! / 2 ** 20).toFixed(2)} MiB at ${SCRAPES} (${growth >= 0 ? "+" : ""}${(growth / 1024).toFixed(0)} KiB)`,
+      `exporter soak: ${SCRAPES} scrapes in ${result.seconds.toFixed(1)} s; heap after GC ${(result.heap[EARLY]! / 2 ** 20).toFixed(2)} MiB at ${EARLY}, ${(result.heap[SCRAPES]! / 2 ** 20).toFixed(2)} MiB at ${SCRAPES} (${growth >= 0 ? "+" : ""}${(growth / 1024).toFixed(0)} KiB); ${result.retried} requests retried after a keep-alive connection closed under them`,
     );
     expect(Math.abs(growth)).toBeLessThan(BOUND);
   }, 900_000);

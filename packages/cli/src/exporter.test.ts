@@ -212,6 +212,30 @@ describe("vmballoon exporter --web-config: basic auth and TLS", () => {
   });
 
   it.each([
+    ["RequireAndVerifyClientCert", { none: "refused", trusted: 200, untrusted: "refused" }],
+    ["VerifyClientCertIfGiven", { none: 200, trusted: 200, untrusted: 403 }],
+    ["RequireAnyClientCert", { none: 403, trusted: 200, untrusted: 200 }],
+  ])("client certificates, client_auth_type %s", async (type, expected) => {
+    // The server's own certificate is the client CA: a client presenting it is trusted; another self-signed one is not.
+    const config = join(folder, `client-${type}.yml`);
+    writeFileSync(config, `tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_ca_file: server.crt\n  client_auth_type: ${type}\n`);
+    const url = await serve(fileSource(write("client.txt", sample("seed-zero.txt"))), loadWebConfig(config));
+    const stranger = throwawayCertificate(mkdtempSync(join(folder, "stranger-")));
+    const outcome = async (client: { cert?: string; key?: string }) => {
+      try {
+        return (await fetchText(`${url}/metrics`, { ca, ...client })).status;
+      } catch {
+        return "refused";
+      }
+    };
+    expect({
+      none: await outcome({}),
+      trusted: await outcome({ cert: ca, key: readFileSync(join(folder, "server.key"), "utf8") }),
+      untrusted: await outcome({ cert: readFileSync(stranger.cert, "utf8"), key: readFileSync(stranger.key, "utf8") }),
+    }).toEqual(expected);
+  });
+
+  it.each([
     ["an unknown top-level key", "tls_config:\n  cert_file: x\n", /tls_config: unknown field/],
     ["an unknown key in tls_server_config", "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  ca_file: x\n", /tls_server_config\.ca_file: unknown field/],
     ["a password that is not a bcrypt hash", "basic_auth_users:\n  prometheus: secret\n", /basic_auth_users\.prometheus: not a bcrypt hash/],

@@ -26,6 +26,7 @@ const cli = import(bin.href);
 
 const base = await url;
 const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+let retried = 0;
 const scrape = () =>
   new Promise((resolve, reject) => {
     const req = request(`${base}/metrics`, { agent }, (res) => {
@@ -33,7 +34,16 @@ const scrape = () =>
       res.on("data", (chunk) => (length += chunk.length));
       res.on("end", () => resolve({ status: res.statusCode, length }));
     });
-    req.on("error", reject);
+    req.on("error", (error) => {
+      // A kept-alive connection the server closed (idle past its keep-alive
+      // timeout, as a loaded machine makes it) just as this request went out
+      // on it: try again on a new one, as Node's documentation advises and
+      // Prometheus' Go client does.
+      if (req.reusedSocket && error.code === "ECONNRESET") {
+        retried++;
+        scrape().then(resolve, reject);
+      } else reject(error);
+    });
     req.end();
   });
 
@@ -59,4 +69,4 @@ const seconds = (performance.now() - started) / 1000;
 agent.destroy();
 process.kill(process.pid, "SIGTERM");
 await cli;
-process.stdout.write(`${JSON.stringify({ heap, statuses, bytes, seconds, exitCode: process.exitCode ?? 0 })}\n`);
+process.stdout.write(`${JSON.stringify({ heap, statuses, bytes, seconds, retried, exitCode: process.exitCode ?? 0 })}\n`);

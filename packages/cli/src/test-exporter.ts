@@ -50,6 +50,9 @@ export interface RequestOptions {
   readonly auth?: string;
   /** The CA to trust, for HTTPS. */
   readonly ca?: string;
+  /** A client certificate and its key, for HTTPS. */
+  readonly cert?: string;
+  readonly key?: string;
   readonly agent?: import("node:http").Agent | false;
 }
 
@@ -64,6 +67,7 @@ export function fetchText(url: string, options: RequestOptions = {}): Promise<Re
         method: options.method ?? "GET",
         ...(options.auth === undefined ? {} : { auth: options.auth }),
         ...(options.ca === undefined ? {} : { ca: options.ca }),
+        ...(options.cert === undefined ? {} : { cert: options.cert, key: options.key }),
         ...(options.agent === undefined ? {} : { agent: options.agent }),
       },
       (response) => {

@@ -11,7 +11,7 @@ import type { TLSSocket } from "node:tls";
 import bcrypt from "bcryptjs";
 import { formatMetricFamilies, parse, toPrometheus, type MetricFamily } from "@vmballoon/stats";
 import { VMMEMCTL, readBounded } from "../files.js";
-import type { WebConfig } from "./exporter-web-config.js";
+import type { TlsSettings, WebConfig } from "./exporter-web-config.js";
 import { gatherFacts } from "./stats.js";
 
 declare const __VERSION__: string;
@@ -180,6 +180,19 @@ export class Authenticator {
   }
 }
 
+/**
+ * The client certificate rules that Node's TLS options do not express alone
+ * (RequireAndVerifyClientCert is Node's `rejectUnauthorized`, done in the
+ * handshake): RequireAnyClientCert wants one, verified or not;
+ * VerifyClientCertIfGiven wants none or one that verifies.
+ */
+function clientCertificateAllowed(tls: TlsSettings, socket: TLSSocket): boolean {
+  const presented = socket.getPeerCertificate?.()?.raw !== undefined;
+  if (tls.requireAnyClientCert) return presented;
+  if (tls.verifyClientCertIfGiven) return !presented || socket.authorized;
+  return true;
+}
+
 function send(response: ServerResponse, status: number, type: string, body: string, extra: Record<string, string> = {}): void {
   response.writeHead(status, { "Content-Type": type, "Content-Length": Buffer.byteLength(body), ...extra });
   // Node sends no body for HEAD, and keeps the headers (Content-Length included).
@@ -194,8 +207,8 @@ export function createExporter(source: MetricsSource, web: WebConfig, log: (line
 
   const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     for (const [name, value] of Object.entries(web.headers)) response.setHeader(name, value);
-    if (web.tls?.requireAnyClientCert && !(request.socket as TLSSocket).getPeerCertificate?.()?.raw) {
-      send(response, 403, "text/plain; charset=utf-8", "Forbidden: a client certificate is required\n");
+    if (web.tls !== undefined && !clientCertificateAllowed(web.tls, request.socket as TLSSocket)) {
+      send(response, 403, "text/plain; charset=utf-8", "Forbidden: no valid client certificate\n");
       return;
     }
     if (!(await auth.allows(request.headers.authorization))) {

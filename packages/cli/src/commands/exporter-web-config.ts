@@ -26,6 +26,8 @@ export interface TlsSettings extends SecureContextOptions {
   readonly rejectUnauthorized: boolean;
   /** RequireAnyClientCert: a certificate must be presented, but it is not verified. */
   readonly requireAnyClientCert: boolean;
+  /** VerifyClientCertIfGiven: a certificate may be left out, but one that is presented must verify. */
+  readonly verifyClientCertIfGiven: boolean;
 }
 
 /** What `--web-config` says the server must do. */
@@ -239,6 +241,7 @@ function tlsSettings(file: string, tls: Record<string, unknown>): TlsSettings | 
     requestCert: clientAuth !== "NoClientCert",
     rejectUnauthorized: clientAuth === "RequireAndVerifyClientCert",
     requireAnyClientCert: clientAuth === "RequireAnyClientCert" || clientAuth === "RequireClientCert",
+    verifyClientCertIfGiven: clientAuth === "VerifyClientCertIfGiven",
   };
   // What Go's tls.X509KeyPair checks: PEM that parses, a key that matches the certificate.
   try {
