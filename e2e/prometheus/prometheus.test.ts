@@ -93,7 +93,7 @@ describe.skipIf(WHY_NOT !== undefined)(`a real Prometheus server scrapes vmballo
   const seedFile = join(scratch, "seed-vmmemctl");
   const modernFile = join(scratch, "modern-vmmemctl");
   const garbledFile = join(scratch, "garbled-vmmemctl");
-  const { cert, key } = throwawayCertificate(scratch);
+  let cert = "";
   const password = "a horse of another colour";
   let plain: RunningExporter;
   let secure: RunningExporter;
@@ -105,6 +105,7 @@ describe.skipIf(WHY_NOT !== undefined)(`a real Prometheus server scrapes vmballo
   const urls: Record<string, string> = {};
 
   beforeAll(async () => {
+    cert = throwawayCertificate(scratch).cert;
     replace(seedFile, sample("seed-typical.txt"));
     replace(modernFile, sample("modern-busy.txt"));
     replace(garbledFile, sample("seed-typical.txt").replace("lock:  ", "lock?  "));
