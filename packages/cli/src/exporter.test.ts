@@ -115,6 +115,17 @@ describe("vmballoon exporter: the file at each scrape", () => {
     expect([...samples.keys()].filter((key) => key.startsWith("vmware_balloon_") && key !== "vmware_balloon_driver_loaded")).toEqual([]);
   });
 
+  it("the kernel's file missing while /sys says the driver is loaded (debugfs not mounted): driver_loaded 1, scrape_success 0, why in the log", async () => {
+    const root = mkdtempSync(join(scratch, "root-"));
+    mkdirSync(join(root, "sys", "module", "vmw_balloon"), { recursive: true });
+    logged.length = 0;
+    const url = await serve({ file: join(root, "sys", "kernel", "debug", "vmmemctl"), root });
+    const samples = samplesOf((await fetchText(`${url}/metrics`)).body);
+    expect(samples.get("vmware_balloon_driver_loaded")).toBe("1");
+    expect(samples.get("vmballoon_exporter_scrape_success")).toBe("0");
+    expect(logged).toEqual([expect.stringMatching(/vmmemctl: no such file, though the balloon driver is loaded \(debugfs not mounted\?\)$/)]);
+  });
+
   it("a garbled file: 200, driver_loaded 1, scrape_success 0, errors counted, one line in the log; then a good one is read again", async () => {
     const file = write("garbled.txt", "MemTotal: 1 kB\n");
     logged.length = 0;
