@@ -18,7 +18,7 @@ function installed(pkg) {
 
 let updated = false;
 /** `apt-get update`, once per run; sources that cannot be reached are not an error here. */
-function aptUpdate(log) {
+export function aptUpdate(log) {
   if (updated) return;
   updated = true;
   run("apt-get", ["update"], { env: APT_ENV, allowFail: true, log });
@@ -124,7 +124,7 @@ export function ensurePrereqs({ cacheDir, log }) {
 }
 
 /** `apt-get download PKG` (that exact name) and extract the members matching `pattern`. */
-function downloadAndExtractTo(pkg, pattern, cacheDir, log) {
+export function downloadAndExtractTo(pkg, pattern, cacheDir, log) {
   const dl = join(cacheDir, "dl");
   rmSync(dl, { recursive: true, force: true });
   mkdirSync(dl, { recursive: true });

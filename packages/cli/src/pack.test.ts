@@ -73,6 +73,10 @@ describe("the packed packages", () => {
     }
   });
 
+  it("vmballoon carries the exporter's systemd unit, which its README tells how to install", () => {
+    expect(packed.find((p) => p.name === "vmballoon")!.files).toContain("contrib/vmballoon-exporter.service");
+  });
+
   it("each carry a README", () => {
     for (const p of packed) expect([p.name, p.files.includes("README.md")]).toEqual([p.name, true]);
   });

@@ -65,6 +65,14 @@ export function program() {
     .example(`  $ sudo ${NAME} run --host simulated --target 16384 --stats-file /run/vmmemctl`)
     .action(async (options) => (await import("./commands/run.js")).run(options));
 
+  cli
+    .command("exporter", "Serve the balloon's statistics to Prometheus (/metrics), read afresh at every scrape, until SIGTERM or SIGINT")
+    .option("--listen <address>", "HOST:PORT, :PORT (every address) or [IPv6]:PORT to listen on (default :22128)")
+    .option("--file <file>", "Read this vmmemctl text (such as run --stats-file's) instead of the kernel's /sys/kernel/debug/vmmemctl")
+    .option("--web-config <file>", "exporter-toolkit's web configuration file (node_exporter's --web.config.file): TLS and basic auth")
+    .example(`  $ sudo ${NAME} exporter --listen :22128 --web-config /etc/vmballoon/web-config.yml`)
+    .action(async (options) => (await import("./commands/exporter.js")).exporter(options));
+
   cli.help();
   cli.version(__VERSION__);
   return cli;

@@ -35,4 +35,5 @@ export type { HexZero } from "./printf.js";
 export { StatsParseError } from "./errors.js";
 export { toJson } from "./json.js";
 export type { CapabilitiesJson, ModernJson, SeedJson, VmmemctlJson } from "./json.js";
-export { METRIC_PREFIX, toPrometheus } from "./prometheus.js";
+export { METRIC_PREFIX, formatMetricFamilies, toPrometheus } from "./prometheus.js";
+export type { MetricFamily, MetricSample } from "./prometheus.js";

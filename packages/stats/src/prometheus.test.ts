@@ -8,7 +8,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 // is on the PATH, the last test runs it too.
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { describe, expect, it } from "vitest";
-import { parse, toPrometheus } from "./index.js";
+import { formatMetricFamilies, parse, toPrometheus } from "./index.js";
 import { sample, samples } from "./test-fixtures.js";
 
 interface ParsedFamily {
@@ -97,5 +97,22 @@ describe("toPrometheus", () => {
   it.skipIf(!promtool).each(samples())("$name: promtool check metrics finds nothing to say (when promtool is installed)", ({ text }) => {
     const out = execFileSync("promtool", ["check", "metrics"], { input: toPrometheus(parse(text)), encoding: "utf8" });
     expect(out).toBe("");
+  });
+
+  it("formatMetricFamilies: another program's families in the same format, under its own prefix, fractions and escapes included", () => {
+    const text = formatMetricFamilies(
+      [
+        { name: "scrape_duration_seconds", help: "Time a scrape took.", type: "gauge", samples: [{ value: 0.000734 }] },
+        { name: "build_info", help: "Build\\info\nlines.", type: "gauge", samples: [{ labels: { version: '1.0 "beta"\\x' }, value: 1 }] },
+      ],
+      "vmballoon_exporter_",
+    );
+    expect(text).toBe(
+      "# HELP vmballoon_exporter_scrape_duration_seconds Time a scrape took.\n# TYPE vmballoon_exporter_scrape_duration_seconds gauge\nvmballoon_exporter_scrape_duration_seconds 0.000734\n" +
+        '# HELP vmballoon_exporter_build_info Build\\\\info\\nlines.\n# TYPE vmballoon_exporter_build_info gauge\nvmballoon_exporter_build_info{version="1.0 \\"beta\\"\\\\x"} 1\n',
+    );
+    expect(families(text).map((family) => family.name)).toEqual(["vmballoon_exporter_scrape_duration_seconds", "vmballoon_exporter_build_info"]);
+    // Without a prefix given, the balloon's own.
+    expect(formatMetricFamilies([{ name: "x", help: "x.", type: "counter", samples: [{ value: 2n }] }])).toContain("\nvmware_balloon_x 2\n");
   });
 });

@@ -18,17 +18,22 @@ import type { SeedRecord } from "./seed.js";
 
 type Labels = Readonly<Record<string, string>>;
 
-interface Sample {
+/** One sample of a metric family: its labels (none by default) and its value. */
+export interface MetricSample {
   readonly labels?: Labels;
   readonly value: bigint | number;
 }
 
-interface Family {
+/** A metric family: its name (without {@link METRIC_PREFIX} here), help, type and samples. */
+export interface MetricFamily {
   readonly name: string;
   readonly help: string;
   readonly type: "gauge" | "counter";
-  readonly samples: readonly Sample[];
+  readonly samples: readonly MetricSample[];
 }
+
+type Sample = MetricSample;
+type Family = MetricFamily;
 
 /** Every metric's name starts with this. */
 export const METRIC_PREFIX = "vmware_balloon_";
@@ -41,10 +46,15 @@ function escapeLabel(text: string): string {
   return text.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
 }
 
-function renderFamilies(families: readonly Family[]): string {
+/**
+ * Metric families in the text exposition format, each name prefixed with
+ * `prefix` ({@link METRIC_PREFIX} for the balloon's own): for a program that
+ * serves the balloon's metrics with some of its own (`vmballoon exporter`).
+ */
+export function formatMetricFamilies(families: readonly MetricFamily[], prefix = METRIC_PREFIX): string {
   let out = "";
   for (const family of families) {
-    const name = METRIC_PREFIX + family.name;
+    const name = prefix + family.name;
     out += `# HELP ${name} ${escapeHelp(family.help)}\n# TYPE ${name} ${family.type}\n`;
     for (const sample of family.samples) {
       const labels = Object.entries(sample.labels ?? {});
@@ -222,5 +232,5 @@ function modernFamilies(record: ModernRecord): Family[] {
  * layout); a Prometheus server reads them as doubles.
  */
 export function toPrometheus(record: VmmemctlRecord): string {
-  return renderFamilies(record.layout === "seed" ? seedFamilies(record) : modernFamilies(record));
+  return formatMetricFamilies(record.layout === "seed" ? seedFamilies(record) : modernFamilies(record));
 }
