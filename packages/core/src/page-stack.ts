@@ -64,6 +64,19 @@ export class PageStack {
     this.fill = CHUNK;
   }
 
+  /**
+   * Takes the given pages out of the stack wherever they are, keeping the
+   * others in their order; returns how many were taken. A rare path (the
+   * frame check's pages that left the balloon): it rebuilds the stack.
+   */
+  remove(pages: ReadonlySet<number>): number {
+    const kept = this.toArray().filter((page) => !pages.has(page));
+    const removed = this.length - kept.length;
+    while (this.length > 0) this.pop();
+    for (const page of kept) this.push(page);
+    return removed;
+  }
+
   /** A copy of the stack, bottom first. */
   toArray(): Uint32Array {
     const out = new Uint32Array(this.length);
