@@ -75,6 +75,8 @@ export interface PageSystem {
   fill(address: number, length: number): number;
   /** Reads /proc/self/pagemap at `position` into `buffer`: bytes read, or -1. */
   readPagemap(buffer: Uint8Array, length: number, position: number): number;
+  /** The kernel's count of pages migrated so far (`pgmigrate_success` in /proc/vmstat), or -1 when unknown. */
+  migratedPages(): number;
   /** The errno of the call that failed last. */
   errno(): number;
 }
@@ -125,6 +127,14 @@ export interface PageSourceOptions {
    * them). Default: an eighth of vm.max_map_count, at most 8192.
    */
   readonly mappingBudget?: number;
+  /**
+   * When {@link LinuxPageSource.checkFrames} reads pagemap: `"migrations"`
+   * (the default) when the kernel's count of migrated pages
+   * (`pgmigrate_success` in /proc/vmstat) has moved since the last read, and
+   * at least every 64th check; `"always"`: every check. A page changes frame
+   * only by migration, and every migration counts there.
+   */
+  readonly frameCheck?: "migrations" | "always";
   /** Replaces some of the system calls (tests make them fail). */
   readonly system?: Partial<PageSystem>;
   /** The memory cgroup to respect; `null` for none. Default: this process's (/proc/self/cgroup). */
@@ -178,9 +188,21 @@ function mebibytes(pages: number): string {
 }
 
 /** The real system calls. */
-function realSystem(pagemap: number, zero: number): PageSystem {
+function realSystem(pagemap: number, zero: number, vmstat: number | undefined): PageSystem {
   const { koffi, libc } = native();
+  const text = Buffer.alloc(16384);
   return {
+    migratedPages() {
+      if (vmstat === undefined) return -1;
+      try {
+        const length = readSync(vmstat, text, 0, text.length, 0);
+        const at = text.indexOf("\npgmigrate_success ");
+        if (at === -1 || at >= length) return -1;
+        return Number.parseInt(text.toString("latin1", at + 20, Math.min(length, at + 44)), 10);
+      } catch {
+        return -1;
+      }
+    },
     mmap: libc.mmap,
     munmap: libc.munmap,
     mlock: libc.mlock,
@@ -260,12 +282,17 @@ export class LinuxPageSource implements PageSource {
   private readonly told = new Set<string>();
   /** Frames above 2^32 - 1, which protocol 2 cannot carry: never offered. */
   skippedHighFrames = 0;
+  /** Frame checks that read pagemap (the others found no migration in the whole kernel since the last read). */
+  frameScans = 0;
+  /** The kernel's migration count at the start of the last scan. */
+  private migratedAtScan = -1;
+  private checksSinceScan = 0;
   /** Why the last allocation that failed did, or the last release that had to wait, in a few words. */
   lastFailure: string | undefined;
 
   private constructor(
     private readonly system: PageSystem,
-    private readonly files: { pagemap: number; zero: number },
+    private readonly files: { pagemap: number; zero: number; vmstat: number | undefined },
     private readonly meminfo: MeminfoReader,
     private readonly cgroup: { read(): CgroupLevel[]; close(): void } | undefined,
     /** The memory the pages come from. */
@@ -318,11 +345,17 @@ export class LinuxPageSource implements PageSource {
 
     const pagemap = openSync("/proc/self/pagemap", "r");
     let zero: number | undefined;
+    let vmstat: number | undefined;
     let meminfo: MeminfoReader | undefined;
     let cgroup: { read(): CgroupLevel[]; close(): void } | undefined;
     try {
       zero = openSync("/dev/zero", "r");
-      const system: PageSystem = { ...realSystem(pagemap, zero), ...options.system };
+      try {
+        vmstat = openSync("/proc/vmstat", "r");
+      } catch {
+        vmstat = undefined; // then every check reads pagemap
+      }
+      const system: PageSystem = { ...realSystem(pagemap, zero, vmstat), ...options.system };
       meminfo = new MeminfoReader();
       cgroup = options.cgroup === undefined ? CgroupMemoryReader.forThisProcess() : (options.cgroup ?? undefined);
       checkFramesVisible(system);
@@ -335,11 +368,12 @@ export class LinuxPageSource implements PageSource {
       }
       const maxMapCount = Number(readFileSync("/proc/sys/vm/max_map_count", "utf8")) || 65530;
       const budget = options.mappingBudget ?? Math.min(8192, Math.floor(maxMapCount / 8));
-      return new LinuxPageSource(system, { pagemap, zero }, meminfo, cgroup, memory, chunkPages, budget, options);
+      return new LinuxPageSource(system, { pagemap, zero, vmstat }, meminfo, cgroup, memory, chunkPages, budget, options);
     } catch (error) {
       cgroup?.close();
       meminfo?.close();
       if (zero !== undefined) closeSync(zero);
+      if (vmstat !== undefined) closeSync(vmstat);
       closeSync(pagemap);
       throw error;
     }
@@ -383,8 +417,27 @@ export class LinuxPageSource implements PageSource {
    * `moved` returns true, `now` becomes the page's frame number. A piece of
    * pagemap that cannot be read is skipped (its pages are not checked).
    * Returns the number of pages checked.
+   *
+   * A page changes frame only when the kernel migrates it, and the kernel
+   * counts every migrated page (`pgmigrate_success`): when that count has not
+   * moved since the last scan began, no page anywhere changed frame, and the
+   * check is that one read of /proc/vmstat (see
+   * {@link PageSourceOptions.frameCheck}); {@link frameScans} counts the
+   * scans.
    */
   checkFrames(moved: MovedPage): number {
+    const migrated = this.system.migratedPages();
+    if (
+      this.options.frameCheck !== "always" &&
+      migrated !== -1 &&
+      migrated === this.migratedAtScan &&
+      ++this.checksSinceScan < 64
+    ) {
+      return this.handedOut;
+    }
+    this.migratedAtScan = migrated;
+    this.checksSinceScan = 0;
+    this.frameScans++;
     let checked = 0;
     const readyHandles = this.readyCount === 0 ? undefined : new Set(this.ready.subarray(0, this.readyCount));
     const words = this.words;
@@ -398,6 +451,7 @@ export class LinuxPageSource implements PageSource {
         const length = (end - start) * 8;
         if (this.system.readPagemap(this.entries, length, (chunk.address / PAGE_SIZE + start) * 8) !== length) {
           this.lastFailure = "reading /proc/self/pagemap failed: frames not checked";
+          this.migratedAtScan = -1; // the next check reads again
           continue;
         }
         for (let slot = start; slot < end; slot++) {
@@ -407,7 +461,9 @@ export class LinuxPageSource implements PageSource {
           const at = (slot - start) * 2;
           const now = entryFrame(words[at]!, words[at + 1]!);
           const told = frames[slot]!;
-          if (now !== told && moved(base + slot, told, now) && now > 0 && now <= MAX_PFN) frames[slot] = now;
+          if (now === told) continue;
+          if (!moved(base + slot, told, now)) this.migratedAtScan = -1; // not repaired: the next check tries again
+          else if (now > 0 && now <= MAX_PFN) frames[slot] = now;
         }
       }
     }
@@ -493,6 +549,7 @@ export class LinuxPageSource implements PageSource {
     this.meminfo.close();
     this.cgroup?.close();
     closeSync(this.files.zero);
+    if (this.files.vmstat !== undefined) closeSync(this.files.vmstat);
     closeSync(this.files.pagemap);
   }
 

@@ -264,6 +264,8 @@ export async function run(options: RunOptions): Promise<number> {
       if (stopSignal !== undefined) break;
       enterCycle(cycle);
       balloon.work();
+      // The frame the host was told must be the frame the page sits on: moved pages are repaired (UNLOCK, LOCK).
+      const frames = balloon.checkFrames();
       source.releaseIdle();
       const snapshot = balloon.snapshot();
       if (statsFile !== undefined) writeAtomically(statsFile, debugfsText(snapshot), "write the stats file");
@@ -272,6 +274,7 @@ export async function run(options: RunOptions): Promise<number> {
         cycle,
         ...snapshot,
         lockedPages: source.lockedPages,
+        frames,
       });
       narrator.cycle(cycle, snapshot.size, snapshot.target);
       if (scenario && scenario.unload && cycle >= scenario.cycles) {
@@ -298,8 +301,12 @@ export async function run(options: RunOptions): Promise<number> {
     // The kernel's debugfs file goes away with the driver; so does this one.
     if (statsFile !== undefined) rmSync(statsFile, { force: true });
     const reason = stopSignal ?? stopReason ?? "scenario";
-    emitter.emit({ t: "exit", reason, size: balloon.snapshot().size, freed: held, lockedPages, vmLckKiB: vmLckKiB() });
-    if (!settings.json) narrator.line(`unloaded (${reason}): START sent, ${held} pages (${mebibytes(held)}) given back`);
+    const frames = balloon.frameCheckTotals();
+    emitter.emit({ t: "exit", reason, size: balloon.snapshot().size, freed: held, lockedPages, vmLckKiB: vmLckKiB(), frames });
+    if (!settings.json) {
+      const checks = `frame checks ${frames.checks}: ${frames.moved} pages moved, ${frames.repaired} repaired`;
+      narrator.line(`unloaded (${reason}): START sent, ${held} pages (${mebibytes(held)}) given back; ${checks}`);
+    }
     return EXIT.OK;
   } catch (error) {
     // Whatever went wrong, the memory goes back before the error is reported.
