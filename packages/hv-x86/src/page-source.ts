@@ -79,6 +79,8 @@ export interface PageSystem {
   migratedPages(): number;
   /** The errno of the call that failed last. */
   errno(): number;
+  /** RLIMIT_MEMLOCK's soft limit in bytes (Infinity: unlimited), and whether this process has CAP_IPC_LOCK (which lifts it). */
+  memlock(): { limitBytes: number; capIpcLock: boolean };
 }
 
 /** How the source keeps a page on its frame: see {@link PageSourceOptions.memory}. */
@@ -220,7 +222,19 @@ function realSystem(pagemap: number, zero: number, vmstat: number | undefined): 
       }
     },
     errno: () => koffi.errno(),
+    memlock: () => ({ limitBytes: memlockLimit(), capIpcLock: hasCapability(CAP_IPC_LOCK) }),
   };
+}
+
+/** The real calls, each replaced by the given object's method of the same name where it has one (a class instance too). */
+function withOverrides(real: PageSystem, given: Partial<PageSystem> | undefined): PageSystem {
+  if (given === undefined) return real;
+  const system = { ...real } as Record<string, unknown>;
+  for (const name of Object.keys(real) as (keyof PageSystem)[]) {
+    const method = given[name];
+    if (typeof method === "function") system[name] = method.bind(given);
+  }
+  return system as unknown as PageSystem;
 }
 
 /** Whether this process has a capability now (CapEff of /proc/self/status). */
@@ -355,7 +369,7 @@ export class LinuxPageSource implements PageSource {
       } catch {
         vmstat = undefined; // then every check reads pagemap
       }
-      const system: PageSystem = { ...realSystem(pagemap, zero, vmstat), ...options.system };
+      const system = withOverrides(realSystem(pagemap, zero, vmstat), options.system);
       meminfo = new MeminfoReader();
       cgroup = options.cgroup === undefined ? CgroupMemoryReader.forThisProcess() : (options.cgroup ?? undefined);
       checkFramesVisible(system);
@@ -573,8 +587,9 @@ export class LinuxPageSource implements PageSource {
   private lockRefused(syscall: string): void {
     const error = this.fail(syscall);
     this.lastFailure = error.message;
-    if (!["ENOMEM", "EAGAIN", "EPERM"].includes(error.code) || hasCapability(CAP_IPC_LOCK)) return;
-    const limit = memlockLimit();
+    const memlock = this.system.memlock();
+    if (!["ENOMEM", "EAGAIN", "EPERM"].includes(error.code) || memlock.capIpcLock) return;
+    const limit = memlock.limitBytes;
     const what = limit === Infinity ? "RLIMIT_MEMLOCK" : `RLIMIT_MEMLOCK (${mebibytes(limit / PAGE_SIZE)})`;
     const counted = this.memory === "secret" ? ", which counts secret memory by the size of its mappings" : "";
     this.limit(
