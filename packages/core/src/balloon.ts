@@ -177,7 +177,8 @@ export class Balloon {
    * `vmballoon_migratepage` when the kernel migrates a ballooned page). Asks
    * the page source which ballooned pages are no longer on the frame the host
    * was told; for each, UNLOCKs the old frame and LOCKs the new one, through
-   * this balloon's Hypervisor and with its counters. When the UNLOCK fails,
+   * this balloon's Hypervisor and with its counters (every UNLOCK of a check
+   * before its LOCKs: see the body). When the UNLOCK fails,
    * the page stays as it was (the host still holds the old frame) and the
    * next check tries again; when the LOCK fails, the page leaves the balloon
    * and is freed, and the size goes down by one, as the modern driver's
@@ -190,17 +191,23 @@ export class Balloon {
     if (source.checkFrames === undefined || this.resetRequired) return { checked: 0, moved: 0, repaired: 0, released: 0 };
     let moved = 0;
     let repaired = 0;
-    const leaving = new Set<number>();
+    // Every old frame is UNLOCKed first, then the new ones LOCKed: one check sees many migrations at once and not
+    // their order, and a page's new frame may be one another ballooned page moved out of, which the host holds
+    // until that page's UNLOCK.
+    const relocked: number[] = [];
     const checked = source.checkFrames((page, told, now) => {
       moved++;
       if (!this.sendUnlockPage(told)) return false;
-      if (now > 0 && this.sendLockPage(now) === 0) {
-        repaired++;
-        return true;
-      }
-      leaving.add(page >>> 0);
+      relocked.push(page, now);
       return true;
     });
+    const leaving = new Set<number>();
+    for (let i = 0; i < relocked.length; i += 2) {
+      const page = relocked[i]!;
+      const now = relocked[i + 1]!;
+      if (now > 0 && this.sendLockPage(now) === 0) repaired++;
+      else leaving.add(page >>> 0);
+    }
     if (leaving.size > 0) {
       this.pages.remove(leaving);
       for (const page of leaving) {

@@ -88,8 +88,8 @@ describe("Balloon.checkFrames: a page the guest's kernel moved is repaired as to
     expect(balloon.checkFrames()).toStrictEqual({ checked: 10, moved: 2, repaired: 2, released: 0 });
     expect(recorder.calls).toStrictEqual([
       ["UNLOCK", old3],
-      ["LOCK", new3],
       ["UNLOCK", old7],
+      ["LOCK", new3],
       ["LOCK", new7],
     ]);
     expect([monitor.isLocked(old3), monitor.isLocked(old7), monitor.isLocked(new3), monitor.isLocked(new7)]).toStrictEqual([false, false, true, true]);
@@ -152,6 +152,23 @@ describe("Balloon.checkFrames: a page the guest's kernel moved is repaired as to
     expect(recorder.calls.filter(([name]) => name === "UNLOCK")).toHaveLength(5);
     expect(balloon.snapshot().size).toBe(0);
     expect(monitor.lockedFrames).toBe(0);
+  });
+
+  it("a page moved onto the frame another ballooned page moved out of is repaired too: every UNLOCK comes before the LOCKs", () => {
+    const { monitor, source, recorder, balloon } = inflated(4);
+    const frameOf1 = source.frameNumber(1);
+    const frameOf2 = source.frameNumber(2);
+    const elsewhere = source.move(1); // page 1 leaves its frame...
+    source.move(2, frameOf1); // ...and page 2 lands on it
+    expect(balloon.checkFrames()).toStrictEqual({ checked: 4, moved: 2, repaired: 2, released: 0 });
+    expect(recorder.calls).toStrictEqual([
+      ["UNLOCK", frameOf1],
+      ["UNLOCK", frameOf2],
+      ["LOCK", elsewhere],
+      ["LOCK", frameOf1],
+    ]);
+    expect([monitor.isLocked(frameOf1), monitor.isLocked(frameOf2), monitor.isLocked(elsewhere)]).toStrictEqual([true, false, true]);
+    expect(balloon.snapshot().size).toBe(4);
   });
 
   it("a page no longer present: its old frame is UNLOCKed and it leaves the balloon", () => {
