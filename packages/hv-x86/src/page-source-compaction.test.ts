@@ -258,7 +258,7 @@ describe.skipIf(!linuxX64 || !root)("the frame promise under fragmentation and c
 
       const check = await balloon.ask("check");
       expect(check.moved).toBeGreaterThanOrEqual(before.stale);
-      expect(check.repaired + check.released).toBe(check.moved);
+      expect(check.repaired! + check.released!).toBe(check.moved);
       const after = await mismatches(balloon, dump);
       expect(after).toStrictEqual({ locked: BALLOON_PAGES - check.released!, size: BALLOON_PAGES - check.released!, stale: 0 });
     },

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ALLOC, PAGE_SIZE } from "@vmballoon/protocol";
 import { NO_PAGE } from "@vmballoon/core";
 import { LinuxPageSource, type PageSourceOptions } from "./page-source.js";
-import { EAGAIN, ENOMEM, ENOSYS, EPERM, TestKernel } from "./test-kernel.js";
+import { EAGAIN, ENOMEM, EPERM, TestKernel } from "./test-kernel.js";
 import type { CgroupLevel } from "./meminfo.js";
 import { SystemCallError } from "./errors.js";
 
