@@ -453,13 +453,15 @@ export class LinuxPageSource implements PageSource {
     this.checksSinceScan = 0;
     this.frameScans++;
     let checked = 0;
-    const readyHandles = this.readyCount === 0 ? undefined : new Set(this.ready.subarray(0, this.readyCount));
+    // The ready pages (not handed out) are all in the chunk of the last refill.
+    const readyChunk = this.readyCount === 0 ? -1 : this.ready[0]! >>> this.shift;
     const words = this.words;
     for (const chunk of this.chunks) {
       if (chunk === undefined || chunk.inUse === 0) continue;
       const base = chunk.index * this.chunkPages;
       const state = chunk.state;
       const frames = chunk.frames;
+      const ready = chunk.index === readyChunk ? new Set(this.ready.subarray(0, this.readyCount)) : undefined;
       for (let start = 0; start < chunk.bump; start += CHECK_PIECE) {
         const end = Math.min(chunk.bump, start + CHECK_PIECE);
         const length = (end - start) * 8;
@@ -470,11 +472,13 @@ export class LinuxPageSource implements PageSource {
         }
         for (let slot = start; slot < end; slot++) {
           if (state[slot] !== IN_USE) continue;
-          if (readyHandles !== undefined && readyHandles.has(base + slot)) continue;
+          if (ready !== undefined && ready.has(base + slot)) continue;
           checked++;
-          const at = (slot - start) * 2;
-          const now = entryFrame(words[at]!, words[at + 1]!);
+          const at = (slot - start) << 1;
+          const high = words[at + 1]!;
           const told = frames[slot]!;
+          if ((high & PAGEMAP_PRESENT) !== 0 && (high & PAGEMAP_PFN_HIGH) === 0 && words[at] === told) continue;
+          const now = entryFrame(words[at]!, high);
           if (now === told) continue;
           if (!moved(base + slot, told, now)) this.migratedAtScan = -1; // not repaired: the next check tries again
           else if (now > 0 && now <= MAX_PFN) frames[slot] = now;
