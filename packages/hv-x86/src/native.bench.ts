@@ -26,6 +26,7 @@ import { SimMonitor } from "@vmballoon/core/sim";
 import { BalloonHypervisor } from "./balloon-port.js";
 import { LinuxPageSource, type PageMemory } from "./page-source.js";
 import { BALLOON, backdoorCall } from "./trampolines.js";
+import { shuffle } from "./test-random.js";
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -97,18 +98,6 @@ function runC(binary: string | undefined, args: string[]): Record<string, number
 
 const rate = (pages: number, seconds: number) => Math.round(pages / seconds);
 const thousands = (value: number) => value.toLocaleString("en");
-
-/** A seeded shuffle (mulberry32, seed printed). */
-function shuffle(items: Uint32Array, seed: number): void {
-  let state = seed;
-  for (let i = items.length - 1; i > 0; i--) {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    const j = Math.floor((((t ^ (t >>> 14)) >>> 0) / 2 ** 32) * (i + 1));
-    [items[i], items[j]] = [items[j]!, items[i]!];
-  }
-}
 
 if (!root) {
   console.log("\npage source: skipped (frame numbers need root)");

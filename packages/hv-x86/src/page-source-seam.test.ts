@@ -10,6 +10,7 @@ import { LinuxPageSource, type PageSourceOptions } from "./page-source.js";
 import { EAGAIN, ENOMEM, EPERM, TestKernel } from "./test-kernel.js";
 import type { CgroupLevel } from "./meminfo.js";
 import { SystemCallError } from "./errors.js";
+import { shuffle } from "./test-random.js";
 
 const linuxX64 = process.platform === "linux" && process.arch === "x64";
 
@@ -46,25 +47,6 @@ function take(source: LinuxPageSource, count: number): number[] {
 function expectBooksBalanced(source: LinuxPageSource, kernel: TestKernel): void {
   expect(source.lockedPages).toBe(kernel.heldByProcess());
   expect(source.kernelMappings).toBe(kernel.kernelMappings());
-}
-
-/** A seeded generator (mulberry32): the same shuffles every run. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
-function shuffle<T>(items: T[], seed: number): T[] {
-  const next = random(seed);
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(next() * (i + 1));
-    [items[i], items[j]] = [items[j]!, items[i]!];
-  }
-  return items;
 }
 
 describe.skipIf(!linuxX64)("the page source's error paths, through its system-call seam (Linux x64: strerror comes from libc)", () => {

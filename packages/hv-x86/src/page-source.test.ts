@@ -7,6 +7,7 @@ import { Balloon, NO_PAGE } from "@vmballoon/core";
 import { SimMonitor } from "@vmballoon/core/sim";
 import { LinuxPageSource, type PageMemory, type PageSourceOptions } from "./page-source.js";
 import { native, SYS_MEMFD_SECRET } from "./native.js";
+import { shuffle } from "./test-random.js";
 
 const linuxX64 = process.platform === "linux" && process.arch === "x64";
 const root = typeof process.geteuid === "function" && process.geteuid() === 0;
@@ -60,22 +61,6 @@ function allocateMany(source: LinuxPageSource, count: number, flavour: 0 | 1 = A
     pages.push(page);
   }
   return pages;
-}
-
-/** A seeded generator (mulberry32): the same shuffles every run; the seed is in the test's name. */
-function shuffle<T>(items: T[], seed: number): T[] {
-  let state = seed;
-  const next = () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(next() * (i + 1));
-    [items[i], items[j]] = [items[j]!, items[i]!];
-  }
-  return items;
 }
 
 describe.skipIf(!linuxX64 || !root).each(MEMORIES)("the Linux page source, for real, with %s memory (needs root: frame numbers)", (memory) => {
