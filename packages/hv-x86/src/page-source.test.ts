@@ -13,8 +13,6 @@ const linuxX64 = process.platform === "linux" && process.arch === "x64";
 const root = typeof process.geteuid === "function" && process.geteuid() === 0;
 /** Whether this kernel has memfd_secret(2) (Linux 5.14+, secretmem enabled). */
 const secretMemory = linuxX64 && native().libc.syscall1(SYS_MEMFD_SECRET, 0) >= 0;
-/** The memories to test: mlock always; secret memory where the kernel has it. */
-const MEMORIES: PageMemory[] = secretMemory ? ["secret", "mlock"] : ["mlock"];
 
 function statusKiB(field: string): number {
   const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync("/proc/self/status", "utf8"));
@@ -63,7 +61,8 @@ function allocateMany(source: LinuxPageSource, count: number, flavour: 0 | 1 = A
   return pages;
 }
 
-describe.skipIf(!linuxX64 || !root).each(MEMORIES)("the Linux page source, for real, with %s memory (needs root: frame numbers)", (memory) => {
+/** The tests each memory passes. */
+function forReal(memory: PageMemory): void {
   it("hands out pages whose frames are present, distinct, below 2^32, and locked pages in the kernel's eyes", () => {
     const source = open({ memory });
     expect(source.memory).toBe(memory);
@@ -184,7 +183,12 @@ describe.skipIf(!linuxX64 || !root).each(MEMORIES)("the Linux page source, for r
     expect(statusKiB("VmLck")).toBe(before);
     expect(() => source.allocate(ALLOC.NOSLEEP)).toThrow(/closed/);
   });
-});
+}
+
+describe.skipIf(!linuxX64 || !root)("the Linux page source, for real, with mlock memory (needs root: frame numbers)", () => forReal("mlock"));
+describe.skipIf(!linuxX64 || !root || !secretMemory)("the Linux page source, for real, with secret memory (needs root: frame numbers, and memfd_secret)", () =>
+  forReal("secret"),
+);
 
 describe.skipIf(!linuxX64 || !root)("the Linux page source: the rest (needs root: frame numbers)", () => {
   it("chooses secret memory where the kernel has it, with chunks small enough to go back often and few enough to map", () => {

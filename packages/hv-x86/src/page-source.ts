@@ -283,7 +283,7 @@ export class LinuxPageSource implements PageSource {
   private readonly entries: Buffer;
   private readonly words: Uint32Array;
   /** Handles freed and not yet returned to the kernel (mlock). */
-  private pending: Uint32Array;
+  private readonly pending: Uint32Array;
   private pendingCount = 0;
   /** Handles whose release waits: for room among the mappings, or after a failed call. */
   private waiting: number[] = [];
