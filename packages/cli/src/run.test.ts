@@ -175,7 +175,7 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
     child.kill("SIGINT");
     expect(await done).toBe(0);
     expect(stderr).toMatch(/balloon 1000 pages, at its target/);
-    expect(stderr).toMatch(/unloaded \(SIGINT\): START sent, 1000 pages \(3\.9 MiB\) given back; frame checks \d+: 0 pages moved, 0 repaired\n$/);
+    expect(stderr).toMatch(/unloaded \(SIGINT\): START sent, 1000 pages \(3\.9 MiB\) given back; frame checks \d+: \d+ pages moved, \d+ repaired\n$/);
   });
 
   it("rewrites the stats file atomically: a reader never sees half of it", async () => {
