@@ -79,6 +79,23 @@ export interface BalloonSnapshot {
   readonly stats: BalloonStats;
 }
 
+/** What one frame check did ({@link Balloon.checkFrames}). */
+export interface FrameCheck {
+  /** Ballooned pages whose frame was read again. */
+  readonly checked: number;
+  /** Pages no longer on the frame the host was told. */
+  readonly moved: number;
+  /** Moved pages repaired: the old frame UNLOCKed, the new one LOCKed. */
+  readonly repaired: number;
+  /** Moved pages whose old frame was UNLOCKed but whose new one could not be LOCKed: they left the balloon and were freed. */
+  readonly released: number;
+}
+
+/** The frame checks since the balloon was made: how many, and the sums of their {@link FrameCheck}s. */
+export interface FrameCheckTotals extends FrameCheck {
+  readonly checks: number;
+}
+
 export interface BalloonOptions {
   /** Receives the seed's `pr_err` messages. */
   readonly onError?: (message: string) => void;
@@ -105,6 +122,7 @@ export class Balloon {
   private rateFree: number = RATE_FREE_MAX;
   private slowAllocationCycles = 0;
   private lastLockStatus = 0;
+  private frameTotals = { checks: 0, checked: 0, moved: 0, repaired: 0, released: 0 };
 
   constructor(
     private readonly hypervisor: Hypervisor,
@@ -152,6 +170,63 @@ export class Balloon {
   exit(): void {
     this.sendStart();
     this.pop();
+  }
+
+  /**
+   * The frame check (not in the seed; today's Linux driver does the same in
+   * `vmballoon_migratepage` when the kernel migrates a ballooned page). Asks
+   * the page source which ballooned pages are no longer on the frame the host
+   * was told; for each, UNLOCKs the old frame and LOCKs the new one, through
+   * this balloon's Hypervisor and with its counters (every UNLOCK of a check
+   * before its LOCKs: see the body). When the UNLOCK fails,
+   * the page stays as it was (the host still holds the old frame) and the
+   * next check tries again; when the LOCK fails, the page leaves the balloon
+   * and is freed, and the size goes down by one, as the modern driver's
+   * `atomic64_dec(&b->size)`. Call it between cycles. Does nothing when the
+   * page source cannot check (the simulated guest: its pages never move) or a
+   * reset is pending (the next cycle gives every page back).
+   */
+  checkFrames(): FrameCheck {
+    const source = this.pageSource;
+    if (source.checkFrames === undefined || this.resetRequired) return { checked: 0, moved: 0, repaired: 0, released: 0 };
+    let moved = 0;
+    let repaired = 0;
+    // Every old frame is UNLOCKed first, then the new ones LOCKed: one check sees many migrations at once and not
+    // their order, and a page's new frame may be one another ballooned page moved out of, which the host holds
+    // until that page's UNLOCK.
+    const relocked: number[] = [];
+    const checked = source.checkFrames((page, told, now) => {
+      moved++;
+      if (!this.sendUnlockPage(told)) return false;
+      relocked.push(page, now);
+      return true;
+    });
+    const leaving = new Set<number>();
+    for (let i = 0; i < relocked.length; i += 2) {
+      const page = relocked[i]!;
+      const now = relocked[i + 1]!;
+      if (now > 0 && this.sendLockPage(now) === 0) repaired++;
+      else leaving.add(page >>> 0);
+    }
+    if (leaving.size > 0) {
+      this.pages.remove(leaving);
+      for (const page of leaving) {
+        source.free(page);
+        this.size--;
+      }
+    }
+    const totals = this.frameTotals;
+    totals.checks++;
+    totals.checked += checked;
+    totals.moved += moved;
+    totals.repaired += repaired;
+    totals.released += leaving.size;
+    return { checked, moved, repaired, released: leaving.size };
+  }
+
+  /** The frame checks so far ({@link checkFrames}). */
+  frameCheckTotals(): FrameCheckTotals {
+    return { ...this.frameTotals };
   }
 
   /** A copy of the ballooned pages' handles, oldest first. */

@@ -319,7 +319,7 @@ export class ModernBalloon {
    * list for migration. False when it is not there.
    */
   isolatePage(page: number): boolean {
-    return this.balloonPages.remove(page);
+    return this.balloonPages.remove(new Set([page])) === 1;
   }
 
   /** `balloon_page_putback`: an isolated page goes back to the head of the list. */

@@ -65,20 +65,24 @@ export class PageStack {
   }
 
   /**
-   * Removes the entry `page` nearest the top (the seed's engine never calls
-   * it; today's driver's migration takes one page out of the middle of its
-   * list). False when there is none. Costs O(length).
+   * Takes the given pages out of the stack wherever they are, keeping the
+   * others in their order; returns how many were taken. A page matches in
+   * either reading of its 32 bits (`page >>> 0` or `page | 0`). A rare path,
+   * O(length), in place: the seed engine's frame check (pages that left the
+   * balloon) and today's driver's migration (one page out of the middle of
+   * its list).
    */
-  remove(page: number): boolean {
-    const value = page >>> 0;
-    const last = this.length - 1;
-    for (let at = last; at >= 0; at--) {
-      if (this.chunks[at >>> 16]![at & (CHUNK - 1)] !== value) continue;
-      for (let i = at; i < last; i++) this.chunks[i >>> 16]![i & (CHUNK - 1)] = this.chunks[(i + 1) >>> 16]![(i + 1) & (CHUNK - 1)]!;
-      this.pop();
-      return true;
+  remove(pages: ReadonlySet<number>): number {
+    const length = this.length;
+    let kept = 0;
+    for (let at = 0; at < length; at++) {
+      const page = this.chunks[at >>> 16]![at & (CHUNK - 1)]!;
+      if (pages.has(page) || pages.has(page | 0)) continue;
+      if (kept !== at) this.chunks[kept >>> 16]![kept & (CHUNK - 1)] = page;
+      kept++;
     }
-    return false;
+    for (let removed = length - kept; removed > 0; removed--) this.pop();
+    return length - kept;
   }
 
   /** A copy of the stack, bottom first. */

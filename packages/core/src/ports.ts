@@ -49,6 +49,18 @@ export interface PageSource {
   frameNumber(page: number): number;
   /** The guest's total pages (`si_meminfo`'s `totalram`), the limit sent with GET_TARGET. */
   totalPages(): number;
+  /**
+   * Optional: the frame check, for a page source whose pages the guest's
+   * kernel may move to other frames (a real one: compaction migrates locked
+   * pages). Reads the frame of every page the engine holds again, and calls
+   * `moved(page, told, now)` for each page whose frame is no longer the one
+   * {@link frameNumber} gave (`now` is -1 when the page is not present). When
+   * `moved` returns true, `now` becomes the page's frame number from then on.
+   * Returns the number of pages checked. Called between cycles only
+   * (`Balloon.checkFrames`); a page source whose pages never move (the
+   * simulated guest) leaves it out.
+   */
+  checkFrames?(moved: (page: number, told: number, now: number) => boolean): number;
 }
 
 // ---------------------------------------------------------------------------

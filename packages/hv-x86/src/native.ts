@@ -22,6 +22,12 @@ export interface Libc {
   mlock(address: number, length: number): number;
   munlock(address: number, length: number): number;
   madvise(address: number, length: number, advice: number): number;
+  /** `syscall(number, arg)`: one-argument system calls glibc has no wrapper for (memfd_secret). */
+  syscall1(number: number, argument: number): number;
+  ftruncate(fd: number, length: number): number;
+  close(fd: number): number;
+  /** `read(2)` into memory at an address: bytes read, or -1. */
+  read(fd: number, address: number, length: number): number;
   ioperm(from: number, count: number, turnOn: number): number;
   prctl(option: number, arg2: number, arg3: number, arg4: number, arg5: number): number;
   strerror(errno: number): string;
@@ -36,6 +42,7 @@ export interface Native {
 export const PROT_READ = 1;
 export const PROT_WRITE = 2;
 export const PROT_EXEC = 4;
+export const MAP_SHARED = 0x01;
 export const MAP_PRIVATE = 0x02;
 export const MAP_FIXED = 0x10;
 export const MAP_ANONYMOUS = 0x20;
@@ -46,6 +53,8 @@ export const MADV_DONTFORK = 10;
 export const MADV_NOHUGEPAGE = 15;
 export const MADV_DONTDUMP = 16;
 export const PR_SET_DUMPABLE = 4;
+/** memfd_secret(2)'s system call number on x86-64 (Linux 5.14). */
+export const SYS_MEMFD_SECRET = 447;
 
 let cached: Native | undefined;
 let unavailable: HvError | undefined;
@@ -85,6 +94,11 @@ export function native(): Native {
     mlock: lib.func("int mlock(uintptr_t addr, size_t length)"),
     munlock: lib.func("int munlock(uintptr_t addr, size_t length)"),
     madvise: lib.func("int madvise(uintptr_t addr, size_t length, int advice)"),
+    // Declared with one fixed argument: on x86-64 a variadic call passes integers as a fixed one does, and glibc's syscall() reads registers.
+    syscall1: lib.func("long syscall(long number, long argument)"),
+    ftruncate: lib.func("int ftruncate(int fd, int64_t length)"),
+    close: lib.func("int close(int fd)"),
+    read: lib.func("intptr_t read(int fd, uintptr_t buffer, size_t count)"),
     ioperm: lib.func("int ioperm(unsigned long from, unsigned long num, int turn_on)"),
     prctl: lib.func("int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5)"),
     strerror: lib.func("const char *strerror(int errnum)"),

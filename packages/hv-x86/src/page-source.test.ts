@@ -1,14 +1,18 @@
 import { spawnSync } from "node:child_process";
-import { openSync, readFileSync, readSync } from "node:fs";
+import { openSync, readFileSync, readSync, closeSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { ALLOC, MAX_PFN, PAGE_SIZE } from "@vmballoon/protocol";
 import { Balloon, NO_PAGE } from "@vmballoon/core";
 import { SimMonitor } from "@vmballoon/core/sim";
-import { LinuxPageSource } from "./page-source.js";
+import { LinuxPageSource, type PageMemory, type PageSourceOptions } from "./page-source.js";
+import { native, SYS_MEMFD_SECRET } from "./native.js";
+import { shuffle } from "./test-random.js";
 
 const linuxX64 = process.platform === "linux" && process.arch === "x64";
 const root = typeof process.geteuid === "function" && process.geteuid() === 0;
+/** Whether this kernel has memfd_secret(2) (Linux 5.14+, secretmem enabled). */
+const secretMemory = linuxX64 && native().libc.syscall1(SYS_MEMFD_SECRET, 0) >= 0;
 
 function statusKiB(field: string): number {
   const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync("/proc/self/status", "utf8"));
@@ -26,18 +30,19 @@ function lockedMappings(): number {
     .filter((line) => line.startsWith("VmFlags:") && / lo( |$)/.test(line)).length;
 }
 
-/** /proc/kpageflags bits of a frame: 11 MMAP, 12 ANON, 18 UNEVICTABLE. */
-function pageFlags(frame: number): { mapped: boolean; anonymous: boolean; unevictable: boolean } {
+/** /proc/kpageflags bits of a frame: 11 MMAP, 12 ANON, 18 UNEVICTABLE, 33 MLOCKED. */
+function pageFlags(frame: number): { mapped: boolean; anonymous: boolean; unevictable: boolean; mlocked: boolean } {
   const fd = openSync("/proc/kpageflags", "r");
   const entry = Buffer.alloc(8);
   readSync(fd, entry, 0, 8, frame * 8);
+  closeSync(fd);
   const flags = entry.readBigUInt64LE(0);
   const bit = (n: number) => ((flags >> BigInt(n)) & 1n) === 1n;
-  return { mapped: bit(11), anonymous: bit(12), unevictable: bit(18) };
+  return { mapped: bit(11), anonymous: bit(12), unevictable: bit(18), mlocked: bit(33) };
 }
 
 const sources: LinuxPageSource[] = [];
-function open(options: Parameters<typeof LinuxPageSource.open>[0] = {}): LinuxPageSource {
+function open(options: PageSourceOptions = {}): LinuxPageSource {
   const source = LinuxPageSource.open(options);
   sources.push(source);
   return source;
@@ -56,9 +61,11 @@ function allocateMany(source: LinuxPageSource, count: number, flavour: 0 | 1 = A
   return pages;
 }
 
-describe.skipIf(!linuxX64 || !root)("the Linux page source, for real", () => {
-  it("hands out pages whose frames are present, distinct, below 2^32, and real locked anonymous pages", () => {
-    const source = open();
+/** The tests each memory passes. */
+function forReal(memory: PageMemory): void {
+  it("hands out pages whose frames are present, distinct, below 2^32, and locked pages in the kernel's eyes", () => {
+    const source = open({ memory });
+    expect(source.memory).toBe(memory);
     const pages = allocateMany(source, 4096);
     expect(new Set(pages).size).toBe(pages.length);
     for (const page of pages) expect(Number.isInteger(page) && page >= 0 && page <= 0xffffffff).toBe(true);
@@ -66,116 +73,86 @@ describe.skipIf(!linuxX64 || !root)("the Linux page source, for real", () => {
     const frames = pages.map((page) => source.frameNumber(page));
     expect(new Set(frames).size).toBe(frames.length);
     for (const frame of frames) expect(frame > 0 && frame <= MAX_PFN).toBe(true);
-    // The kernel's own view of those frames (a sample: every 64th).
+    // The kernel's own view of those frames (a sample: every 64th). Secret memory is not anonymous: it is a file's.
     for (let i = 0; i < frames.length; i += 64) {
-      expect(pageFlags(frames[i]!)).toEqual({ mapped: true, anonymous: true, unevictable: true });
+      expect(pageFlags(frames[i]!)).toStrictEqual({ mapped: true, anonymous: memory === "mlock", unevictable: true, mlocked: true });
     }
   });
 
   it("keeps each page's frame while it is held, whatever else comes and goes", () => {
-    const source = open();
+    const source = open({ memory });
     const kept = allocateMany(source, 1024);
     const frames = kept.map((page) => source.frameNumber(page));
-    // Churn: more pages in, then out again, twice.
     for (let round = 0; round < 2; round++) {
       const churn = allocateMany(source, 3000, round === 0 ? ALLOC.NOSLEEP : ALLOC.CANSLEEP);
       for (const page of churn.reverse()) source.free(page);
       source.releaseIdle();
     }
-    expect(kept.map((page) => source.readFrame(page))).toEqual(frames);
-    expect(kept.map((page) => source.frameNumber(page))).toEqual(frames);
+    expect(kept.map((page) => source.readFrame(page))).toStrictEqual(frames);
+    expect(kept.map((page) => source.frameNumber(page))).toStrictEqual(frames);
   });
 
-  it("returns the frames to the kernel when pages are freed: the pages are no longer present", () => {
-    const source = open();
-    const [kept, ...pages] = allocateMany(source, 513); // one page kept: the chunk stays mapped
-    const rssBefore = statusKiB("RssAnon");
+  it("returns the memory to the kernel when pages are freed", () => {
+    const source = open({ memory, chunkPages: 1024 });
+    const [kept, ...pages] = allocateMany(source, 4097); // one page kept: its chunk stays mapped
+    const rssBefore = statusKiB("VmRSS");
     for (const page of pages.reverse()) source.free(page);
     source.releaseIdle();
-    expect(pages.map((page) => source.readFrame(page)).filter((frame) => frame !== -1)).toEqual([]);
     expect(source.readFrame(kept!)).toBe(source.frameNumber(kept!));
-    expect(rssBefore - statusKiB("RssAnon")).toBeGreaterThanOrEqual((256 * PAGE_SIZE) / 1024);
+    // Secret memory goes a chunk at a time: the kept page's chunk stays whole.
+    const returned = memory === "mlock" ? 4096 : 4096 - 1023;
+    expect(source.lockedPages).toBe(4097 - returned);
+    expect(rssBefore - statusKiB("VmRSS")).toBeGreaterThanOrEqual((returned * PAGE_SIZE) / 1024 - 1024);
   });
 
-  it("VmLck grows as pages come and falls back as they go, in any order", () => {
+  it("VmLck grows as pages come and falls back to where it was as they go, in any order (seed 7)", () => {
     const before = statusKiB("VmLck");
-    const source = open();
+    const source = open({ memory, chunkPages: 1024 });
     const pages = allocateMany(source, 8192);
     const during = statusKiB("VmLck");
-    expect(during - before).toBeGreaterThanOrEqual((8192 * PAGE_SIZE) / 1024);
-    // ...and no more than one batch beyond what was asked for.
-    expect(during - before).toBeLessThanOrEqual(((8192 + 256) * PAGE_SIZE) / 1024);
-    expect(source.lockedPages * 4).toBe(during - before);
+    // mlock counts the pages locked; secret memory counts its mappings whole (RLIMIT_MEMLOCK sees the same).
+    expect(during - before).toBe(memory === "mlock" ? source.lockedPages * 4 : source.mappings * 1024 * 4);
+    expect(source.lockedPages).toBeGreaterThanOrEqual(8192);
+    expect(source.lockedPages).toBeLessThanOrEqual(8192 + 256);
 
-    // Free half, newest first, then the rest in a shuffled order.
     const order = [...pages];
     for (const page of order.splice(4096).reverse()) source.free(page);
     source.releaseIdle();
-    const half = statusKiB("VmLck");
-    expect(half - before).toBe((4096 * PAGE_SIZE) / 1024);
-    order.sort(() => Math.random() - 0.5);
-    for (const page of order) source.free(page);
+    expect(source.lockedPages).toBe(4096);
+    for (const page of shuffle(order, 7)) source.free(page);
     source.releaseIdle();
     expect(statusKiB("VmLck")).toBe(before);
-    expect(source.lockedPages).toBe(0);
-    expect(source.heldPages).toBe(0);
+    expect([source.lockedPages, source.heldPages, source.mappings]).toStrictEqual([0, 0, 0]);
   });
 
-  it.each([
-    // 64 MiB, within one 256 MiB chunk.
-    [{}, 16384, 1],
-    // 8 MiB in chunks of 2 MiB.
-    [{ chunkPages: 512 }, 2048, 4],
-  ])("keeps to one mapping per chunk, and unmaps a chunk when its last page goes (%j, %i pages: %i)", (options, count, chunks) => {
+  it("keeps to one mapping per chunk, and unmaps a chunk when its last page goes", () => {
     const before = lockedMappings();
-    const source = open(options);
-    const pages = allocateMany(source, count);
-    expect(source.mappings).toBe(chunks);
-    // The pages locked so far are one range of the kernel's mappings a chunk, not thousands.
-    expect(lockedMappings() - before).toBe(chunks);
+    const source = open({ memory, chunkPages: 2048 });
+    const pages = allocateMany(source, 8192);
+    expect(source.mappings).toBe(4);
+    expect(lockedMappings() - before).toBe(4);
     for (const page of pages.reverse()) source.free(page);
     source.releaseIdle();
     expect(source.mappings).toBe(0);
     expect(lockedMappings()).toBe(before);
   });
 
-  it("reuses freed slots, so churn does not multiply the mappings", () => {
-    const source = open({ chunkPages: 4096 });
-    const held: number[] = [];
-    for (let round = 0; round < 20; round++) {
-      held.push(...allocateMany(source, 1000));
-      // The engine frees newest first, and some refused pages out of order.
-      for (const page of held.splice(held.length - 600).reverse()) source.free(page);
-      for (let i = 0; i < 5 && held.length > 0; i++) source.free(held.splice(Math.floor(Math.random() * held.length), 1)[0]!);
-      source.releaseIdle();
-    }
-    expect(source.heldPages).toBe(held.length);
-    expect(source.mappings).toBeLessThanOrEqual(Math.ceil(held.length / 4096) + 1);
-  });
-
   it("NOSLEEP fails rather than dip into the reserve of free memory; CANSLEEP may still go on", () => {
     const total = Math.floor(Number(/^MemTotal:\s+(\d+)/m.exec(readFileSync("/proc/meminfo", "utf8"))![1]) / 4);
-    const source = open({ nosleepReservePages: total });
+    const source = open({ memory, nosleepReservePages: total });
     expect(source.allocate(ALLOC.NOSLEEP)).toBe(NO_PAGE);
     expect(source.lastFailure).toMatch(/MemFree/);
     expect(source.lockedPages).toBe(0);
     expect(source.allocate(ALLOC.CANSLEEP)).not.toBe(NO_PAGE);
 
-    const strict = open({ sleepReservePages: total });
+    const strict = open({ memory, sleepReservePages: total });
     expect(strict.allocate(ALLOC.CANSLEEP)).toBe(NO_PAGE);
     expect(strict.lastFailure).toMatch(/MemAvailable/);
   });
 
-  it("reports the guest's total pages as MemTotal does", () => {
-    const source = open();
-    const memTotal = Number(/^MemTotal:\s+(\d+)/m.exec(readFileSync("/proc/meminfo", "utf8"))![1]);
-    expect(source.totalPages()).toBe(Math.floor(memTotal / 4));
-    expect(source.frameLimit()).toBeGreaterThan(source.totalPages() / 2);
-  });
-
-  it("serves the engine: every ballooned page's frame is locked at the monitor, and unload gives all back", () => {
+  it("serves the engine: every ballooned page's frame is locked at the monitor, the frame check finds nothing moved, and unload gives all back", () => {
     const before = statusKiB("VmLck");
-    const source = open();
+    const source = open({ memory, frameCheck: "always" });
     const monitor = new SimMonitor({ firstPfn: 0, frames: source.frameLimit(), totalPages: source.totalPages() });
     const balloon = new Balloon(monitor, source);
     expect(balloon.init()).toBe(true);
@@ -185,7 +162,11 @@ describe.skipIf(!linuxX64 || !root)("the Linux page source, for real", () => {
     expect(balloon.snapshot().size).toBe(5000);
     expect(monitor.lockedFrames).toBe(5000);
     for (const page of balloon.balloonedPages()) expect(monitor.isLocked(source.frameNumber(page))).toBe(true);
-    expect(statusKiB("VmLck") - before).toBe((5000 * PAGE_SIZE) / 1024);
+    expect(source.heldPages).toBe(5000);
+    // mlock returns the rest of the last batch at once; secret memory keeps it with its chunk, free, for the next inflate.
+    if (memory === "mlock") expect(source.lockedPages).toBe(5000);
+    else expect(source.lockedPages).toBe(Math.ceil(5000 / 256) * 256);
+    expect(balloon.checkFrames()).toStrictEqual({ checked: 5000, moved: 0, repaired: 0, released: 0 });
 
     balloon.exit();
     source.releaseIdle();
@@ -196,21 +177,113 @@ describe.skipIf(!linuxX64 || !root)("the Linux page source, for real", () => {
 
   it("close() unmaps everything, and allocating afterwards is an error", () => {
     const before = statusKiB("VmLck");
-    const source = LinuxPageSource.open();
+    const source = LinuxPageSource.open({ memory });
     allocateMany(source, 300);
     source.close();
     expect(statusKiB("VmLck")).toBe(before);
     expect(() => source.allocate(ALLOC.NOSLEEP)).toThrow(/closed/);
+  });
+}
+
+describe.skipIf(!linuxX64 || !root)("the Linux page source, for real, with mlock memory (needs root: frame numbers)", () => forReal("mlock"));
+describe.skipIf(!linuxX64 || !root || !secretMemory)("the Linux page source, for real, with secret memory (needs root: frame numbers, and memfd_secret)", () =>
+  forReal("secret"),
+);
+
+describe.skipIf(!linuxX64 || !root)("the Linux page source: the rest (needs root: frame numbers)", () => {
+  it("chooses secret memory where the kernel has it, with chunks small enough to go back often and few enough to map", () => {
+    const source = open();
+    expect(source.memory).toBe(secretMemory ? "secret" : "mlock");
+    const total = source.totalPages();
+    if (secretMemory) expect(total / source.chunkPages).toBeLessThanOrEqual(8192);
+    expect(source.chunkPages).toBe(secretMemory ? Math.max(1024, 2 ** Math.ceil(Math.log2(total / 8192))) : 65536);
+  });
+
+  it("reports the guest's total pages as MemTotal does", () => {
+    const source = open();
+    const memTotal = Number(/^MemTotal:\s+(\d+)/m.exec(readFileSync("/proc/meminfo", "utf8"))![1]);
+    expect(source.totalPages()).toBe(Math.floor(memTotal / 4));
+    expect(source.frameLimit()).toBeGreaterThan(source.totalPages() / 2);
   });
 
   it("rejects bad options", () => {
     expect(() => LinuxPageSource.open({ chunkPages: 1000 })).toThrow(RangeError);
     expect(() => LinuxPageSource.open({ batchPages: 0 })).toThrow(RangeError);
     expect(() => LinuxPageSource.open({ nosleepReservePages: -1 })).toThrow(RangeError);
+    expect(() => LinuxPageSource.open({ memory: "swap" as PageMemory })).toThrow(RangeError);
+  });
+
+  it("4 GiB freed in random order (seed 20261129, mlock): every free succeeds, the mappings stay far below vm.max_map_count, the books match the kernel's", () => {
+    const maxMapCount = Number(readFileSync("/proc/sys/vm/max_map_count", "utf8"));
+    const mapsNow = () => readFileSync("/proc/self/maps", "utf8").split("\n").length - 1;
+    const mapsBefore = mapsNow();
+    const vmLckBefore = statusKiB("VmLck");
+    const source = open({ memory: "mlock" });
+    const pages = shuffle(allocateMany(source, 1 << 20, ALLOC.CANSLEEP), 20261129);
+    source.releaseIdle();
+    expect(statusKiB("VmLck") - vmLckBefore).toBe(source.lockedPages * 4);
+    let most = 0;
+    let mostOwn = 0;
+    for (const [i, page] of pages.entries()) {
+      source.free(page);
+      if ((i & 0xfff) === 0) mostOwn = Math.max(mostOwn, source.kernelMappings);
+      if ((i & 0xffff) === 0xffff) {
+        most = Math.max(most, mapsNow() - mapsBefore);
+        // The kernel's count of locked memory is the source's, page for page.
+        expect(statusKiB("VmLck") - vmLckBefore).toBe(source.lockedPages * 4);
+        expect(source.heldPages).toBe(pages.length - i - 1);
+      }
+    }
+    source.releaseIdle();
+    // The source's own mappings stay within its budget; the rest is the JavaScript heap growing meanwhile.
+    expect(mostOwn).toBeLessThanOrEqual(source.mappingBudget);
+    expect(mostOwn).toBeGreaterThan(source.mappingBudget / 2); // random frees do split: the budget is what held them
+    expect(most).toBeLessThanOrEqual(source.mappingBudget + 256);
+    expect(most).toBeLessThan(maxMapCount / 4);
+    expect([source.heldPages, source.lockedPages, source.mappings]).toStrictEqual([0, 0, 0]);
+    expect(statusKiB("VmLck")).toBe(vmLckBefore);
+  }, 300_000);
+
+  it.skipIf(!secretMemory)("512 MiB of secret memory freed in random order (seed 99): every page comes back (needs memfd_secret)", () => {
+    const vmLckBefore = statusKiB("VmLck");
+    const source = open({ memory: "secret" });
+    const pages = shuffle(allocateMany(source, 1 << 17, ALLOC.CANSLEEP), 99);
+    for (const page of pages) source.free(page);
+    source.releaseIdle();
+    expect([source.heldPages, source.lockedPages, source.mappings]).toStrictEqual([0, 0, 0]);
+    expect(statusKiB("VmLck")).toBe(vmLckBefore);
+  }, 300_000);
+});
+
+/** util-linux's prlimit and setpriv, to run a child with a small RLIMIT_MEMLOCK and without CAP_IPC_LOCK. */
+const limitTools = spawnSync("setpriv", ["--version"]).status === 0 && spawnSync("prlimit", ["--version"]).status === 0;
+
+describe.skipIf(!linuxX64 || !root || !limitTools)("RLIMIT_MEMLOCK of 8 MiB without CAP_IPC_LOCK (needs root, setpriv and prlimit)", () => {
+  it.each(secretMemory ? (["secret", "mlock"] as const) : (["mlock"] as const))("%s memory: the balloon stops at the limit, and one line says what and how to raise it", (memory) => {
+    const entry = fileURLToPath(new URL("../dist/index.js", import.meta.url));
+    const script = `import(${JSON.stringify(entry)}).then((hv) => {
+      const limits = [];
+      const source = hv.LinuxPageSource.open({ memory: ${JSON.stringify(memory)}, onLimit: (message) => limits.push(message) });
+      let pages = 0;
+      while (pages < 100000 && source.allocate(pages % 2) !== -1) pages++;
+      while (pages < 100000 && source.allocate(pages % 2) !== -1) pages++;
+      console.log(JSON.stringify({ pages, locked: source.lockedPages, limits, chunkPages: source.chunkPages }));
+    })`;
+    const child = spawnSync("prlimit", ["--memlock=8388608", "setpriv", "--bounding-set", "-ipc_lock", "--inh-caps", "-ipc_lock", process.execPath, "-e", script], { encoding: "utf8" });
+    expect(child.stderr).toBe("");
+    const { pages, locked, limits, chunkPages } = JSON.parse(child.stdout) as { pages: number; locked: number; limits: string[]; chunkPages: number };
+    // 8 MiB: 2048 pages of mlock; of secret memory, the chunks (mappings, counted whole) that fit.
+    const expected = memory === "mlock" ? 2048 : Math.floor(2048 / chunkPages) * chunkPages;
+    expect([pages, locked]).toStrictEqual([expected, expected]);
+    const call = memory === "secret" ? "EAGAIN from mmap" : "ENOMEM from mlock";
+    const counted = memory === "secret" ? ", which counts secret memory by the size of its mappings" : "";
+    expect(limits).toStrictEqual([
+      `cannot lock more memory (${call}): RLIMIT_MEMLOCK (8 MiB) is reached${counted} and this process lacks CAP_IPC_LOCK; raise it (ulimit -l unlimited, LimitMEMLOCK=infinity in a systemd unit) or run as root with CAP_IPC_LOCK`,
+    ]);
   });
 });
 
-describe.skipIf(!linuxX64 || !root)("without CAP_SYS_ADMIN", () => {
+describe.skipIf(!linuxX64 || !root)("without CAP_SYS_ADMIN (needs root to drop to nobody)", () => {
   it("refuses to open: pagemap hides the frames (E_FRAMES_HIDDEN)", () => {
     const entry = fileURLToPath(new URL("../dist/index.js", import.meta.url));
     const script = `import(${JSON.stringify(entry)}).then((hv) => { try { hv.LinuxPageSource.open(); console.log("opened"); } catch (error) { console.log(error.code); } })`;

@@ -329,7 +329,7 @@ export async function run(options: RunOptions): Promise<number> {
 
   // The host first (its checks say whether there is anything to do here), then the memory.
   const realHost = settings.host === "vmware" ? await openVmware(settings) : undefined;
-  const sourceOptions: PageSourceOptions & { readonly onLimit?: (message: string) => void } = { onLimit };
+  const sourceOptions: PageSourceOptions = { onLimit };
   const source = LinuxPageSource.open(sourceOptions);
   let lock: HeldLock | undefined;
   // A terminal gone (SIGHUP) must not turn a message into an uncaught error before the unload.
@@ -462,6 +462,8 @@ async function drive(
       if (stopSignal !== undefined) break;
       enterCycle(cycle + 1);
       balloon.work();
+      // The frame the host was told must be the frame the page sits on: moved pages are repaired (UNLOCK, LOCK).
+      const frames = balloon.checkFrames();
       source.releaseIdle();
       const snapshot = balloon.snapshot();
       if (statsFile !== undefined) writeStats();
@@ -472,6 +474,7 @@ async function drive(
         cycle,
         ...snapshot,
         lockedPages: source.lockedPages,
+        frames,
       });
       narrator.cycle(cycle, snapshot.size, snapshot.target);
       if (scenario && scenario.unload && cycle >= scenario.cycles) {
@@ -491,7 +494,11 @@ async function drive(
     const reason = stopSignal ?? stopReason ?? "scenario";
     const held = unload();
     trace?.close();
-    if (!settings.json) narrator.line(`unloaded (${reason}): START sent, ${held} pages (${mebibytes(held)}) given back`);
+    if (!settings.json) {
+      const frames = balloon.frameCheckTotals();
+      const checks = `frame checks ${frames.checks}: ${frames.moved} pages moved, ${frames.repaired} repaired`;
+      narrator.line(`unloaded (${reason}): START sent, ${held} pages (${mebibytes(held)}) given back; ${checks}`);
+    }
     emitExit(reason, held);
     return EXIT.OK;
   } catch (error) {
@@ -534,6 +541,14 @@ async function drive(
   }
 
   function emitExit(reason: string, freed: number): void {
-    emitter.emit({ t: "exit", reason, size: balloon.snapshot().size, freed, lockedPages: lockedAfterExit, vmLckKiB: vmLckKiB() });
+    emitter.emit({
+      t: "exit",
+      reason,
+      size: balloon.snapshot().size,
+      freed,
+      lockedPages: lockedAfterExit,
+      vmLckKiB: vmLckKiB(),
+      frames: balloon.frameCheckTotals(),
+    });
   }
 }
