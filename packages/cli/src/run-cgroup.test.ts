@@ -70,7 +70,7 @@ describe.skipIf(!linuxX64 || !cgroupV1)("vmballoon run in a memory cgroup of 512
     expect(usage).toBeLessThan(LIMIT);
     expect(last * 4096).toBeLessThan(LIMIT);
     expect(last * 4096).toBeGreaterThan(LIMIT / 4);
-    expect(records.at(-1)).toMatchObject({ t: "exit", reason: "SIGTERM", size: 0, freed: last, lockedPages: 0 });
+    expect(records.at(-1)).toMatchObject({ t: "exit", reason: "SIGTERM", size: 0, freed: last, mlockedPages: 0 });
     // Every cycle's frame check, in its record and in the totals at the exit.
     const cycles = records.filter((record) => record.t === "cycle");
     for (const { size, frames } of cycles) {

@@ -139,7 +139,7 @@ function expectUnloaded(trace: Record<string, any>[], exit: Record<string, any>)
   const { beforeLastStart, atEnd } = hostFrames(trace);
   expect(beforeLastStart.size).toBe(exit.freed);
   expect(atEnd.size).toBe(0);
-  expect(exit).toMatchObject({ t: "exit", size: 0, lockedPages: 0, vmLckKiB: 0 });
+  expect(exit).toMatchObject({ t: "exit", size: 0, mlockedPages: 0, vmLckKiB: 0 });
 }
 
 const running: Runner[] = [];
@@ -224,7 +224,7 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
 
     const full = await runner.until((r) => r.t === "cycle" && r.size === 16384);
     expect(full.target).toBe(16384);
-    expect(full.lockedPages).toBe(16384);
+    expect(full.mlockedPages).toBe(16384);
     expect(full.stats.lock).toBe(16384);
     // The kernel's view of the process: 64 MiB locked (as good as exactly: the idle batch was returned).
     expect(runner.statusKiB("VmLck")).toBe(65536);
@@ -240,7 +240,7 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
     const { status, signal } = await runner.exited;
     expect({ status, signal }).toEqual({ status: 0, signal: null });
     const exit = runner.records.at(-1)!;
-    expect(exit).toMatchObject({ t: "exit", reason: "SIGTERM", size: 0, freed: 16384, lockedPages: 0, vmLckKiB: 0 });
+    expect(exit).toMatchObject({ t: "exit", reason: "SIGTERM", size: 0, freed: 16384, mlockedPages: 0, vmLckKiB: 0 });
     // Like the kernel's debugfs file, the stats file goes with the driver.
     expect(existsSync(stats)).toBe(false);
     expect(runner.stderr).toBe("");
@@ -287,7 +287,7 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
     // The trace fails before cycle 1's record: the error is the first thing after the start.
     expect(runner.records.map((r) => r.t)).toStrictEqual(["start", "exit"]);
     const exit = runner.records.at(-1)!;
-    expect(exit).toMatchObject({ t: "exit", reason: "error", size: 0, lockedPages: 0, vmLckKiB: 0 });
+    expect(exit).toMatchObject({ t: "exit", reason: "error", size: 0, mlockedPages: 0, vmLckKiB: 0 });
     // Cycle 1 inflates at the non-sleeping rate: all 3000 pages unless this machine's MemFree is at its reserve.
     expect(exit.freed).toBeGreaterThan(0);
     expect(runner.stderr).toMatch(
@@ -307,7 +307,7 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
     const cycles = records.filter((r) => r.t === "cycle");
     expect(cycles.map((r) => r.cycle)).toStrictEqual([1, 2, 3]);
     expect(cycles.every((r) => r.target === 500 && r.size <= 500)).toBe(true);
-    expectUnloaded(records, { t: "exit", size: 0, freed: cycles.at(-1)!.size, lockedPages: 0, vmLckKiB: 0 });
+    expectUnloaded(records, { t: "exit", size: 0, freed: cycles.at(-1)!.size, mlockedPages: 0, vmLckKiB: 0 });
     // simulate's format: the same kinds of record, with the same keys in the same order.
     const simulated = vmballoon(["simulate", "--scenario", file, "--trace", "-"])
       .stdout.trimEnd()
@@ -398,7 +398,7 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
 
       runner.child.kill("SIGTERM");
       expect((await runner.exited).status).toBe(0);
-      expect(runner.records.at(-1)).toMatchObject({ t: "exit", reason: "SIGTERM", freed: 300, lockedPages: 0 });
+      expect(runner.records.at(-1)).toMatchObject({ t: "exit", reason: "SIGTERM", freed: 300, mlockedPages: 0 });
       expect(existsSync(stats)).toBe(false);
     } finally {
       execFileSync("umount", [mount]);
@@ -456,7 +456,7 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
     expect(cycles.map((r) => r.size)).toEqual([3000, 3000, 3000, 1000, 1000]);
     expect(cycles.map((r) => r.resetRequired)).toEqual([false, false, true, false, false]);
     expect(cycles[3]!.stats.start).toBe(2); // the reset's START
-    expect(runner.records.at(-1)).toMatchObject({ t: "exit", reason: "scenario", freed: 1000, lockedPages: 0, vmLckKiB: 0 });
+    expect(runner.records.at(-1)).toMatchObject({ t: "exit", reason: "scenario", freed: 1000, mlockedPages: 0, vmLckKiB: 0 });
   });
 
   it("a load the monitor refuses fails with status 1 and says what it answered", () => {

@@ -123,7 +123,7 @@ if (!root) {
       for (let i = pages.length - 1; i >= 0; i--) source.free(pages[i]!);
       source.releaseIdle();
       const freeSeconds = Number(process.hrtime.bigint() - start) / 1e9;
-      if (frames !== pages.length || source.lockedPages !== 0) throw new Error("a page without a frame, or one left locked");
+      if (frames !== pages.length || source.mlockedPages !== 0) throw new Error("a page without a frame, or one left locked");
       figures.push({ in: rate(pages.length, allocateSeconds), out: rate(pages.length, freeSeconds) });
       line(`round ${round}${round === 1 ? " (memory this process never had)" : ""}`, `${thousands(figures.at(-1)!.in)} pages/s in, ${thousands(figures.at(-1)!.out)} pages/s out`);
     }
@@ -144,7 +144,7 @@ if (!root) {
     for (let i = 0; i < pages.length; i++) source.free(pages[i]!);
     source.releaseIdle();
     const shuffledSeconds = Number(process.hrtime.bigint() - start) / 1e9;
-    line("free in random order (seed 12345)", `${thousands(rate(pages.length, shuffledSeconds))} pages/s out, ${source.lockedPages} left locked`);
+    line("free in random order (seed 12345)", `${thousands(rate(pages.length, shuffledSeconds))} pages/s out, ${source.mlockedPages} left locked`);
     source.close();
   }
 

@@ -24,8 +24,8 @@ function open(kernel: TestKernel, options: PageSourceOptions = {}) {
   const source = LinuxPageSource.open({
     system: kernel,
     cgroup: null,
-    nosleepReservePages: 0,
-    sleepReservePages: 0,
+    nosleepReserve: 0,
+    sleepReserve: 0,
     onLimit: (message) => limits.push(message),
     ...options,
   });
@@ -45,7 +45,7 @@ function take(source: LinuxPageSource, count: number): number[] {
 
 /** The page source's books agree with the kernel's: pages it counts as locked are exactly those the kernel holds for it. */
 function expectBooksBalanced(source: LinuxPageSource, kernel: TestKernel): void {
-  expect(source.lockedPages).toBe(kernel.heldByProcess());
+  expect(source.mlockedPages).toBe(kernel.heldByProcess());
   expect(source.kernelMappings).toBe(kernel.kernelMappings());
 }
 
@@ -89,7 +89,7 @@ describe.skipIf(!linuxX64)("the page source's error paths, through its system-ca
       expect(limits).toStrictEqual([
         "cannot lock more memory (ENOMEM from mlock): RLIMIT_MEMLOCK (8 MiB) is reached and this process lacks CAP_IPC_LOCK; raise it (ulimit -l unlimited, LimitMEMLOCK=infinity in a systemd unit) or run as root with CAP_IPC_LOCK",
       ]);
-      expect([source.heldPages, source.lockedPages]).toStrictEqual([0, 0]);
+      expect([source.heldPages, source.mlockedPages]).toStrictEqual([0, 0]);
       expectBooksBalanced(source, kernel);
 
       // The limit raised: pages come again.
@@ -138,7 +138,7 @@ describe.skipIf(!linuxX64)("the page source's error paths, through its system-ca
       kernel.refuse("mmap", ENOMEM);
       expect(source.allocate(ALLOC.NOSLEEP)).toBe(NO_PAGE);
       expect(source.lastFailure).toBe("ENOMEM: Cannot allocate memory, mmap");
-      expect([source.mappings, source.lockedPages, source.heldPages]).toStrictEqual([0, 0, 0]);
+      expect([source.mappings, source.mlockedPages, source.heldPages]).toStrictEqual([0, 0, 0]);
     });
 
     it("a page that pagemap says is not present after mlock is never offered, and goes back to the kernel", () => {
@@ -151,10 +151,10 @@ describe.skipIf(!linuxX64)("the page source's error paths, through its system-ca
       const pages = take(source, 20);
       expect(pages).not.toContain(8);
       expect(source.lastFailure).toBe("page not present after it was locked");
-      expect(kernel.lockedPages.has(chunk.start + 8)).toBe(false);
+      expect(kernel.mlockedPages.has(chunk.start + 8)).toBe(false);
       source.releaseIdle();
       expect(source.heldPages).toBe(21);
-      expect(source.lockedPages).toBe(21);
+      expect(source.mlockedPages).toBe(21);
       expectBooksBalanced(source, kernel);
     });
 
@@ -166,17 +166,17 @@ describe.skipIf(!linuxX64)("the page source's error paths, through its system-ca
       for (const page of pages.reverse()) source.free(page);
       source.releaseIdle();
       expect(source.heldPages).toBe(1);
-      expect(source.lockedPages).toBe(512); // two batches of 256 were locked
+      expect(source.mlockedPages).toBe(512); // two batches of 256 were locked
       expect(source.lastFailure).toBe("ENOMEM: Cannot allocate memory, munlock");
       expectBooksBalanced(source, kernel);
 
       kernel.allow("munlock");
       source.releaseIdle();
-      expect(source.lockedPages).toBe(1);
+      expect(source.mlockedPages).toBe(1);
       expectBooksBalanced(source, kernel);
       source.free(keep!);
       source.releaseIdle();
-      expect([source.lockedPages, source.mappings, kernel.mappings.size]).toStrictEqual([0, 0, 0]);
+      expect([source.mlockedPages, source.mappings, kernel.mappings.size]).toStrictEqual([0, 0, 0]);
     });
 
     it("madvise(MADV_DONTNEED) failing: unlocked (so no longer counted as locked), and the reason kept", () => {
@@ -186,8 +186,8 @@ describe.skipIf(!linuxX64)("the page source's error paths, through its system-ca
       kernel.refuse("madvise", ENOMEM);
       for (const page of pages.reverse()) source.free(page);
       source.releaseIdle();
-      expect(source.lockedPages).toBe(1);
-      expect(kernel.lockedPages.size).toBe(1);
+      expect(source.mlockedPages).toBe(1);
+      expect(kernel.mlockedPages.size).toBe(1);
       expect(source.lastFailure).toBe("ENOMEM: Cannot allocate memory, madvise");
     });
 
@@ -211,12 +211,12 @@ describe.skipIf(!linuxX64)("the page source's error paths, through its system-ca
       kernel.fillBudget = 40;
       expect(source.allocate(ALLOC.NOSLEEP)).toBe(NO_PAGE);
       expect(source.lastFailure).toBe("the kernel could not fault in secret memory");
-      expect([source.heldPages, source.lockedPages]).toStrictEqual([64, 104]);
+      expect([source.heldPages, source.mlockedPages]).toStrictEqual([64, 104]);
       expectBooksBalanced(source, kernel);
       kernel.fillBudget = Infinity;
       const fills = kernel.calls.get("fill");
       take(source, 64);
-      expect([source.heldPages, source.lockedPages]).toStrictEqual([128, 128]);
+      expect([source.heldPages, source.mlockedPages]).toStrictEqual([128, 128]);
       expect(kernel.calls.get("fill")).toBe(fills! + 1); // the 40 were not faulted in again
       expectBooksBalanced(source, kernel);
     });
@@ -229,12 +229,12 @@ describe.skipIf(!linuxX64)("the page source's error paths, through its system-ca
       for (const page of pages.slice(1024).reverse()) source.free(page);
       source.releaseIdle(); // the rest of the last batch
       expect(source.mappings).toBe(1);
-      expect(source.lockedPages).toBe(1024);
+      expect(source.mlockedPages).toBe(1024);
       for (const page of pages.slice(0, 1023).reverse()) source.free(page);
       source.releaseIdle();
-      expect([source.mappings, source.lockedPages]).toStrictEqual([1, 1024]); // one page still held keeps its chunk
+      expect([source.mappings, source.mlockedPages]).toStrictEqual([1, 1024]); // one page still held keeps its chunk
       source.free(pages[1023]!);
-      expect([source.mappings, source.lockedPages, kernel.mappings.size]).toStrictEqual([0, 0, 0]);
+      expect([source.mappings, source.mlockedPages, kernel.mappings.size]).toStrictEqual([0, 0, 0]);
     });
   });
 
@@ -253,7 +253,7 @@ describe.skipIf(!linuxX64)("the page source's error paths, through its system-ca
       source.releaseIdle();
       expect(most).toBeLessThanOrEqual(40);
       expect(most).toBeGreaterThan(10); // the budget was what held it
-      expect([source.heldPages, source.lockedPages, source.mappings, kernel.mappings.size]).toStrictEqual([0, 0, 0, 0]);
+      expect([source.heldPages, source.mlockedPages, source.mappings, kernel.mappings.size]).toStrictEqual([0, 0, 0, 0]);
     });
 
     it("a release that waits for room is counted as locked, and goes as soon as its neighbours do", () => {
@@ -264,12 +264,12 @@ describe.skipIf(!linuxX64)("the page source's error paths, through its system-ca
       for (let i = 1; i < 500; i += 2) source.free(pages[i]!);
       source.releaseIdle();
       expect(kernel.kernelMappings()).toBeLessThanOrEqual(3);
-      expect(source.lockedPages).toBe(511); // one release fitted the budget; the others wait
+      expect(source.mlockedPages).toBe(511); // one release fitted the budget; the others wait
       expect(source.lastFailure).toBe("the release waits: the mappings are at their budget");
       expectBooksBalanced(source, kernel);
       for (let i = 0; i < 500; i += 2) source.free(pages[i]!);
       source.releaseIdle();
-      expect(source.lockedPages).toBe(12);
+      expect(source.mlockedPages).toBe(12);
       expect(source.kernelMappings).toBe(2);
       expectBooksBalanced(source, kernel);
     });
@@ -355,7 +355,7 @@ describe.skipIf(!linuxX64)("the page source's error paths, through its system-ca
       const kernel = new TestKernel();
       const { source } = open(kernel, { memory: "mlock", chunkPages: 1024 });
       take(source, 10); // a batch of 256 was locked
-      expect(source.lockedPages).toBe(256);
+      expect(source.mlockedPages).toBe(256);
       expect(source.checkFrames(() => true)).toBe(10);
     });
   });
@@ -367,7 +367,7 @@ describe.skipIf(!linuxX64)("the page source's error paths, through its system-ca
         path: "/sys/fs/cgroup/memory/box",
         limitFile: "memory.limit_in_bytes",
         limitPages: 131072,
-        usagePages: base + kernel.lockedPages.size,
+        usagePages: base + kernel.mlockedPages.size,
         inactiveFilePages,
       });
       return { read: () => [level()], close: () => {} };
@@ -379,8 +379,8 @@ describe.skipIf(!linuxX64)("the page source's error paths, through its system-ca
       let pages = 0;
       while (source.allocate(ALLOC.NOSLEEP) !== NO_PAGE) pages++;
       expect(source.allocate(ALLOC.NOSLEEP)).toBe(NO_PAGE);
-      expect(100_000 + source.lockedPages).toBe(131072 - 8192);
-      expect(pages).toBe(source.lockedPages);
+      expect(100_000 + source.mlockedPages).toBe(131072 - 8192);
+      expect(pages).toBe(source.mlockedPages);
       expect(source.lastFailure).toBe("the memory cgroup /sys/fs/cgroup/memory/box is at its reserve");
       expect(limits).toStrictEqual([
         "the memory cgroup /sys/fs/cgroup/memory/box limits this process to 512 MiB (memory.limit_in_bytes), 480 MiB in use: the balloon stops 32 MiB below it; raise memory.limit_in_bytes (MemoryMax= in a systemd unit) to balloon more",
@@ -391,7 +391,7 @@ describe.skipIf(!linuxX64)("the page source's error paths, through its system-ca
       const kernel = new TestKernel();
       const { source } = open(kernel, { cgroup: cgroup(kernel, 100_000, 5000), memory: "mlock" });
       while (source.allocate(ALLOC.CANSLEEP) !== NO_PAGE);
-      expect(100_000 + source.lockedPages).toBe(131072 + 5000 - 4096);
+      expect(100_000 + source.mlockedPages).toBe(131072 + 5000 - 4096);
     });
   });
 });

@@ -101,7 +101,7 @@ function forReal(memory: PageMemory): void {
     expect(source.readFrame(kept!)).toBe(source.frameNumber(kept!));
     // Secret memory goes a chunk at a time: the kept page's chunk stays whole.
     const returned = memory === "mlock" ? 4096 : 4096 - 1023;
-    expect(source.lockedPages).toBe(4097 - returned);
+    expect(source.mlockedPages).toBe(4097 - returned);
     expect(rssBefore - statusKiB("VmRSS")).toBeGreaterThanOrEqual((returned * PAGE_SIZE) / 1024 - 1024);
   });
 
@@ -111,18 +111,18 @@ function forReal(memory: PageMemory): void {
     const pages = allocateMany(source, 8192);
     const during = statusKiB("VmLck");
     // mlock counts the pages locked; secret memory counts its mappings whole (RLIMIT_MEMLOCK sees the same).
-    expect(during - before).toBe(memory === "mlock" ? source.lockedPages * 4 : source.mappings * 1024 * 4);
-    expect(source.lockedPages).toBeGreaterThanOrEqual(8192);
-    expect(source.lockedPages).toBeLessThanOrEqual(8192 + 256);
+    expect(during - before).toBe(memory === "mlock" ? source.mlockedPages * 4 : source.mappings * 1024 * 4);
+    expect(source.mlockedPages).toBeGreaterThanOrEqual(8192);
+    expect(source.mlockedPages).toBeLessThanOrEqual(8192 + 256);
 
     const order = [...pages];
     for (const page of order.splice(4096).reverse()) source.free(page);
     source.releaseIdle();
-    expect(source.lockedPages).toBe(4096);
+    expect(source.mlockedPages).toBe(4096);
     for (const page of shuffle(order, 7)) source.free(page);
     source.releaseIdle();
     expect(statusKiB("VmLck")).toBe(before);
-    expect([source.lockedPages, source.heldPages, source.mappings]).toStrictEqual([0, 0, 0]);
+    expect([source.mlockedPages, source.heldPages, source.mappings]).toStrictEqual([0, 0, 0]);
   });
 
   it("keeps to one mapping per chunk, and unmaps a chunk when its last page goes", () => {
@@ -139,13 +139,13 @@ function forReal(memory: PageMemory): void {
 
   it("NOSLEEP fails rather than dip into the reserve of free memory; CANSLEEP may still go on", () => {
     const total = Math.floor(Number(/^MemTotal:\s+(\d+)/m.exec(readFileSync("/proc/meminfo", "utf8"))![1]) / 4);
-    const source = open({ memory, nosleepReservePages: total });
+    const source = open({ memory, nosleepReserve: total });
     expect(source.allocate(ALLOC.NOSLEEP)).toBe(NO_PAGE);
     expect(source.lastFailure).toMatch(/MemFree/);
-    expect(source.lockedPages).toBe(0);
+    expect(source.mlockedPages).toBe(0);
     expect(source.allocate(ALLOC.CANSLEEP)).not.toBe(NO_PAGE);
 
-    const strict = open({ memory, sleepReservePages: total });
+    const strict = open({ memory, sleepReserve: total });
     expect(strict.allocate(ALLOC.CANSLEEP)).toBe(NO_PAGE);
     expect(strict.lastFailure).toMatch(/MemAvailable/);
   });
@@ -164,8 +164,8 @@ function forReal(memory: PageMemory): void {
     for (const page of balloon.balloonedPages()) expect(monitor.isLocked(source.frameNumber(page))).toBe(true);
     expect(source.heldPages).toBe(5000);
     // mlock returns the rest of the last batch at once; secret memory keeps it with its chunk, free, for the next inflate.
-    if (memory === "mlock") expect(source.lockedPages).toBe(5000);
-    else expect(source.lockedPages).toBe(Math.ceil(5000 / 256) * 256);
+    if (memory === "mlock") expect(source.mlockedPages).toBe(5000);
+    else expect(source.mlockedPages).toBe(Math.ceil(5000 / 256) * 256);
     expect(balloon.checkFrames()).toStrictEqual({ checked: 5000, moved: 0, repaired: 0, released: 0 });
 
     balloon.exit();
@@ -209,7 +209,7 @@ describe.skipIf(!linuxX64 || !root)("the Linux page source: the rest (needs root
   it("rejects bad options", () => {
     expect(() => LinuxPageSource.open({ chunkPages: 1000 })).toThrow(RangeError);
     expect(() => LinuxPageSource.open({ batchPages: 0 })).toThrow(RangeError);
-    expect(() => LinuxPageSource.open({ nosleepReservePages: -1 })).toThrow(RangeError);
+    expect(() => LinuxPageSource.open({ nosleepReserve: -1 })).toThrow(RangeError);
     expect(() => LinuxPageSource.open({ memory: "swap" as PageMemory })).toThrow(RangeError);
   });
 
@@ -221,7 +221,7 @@ describe.skipIf(!linuxX64 || !root)("the Linux page source: the rest (needs root
     const source = open({ memory: "mlock" });
     const pages = shuffle(allocateMany(source, 1 << 20, ALLOC.CANSLEEP), 20261129);
     source.releaseIdle();
-    expect(statusKiB("VmLck") - vmLckBefore).toBe(source.lockedPages * 4);
+    expect(statusKiB("VmLck") - vmLckBefore).toBe(source.mlockedPages * 4);
     let most = 0;
     let mostOwn = 0;
     for (const [i, page] of pages.entries()) {
@@ -230,7 +230,7 @@ describe.skipIf(!linuxX64 || !root)("the Linux page source: the rest (needs root
       if ((i & 0xffff) === 0xffff) {
         most = Math.max(most, mapsNow() - mapsBefore);
         // The kernel's count of locked memory is the source's, page for page.
-        expect(statusKiB("VmLck") - vmLckBefore).toBe(source.lockedPages * 4);
+        expect(statusKiB("VmLck") - vmLckBefore).toBe(source.mlockedPages * 4);
         expect(source.heldPages).toBe(pages.length - i - 1);
       }
     }
@@ -240,7 +240,7 @@ describe.skipIf(!linuxX64 || !root)("the Linux page source: the rest (needs root
     expect(mostOwn).toBeGreaterThan(source.mappingBudget / 2); // random frees do split: the budget is what held them
     expect(most).toBeLessThanOrEqual(source.mappingBudget + 256);
     expect(most).toBeLessThan(maxMapCount / 4);
-    expect([source.heldPages, source.lockedPages, source.mappings]).toStrictEqual([0, 0, 0]);
+    expect([source.heldPages, source.mlockedPages, source.mappings]).toStrictEqual([0, 0, 0]);
     expect(statusKiB("VmLck")).toBe(vmLckBefore);
   }, 300_000);
 
@@ -250,7 +250,7 @@ describe.skipIf(!linuxX64 || !root)("the Linux page source: the rest (needs root
     const pages = shuffle(allocateMany(source, 1 << 17, ALLOC.CANSLEEP), 99);
     for (const page of pages) source.free(page);
     source.releaseIdle();
-    expect([source.heldPages, source.lockedPages, source.mappings]).toStrictEqual([0, 0, 0]);
+    expect([source.heldPages, source.mlockedPages, source.mappings]).toStrictEqual([0, 0, 0]);
     expect(statusKiB("VmLck")).toBe(vmLckBefore);
   }, 300_000);
 });
@@ -267,7 +267,7 @@ describe.skipIf(!linuxX64 || !root || !limitTools)("RLIMIT_MEMLOCK of 8 MiB with
       let pages = 0;
       while (pages < 100000 && source.allocate(pages % 2) !== -1) pages++;
       while (pages < 100000 && source.allocate(pages % 2) !== -1) pages++;
-      console.log(JSON.stringify({ pages, locked: source.lockedPages, limits, chunkPages: source.chunkPages }));
+      console.log(JSON.stringify({ pages, locked: source.mlockedPages, limits, chunkPages: source.chunkPages }));
     })`;
     const child = spawnSync("prlimit", ["--memlock=8388608", "setpriv", "--bounding-set", "-ipc_lock", "--inh-caps", "-ipc_lock", process.execPath, "-e", script], { encoding: "utf8" });
     expect(child.stderr).toBe("");

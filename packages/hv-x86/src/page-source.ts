@@ -93,7 +93,7 @@ export interface PageSourceOptions {
    * memory cgroup with a limit, they also keep 1/16 of the limit (at least
    * 32 MiB) free below it.
    */
-  readonly nosleepReservePages?: number;
+  readonly nosleepReserve?: number;
   /**
    * CANSLEEP allocations keep MemAvailable at or above this many pages: they
    * may make the kernel reclaim caches, but not push it into swap or the OOM
@@ -101,7 +101,7 @@ export interface PageSourceOptions {
    * keep 1/32 of the limit (at least 16 MiB) below it, counting the cgroup's
    * inactive file cache as free.
    */
-  readonly sleepReservePages?: number;
+  readonly sleepReserve?: number;
   /**
    * Pages per mapping: a power of two from 512 to 65536. Default 65536
    * (256 MiB) with mlock; with secret memory, which returns to the kernel a
@@ -321,8 +321,8 @@ export class LinuxPageSource implements PageSource {
     this.chunkBytes = chunkPages * PAGE_SIZE;
     this.batchPages = options.batchPages ?? 256;
     const total = meminfo.read().totalPages;
-    this.nosleepReserve = options.nosleepReservePages ?? Math.floor(total / 16);
-    this.sleepReserve = options.sleepReservePages ?? Math.floor(total / 64);
+    this.nosleepReserve = options.nosleepReserve ?? Math.floor(total / 16);
+    this.sleepReserve = options.sleepReserve ?? Math.floor(total / 64);
     this.ready = new Uint32Array(this.batchPages);
     this.scratch = new Uint32Array(this.batchPages);
     this.pending = new Uint32Array(this.batchPages);
@@ -349,7 +349,7 @@ export class LinuxPageSource implements PageSource {
     if (!Number.isInteger(batchPages) || batchPages < 1 || batchPages > (options.chunkPages ?? 1024)) {
       throw new RangeError(`batchPages must be an integer from 1 to chunkPages (1024 by default), not ${batchPages}`);
     }
-    for (const name of ["nosleepReservePages", "sleepReservePages", "mappingBudget"] as const) {
+    for (const name of ["nosleepReserve", "sleepReserve", "mappingBudget"] as const) {
       const value = options[name];
       if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) throw new RangeError(`${name} must be a whole number, not ${value}`);
     }
@@ -498,7 +498,7 @@ export class LinuxPageSource implements PageSource {
   }
 
   /** Pages locked now: those the engine holds, and those not yet returned to the kernel. */
-  get lockedPages(): number {
+  get mlockedPages(): number {
     return this.locked;
   }
 

@@ -26,7 +26,7 @@ export class TestKernel implements PageSystem {
   /** Present pages: virtual page → frame. */
   readonly present = new Map<number, number>();
   /** Locked virtual pages (mlock; secret memory counts as locked while present). */
-  readonly lockedPages = new Set<number>();
+  readonly mlockedPages = new Set<number>();
   readonly mappings = new Map<number, Mapping>();
   /** Virtual pages that pagemap shows as not present even though they are. */
   readonly hidden = new Set<number>();
@@ -91,7 +91,7 @@ export class TestKernel implements PageSystem {
       count++;
       if (mapping.secret) continue;
       for (let page = mapping.start + 1; page < mapping.start + mapping.pages; page++) {
-        if (this.lockedPages.has(page) !== this.lockedPages.has(page - 1)) count++;
+        if (this.mlockedPages.has(page) !== this.mlockedPages.has(page - 1)) count++;
       }
     }
     return count;
@@ -110,7 +110,7 @@ export class TestKernel implements PageSystem {
     if (this.refused("munmap")) return -1;
     for (const page of this.pagesOf(address, length)) {
       this.present.delete(page);
-      this.lockedPages.delete(page);
+      this.mlockedPages.delete(page);
     }
     this.mappings.delete(address / PAGE);
     return 0;
@@ -120,14 +120,14 @@ export class TestKernel implements PageSystem {
     if (this.refused("mlock")) return -1;
     for (const page of this.pagesOf(address, length)) {
       this.fault(page);
-      this.lockedPages.add(page);
+      this.mlockedPages.add(page);
     }
     return 0;
   }
 
   munlock(address: number, length: number): number {
     if (this.refused("munlock")) return -1;
-    for (const page of this.pagesOf(address, length)) this.lockedPages.delete(page);
+    for (const page of this.pagesOf(address, length)) this.mlockedPages.delete(page);
     return 0;
   }
 
@@ -135,7 +135,7 @@ export class TestKernel implements PageSystem {
     if (this.refused("madvise")) return -1;
     if (advice !== MADV_DONTNEED) return 0;
     for (const page of this.pagesOf(address, length)) {
-      if (this.lockedPages.has(page)) {
+      if (this.mlockedPages.has(page)) {
         this.error = EINVAL;
         return -1;
       }
@@ -168,7 +168,7 @@ export class TestKernel implements PageSystem {
     for (const page of this.pagesOf(address, length)) {
       if (filled >= this.fillBudget) break;
       this.fault(page);
-      this.lockedPages.add(page);
+      this.mlockedPages.add(page);
       filled++;
     }
     this.fillBudget -= filled;
@@ -204,7 +204,7 @@ export class TestKernel implements PageSystem {
     let count = 0;
     for (const page of this.present.keys()) {
       const mapping = this.mappingOf(page);
-      if (mapping !== undefined && (mapping.secret || this.lockedPages.has(page))) count++;
+      if (mapping !== undefined && (mapping.secret || this.mlockedPages.has(page))) count++;
     }
     return count;
   }

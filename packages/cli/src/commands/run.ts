@@ -473,7 +473,7 @@ async function drive(
         t: "cycle",
         cycle,
         ...snapshot,
-        lockedPages: source.lockedPages,
+        mlockedPages: source.mlockedPages,
         frames,
       });
       narrator.cycle(cycle, snapshot.size, snapshot.target);
@@ -534,7 +534,7 @@ async function drive(
     loaded = false;
     balloon.exit();
     source.releaseIdle();
-    lockedAfterExit = source.lockedPages;
+    lockedAfterExit = source.mlockedPages;
     source.close();
     trace?.record({ t: "exit", size: balloon.snapshot().size, guestFree: memFreePages() });
     return snapshot.size;
@@ -546,7 +546,7 @@ async function drive(
       reason,
       size: balloon.snapshot().size,
       freed,
-      lockedPages: lockedAfterExit,
+      mlockedPages: lockedAfterExit,
       vmLckKiB: vmLckKiB(),
       frames: balloon.frameCheckTotals(),
     });
