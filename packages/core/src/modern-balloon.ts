@@ -37,6 +37,7 @@ import {
   type PageSizeName,
 } from "@vmballoon/protocol";
 import { MODERN_PAGE_STATS, formatModern, type ModernRecord } from "@vmballoon/stats";
+import type { FrameCheck } from "./balloon.js";
 import { PageStack } from "./page-stack.js";
 import { NO_PAGE, type ModernHypervisor, type ModernPageSource } from "./ports.js";
 
@@ -96,6 +97,17 @@ const ENOMEM = -12;
 const EINVAL = -22;
 /** `-EBUSY`, and `MIGRATEPAGE_SUCCESS` (0), for {@link ModernBalloon.migratePage}. */
 export const EBUSY = -16;
+
+/** What one frame check of today's driver did ({@link ModernBalloon.checkFrames}): the seed's, and the batch page's moves. */
+export interface ModernFrameCheck extends FrameCheck {
+  /** Times the batch page was found on another frame (followed: no command). */
+  readonly batchPageMoves: number;
+}
+
+/** The frame checks since the balloon was made: how many, and the sums of their {@link ModernFrameCheck}s. */
+export interface ModernFrameCheckTotals extends ModernFrameCheck {
+  readonly checks: number;
+}
 
 /** The statistics of today's driver, as its debugfs file and the trace name them. */
 export interface ModernBalloonStats {
@@ -206,8 +218,8 @@ export class ModernBalloon {
   private batching: boolean;
   /** ECX after the last START: the capabilities the host granted. */
   private startEcx: number;
-  /** `b->page`: the page of a LOCK or UNLOCK without batching. */
-  private page: number;
+  /** `page_to_pfn(b->page)`: the frame of a LOCK or UNLOCK without batching (the page's, or the one a frame check names). */
+  private pageFrame: number;
   private shrinkTimeout: number;
   /** `b->stats`: null until the first debugfs read. */
   private stats: Float64Array | null;
@@ -218,6 +230,7 @@ export class ModernBalloon {
   private vmciDoorbell: DoorbellHandle | null;
   private readonly ctl: BalloonControl;
   private migrationUnlocked: boolean;
+  private readonly frameTotals = { checks: 0, checked: 0, moved: 0, repaired: 0, released: 0, batchPageMoves: 0 };
 
   constructor(hypervisor: ModernHypervisor, pageSource: ModernPageSource, options: ModernBalloonOptions = {}) {
     this.hypervisor = hypervisor;
@@ -235,7 +248,7 @@ export class ModernBalloon {
     this.batchMaxPages = 0;
     this.batching = true;
     this.startEcx = 0;
-    this.page = NONE;
+    this.pageFrame = 0;
     this.shrinkTimeout = 0;
     this.stats = null;
     this.balloonPages = new PageStack();
@@ -249,7 +262,6 @@ export class ModernBalloon {
   init(): void {
     this.vmciDoorbell = null;
     this.batchPage = NONE;
-    this.page = NONE;
     this.resetRequired = true;
   }
 
@@ -335,28 +347,88 @@ export class ModernBalloon {
    * caller's and the balloon is one frame smaller.
    */
   migratePage(newPage: number, page: number): number {
-    let status: number;
-
-    this.addPage(0, page);
-    status = this.lockOp(1, PAGE_4K, DEFLATE);
-    if (status === SUCCESS) status = this.statusPage(0);
-    if (status !== SUCCESS) {
+    if (!this.migrateFrame(this.pageSource.frameNumber(page), DEFLATE)) {
       this.migrationUnlocked = false;
       return EBUSY;
     }
     this.migrationUnlocked = true;
 
-    this.addPage(0, newPage);
-    status = this.lockOp(1, PAGE_4K, INFLATE);
-    if (status === SUCCESS) status = this.statusPage(0);
-
-    if (status !== SUCCESS) {
+    if (!this.migrateFrame(this.pageSource.frameNumber(newPage), INFLATE)) {
       // modern: the new page is not unlocked; the balloon is one frame smaller.
       this.size--;
       return EBUSY;
     }
     this.balloonPages.push(newPage);
     return 0;
+  }
+
+  /** One half of `vmballoon_migratepage`: UNLOCK (DEFLATE) or LOCK (INFLATE) one 4 KB frame; whether the host took it. */
+  private migrateFrame(pfn: number, op: number): boolean {
+    this.addFrame(0, pfn);
+    let status = this.lockOp(1, PAGE_4K, op);
+    if (status === SUCCESS) status = this.statusPage(0);
+    return status === SUCCESS;
+  }
+
+  /**
+   * The frame check, for a page source whose pages the guest's kernel may
+   * move (see `PageSource.checkFrames`): each ballooned 4 KB page found on
+   * another frame is migrated as `vmballoon_migratepage` does, with its two
+   * halves — the old frame UNLOCKed, the new one LOCKed — except that every
+   * UNLOCK of a check comes before its LOCKs (a page's new frame may be one
+   * another ballooned page moved out of, which the host holds until that
+   * page's UNLOCK). An UNLOCK that fails leaves the page as it was, for the
+   * next check; a LOCK that fails drops the page from the balloon, one frame
+   * smaller (modern: as the C's `atomic64_dec(&b->size)`), and it is freed.
+   * The batch page is followed: the host holds no lock on it, and from now on
+   * the batched commands carry its new frame ({@link ModernFrameCheck.batchPageMoves}).
+   * Call it between cycles; nothing happens while a reset is pending.
+   */
+  checkFrames(): ModernFrameCheck {
+    const source = this.pageSource;
+    if (source.checkFrames === undefined || this.resetRequired) return { checked: 0, moved: 0, repaired: 0, released: 0, batchPageMoves: 0 };
+    let moved = 0;
+    let repaired = 0;
+    let batchPageMoves = 0;
+    const batchPage = this.batchPage === NONE ? NONE : this.batchPage >>> 0;
+    const relocked: number[] = [];
+    const checked = source.checkFrames((page, told, now) => {
+      if (batchPage !== NONE && page >>> 0 === batchPage) {
+        batchPageMoves++;
+        return now > 0;
+      }
+      moved++;
+      if (!this.migrateFrame(told, DEFLATE)) return false;
+      relocked.push(page, now);
+      return true;
+    });
+    const leaving = new Set<number>();
+    for (let i = 0; i < relocked.length; i += 2) {
+      const page = relocked[i]!;
+      const now = relocked[i + 1]!;
+      if (now > 0 && this.migrateFrame(now, INFLATE)) repaired++;
+      else leaving.add(page >>> 0);
+    }
+    if (leaving.size > 0) {
+      this.balloonPages.remove(leaving);
+      for (const page of leaving) {
+        source.free(page);
+        this.size--;
+      }
+    }
+    const totals = this.frameTotals;
+    totals.checks++;
+    totals.checked += checked;
+    totals.moved += moved;
+    totals.repaired += repaired;
+    totals.released += leaving.size;
+    totals.batchPageMoves += batchPageMoves;
+    return { checked, moved, repaired, released: leaving.size, batchPageMoves };
+  }
+
+  /** The frame checks so far ({@link checkFrames}). */
+  frameCheckTotals(): ModernFrameCheckTotals {
+    return { ...this.frameTotals };
   }
 
   /**
@@ -558,7 +630,7 @@ export class ModernBalloon {
       pfn = this.pageSource.frameNumber(this.batchPage);
     } else {
       cmd = op === INFLATE ? LOCK : UNLOCK;
-      pfn = this.pageSource.frameNumber(this.page);
+      pfn = this.pageFrame;
       // Without batching, frames must fit 32 bits: refused without a command.
       if (pfn > MAX_PFN) return ERROR_PPN_INVALID;
     }
@@ -569,12 +641,20 @@ export class ModernBalloon {
   /** `vmballoon_add_page`: entry `idx` of the batch page, or `b->page`. */
   private addPage(idx: number, page: number): void {
     if (this.batching) {
-      const pfn = this.pageSource.frameNumber(page);
+      this.addFrame(idx, this.pageSource.frameNumber(page));
+    } else {
+      this.pageFrame = this.pageSource.frameNumber(page);
+    }
+  }
+
+  /** {@link addPage} by frame number: the page's frame as the host is to be told it. */
+  private addFrame(idx: number, pfn: number): void {
+    if (this.batching) {
       const words = this.batchWords;
       words[idx * 2] = batchEntryLow(pfn);
       words[idx * 2 + 1] = batchEntryHigh(pfn);
     } else {
-      this.page = page;
+      this.pageFrame = pfn;
     }
   }
 

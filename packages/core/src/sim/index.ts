@@ -24,7 +24,7 @@ export { ModernSimMonitor } from "./modern-monitor.js";
 export type { ModernMonitorSpec, StartReply } from "./modern-monitor.js";
 export { MODERN_EVENT_ACTIONS, parseModernScenario, validateModernScenario } from "./modern-scenario.js";
 export type { ModernScenario, ModernScenarioEvent } from "./modern-scenario.js";
-export { ModernSimulation, ModernTracingHypervisor, runModernScenario } from "./modern-runner.js";
+export { ModernEventSchedule, ModernSimulation, ModernTracingHypervisor, modernCycleRecord, runModernScenario, shrinkSlab } from "./modern-runner.js";
 export type {
   DoorbellRecord,
   MigrateRecord,

@@ -149,6 +149,98 @@ export class ModernTracingHypervisor implements ModernHypervisor {
   }
 }
 
+/** The driver's state after work cycle `cycle`, as a trace record. */
+export function modernCycleRecord(cycle: number, s: ModernBalloonSnapshot, guestFree: number): ModernCycleRecord {
+  return {
+    t: "cycle",
+    cycle,
+    size: s.size,
+    target: s.target,
+    resetRequired: s.resetRequired,
+    capabilities: s.capabilities,
+    maxPageSize: s.maxPageSize,
+    batching: s.batching,
+    batchMaxPages: s.batchMaxPages,
+    shrinkTimeout: s.shrinkTimeout,
+    guestFree,
+    stats: s.stats,
+  };
+}
+
+/** What a modern scenario's events act on: {@link ModernEventSchedule.apply}. */
+export interface ModernEventTargets {
+  readonly monitor: ModernSimMonitor;
+  /** The simulated guest; absent where the guest is the real machine (`vmballoon run`): guestUse, guestRelease and huge do not apply. */
+  readonly guest?: ModernSimGuest;
+  /** The host rings the doorbell. */
+  doorbell(): void;
+  /** Compaction moves a ballooned frame; absent where the real kernel's compaction does that. */
+  migrate?(pfn: number): void;
+  /** One call of the shrinker core. */
+  shrink(nrToScan: number): void;
+  /** The debugfs file is read. */
+  debugfs(): void;
+}
+
+/**
+ * A modern scenario's events in time order, applied cycle by cycle: those of
+ * cycle k just before cycle k runs, in the order of the file, each event's
+ * actions in the order of SIMULATION-MODERN.md.
+ */
+export class ModernEventSchedule {
+  private readonly events: readonly ModernScenarioEvent[];
+  private next = 0;
+
+  constructor(events: readonly ModernScenarioEvent[]) {
+    // Stable: events of one cycle keep the file's order.
+    this.events = [...events].sort((a, b) => a.cycle - b.cycle);
+  }
+
+  /** Applies the events of `cycle` (cycles are entered in order). */
+  apply(cycle: number, targets: ModernEventTargets): void {
+    const events = this.events;
+    while (this.next < events.length && events[this.next]!.cycle === cycle) applyModernEvent(events[this.next++]!, targets);
+  }
+}
+
+function applyModernEvent(event: ModernScenarioEvent, targets: ModernEventTargets): void {
+  const { monitor, guest } = targets;
+  if (event.setTarget !== undefined) monitor.target = event.setTarget;
+  if (event.reset === true) monitor.reset();
+  if (guest && event.guestUse !== undefined) guest.use(event.guestUse);
+  if (guest && event.guestRelease !== undefined) guest.release(event.guestRelease);
+  if (event.refuse) monitor.refuse(event.refuse.pfn, event.refuse.status);
+  if (event.failNext) {
+    const { cmd, count, status } = event.failNext;
+    monitor.failNext(MODERN_COMMANDS[cmd], count, status);
+  }
+  if (guest && event.huge !== undefined) guest.huge = event.huge;
+  if (event.doorbell === true) targets.doorbell();
+  if (event.migrate !== undefined) targets.migrate?.(event.migrate);
+  if (event.shrink !== undefined) targets.shrink(event.shrink);
+  if (event.debugfs === true) targets.debugfs();
+}
+
+/**
+ * One call of the shrinker core (`do_shrink_slab`) with `nrToScan` objects:
+ * `count_objects` once, then `scan_objects` in batches of up to SHRINK_BATCH
+ * (128) while at least a batch, or all that can be freed, is left to scan.
+ * Returns what count said and the frames freed.
+ */
+export function shrinkSlab(balloon: ModernBalloon, nrToScan: number): { readonly count: number; readonly freed: number } {
+  const freeable = balloon.shrinkerCount();
+  let freed = 0;
+  if (freeable !== 0) {
+    let totalScan = Math.min(nrToScan, 2 * freeable);
+    while (totalScan >= SHRINK_BATCH || totalScan >= freeable) {
+      const scan = Math.min(SHRINK_BATCH, totalScan);
+      freed += balloon.shrinkerScan(scan);
+      totalScan -= scan;
+    }
+  }
+  return { count: freeable, freed };
+}
+
 /**
  * A modern scenario's guest, monitor and balloon, wired together, with the
  * events of SIMULATION-MODERN.md. {@link runModernScenario} drives it.
@@ -161,8 +253,8 @@ export class ModernSimulation {
   jiffies = 0;
   private readonly tracer: ModernTracingHypervisor | undefined;
   private readonly emit: ((record: ModernTraceRecord) => void) | undefined;
-  private readonly events: readonly ModernScenarioEvent[];
-  private next = 0;
+  private readonly schedule: ModernEventSchedule;
+  private readonly targets: ModernEventTargets;
   private cycle = 0;
 
   constructor(
@@ -184,8 +276,15 @@ export class ModernSimulation {
     let hypervisor: ModernHypervisor = this.monitor;
     if (this.emit && options.commands !== false) hypervisor = this.tracer = new ModernTracingHypervisor(this.monitor, memoryAt, this.emit);
     this.balloon = new ModernBalloon(hypervisor, this.guest, { jiffies: () => this.jiffies });
-    // Stable: events of one cycle keep the file's order.
-    this.events = [...scenario.events].sort((a, b) => a.cycle - b.cycle);
+    this.schedule = new ModernEventSchedule(scenario.events);
+    this.targets = {
+      monitor: this.monitor,
+      guest: this.guest,
+      doorbell: () => this.doorbell(),
+      migrate: (pfn) => this.migrate(pfn),
+      shrink: (nrToScan) => this.shrink(nrToScan),
+      debugfs: () => this.emit?.({ t: "debugfs", cycle: this.cycle, text: this.balloon.debugfsText() }),
+    };
   }
 
   /** Sets the clock to `cycle`, stamps commands with it and applies its events (cycles are entered in order). */
@@ -193,46 +292,12 @@ export class ModernSimulation {
     this.cycle = cycle;
     this.jiffies = cycle * HZ;
     if (this.tracer) this.tracer.cycle = cycle;
-    const events = this.events;
-    while (this.next < events.length && events[this.next]!.cycle === cycle) this.applyEvent(events[this.next++]!);
+    this.schedule.apply(cycle, this.targets);
   }
 
   /** The driver's state as a trace record. */
   cycleRecord(cycle: number): ModernCycleRecord {
-    const s = this.balloon.snapshot();
-    return {
-      t: "cycle",
-      cycle,
-      size: s.size,
-      target: s.target,
-      resetRequired: s.resetRequired,
-      capabilities: s.capabilities,
-      maxPageSize: s.maxPageSize,
-      batching: s.batching,
-      batchMaxPages: s.batchMaxPages,
-      shrinkTimeout: s.shrinkTimeout,
-      guestFree: this.guest.freeCount,
-      stats: s.stats,
-    };
-  }
-
-  /** One event's actions, in the order of SIMULATION-MODERN.md. */
-  private applyEvent(event: ModernScenarioEvent): void {
-    const { monitor, guest } = this;
-    if (event.setTarget !== undefined) monitor.target = event.setTarget;
-    if (event.reset === true) monitor.reset();
-    if (event.guestUse !== undefined) guest.use(event.guestUse);
-    if (event.guestRelease !== undefined) guest.release(event.guestRelease);
-    if (event.refuse) monitor.refuse(event.refuse.pfn, event.refuse.status);
-    if (event.failNext) {
-      const { cmd, count, status } = event.failNext;
-      monitor.failNext(MODERN_COMMANDS[cmd], count, status);
-    }
-    if (event.huge !== undefined) guest.huge = event.huge;
-    if (event.doorbell === true) this.doorbell();
-    if (event.migrate !== undefined) this.migrate(event.migrate);
-    if (event.shrink !== undefined) this.shrink(event.shrink);
-    if (event.debugfs === true) this.emit?.({ t: "debugfs", cycle: this.cycle, text: this.balloon.debugfsText() });
+    return modernCycleRecord(cycle, this.balloon.snapshot(), this.guest.freeCount);
   }
 
   /** The host rings: the callback runs when the host has a doorbell registered and the driver holds one. */
@@ -279,18 +344,8 @@ export class ModernSimulation {
    */
   private shrink(nrToScan: number): void {
     if (!this.scenario.shrinker) return;
-    const { balloon } = this;
-    const freeable = balloon.shrinkerCount();
-    let freed = 0;
-    if (freeable !== 0) {
-      let totalScan = Math.min(nrToScan, 2 * freeable);
-      while (totalScan >= SHRINK_BATCH || totalScan >= freeable) {
-        const scan = Math.min(SHRINK_BATCH, totalScan);
-        freed += balloon.shrinkerScan(scan);
-        totalScan -= scan;
-      }
-    }
-    this.emit?.({ t: "shrink", cycle: this.cycle, nrToScan, count: freeable, freed });
+    const { count, freed } = shrinkSlab(this.balloon, nrToScan);
+    this.emit?.({ t: "shrink", cycle: this.cycle, nrToScan, count, freed });
   }
 }
 
