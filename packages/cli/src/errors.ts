@@ -62,6 +62,8 @@ const BY_CODE: Readonly<Record<string, ExitStatus>> = {
   E_PORT_UNAVAILABLE: EXIT.UNAVAILABLE,
   /** /proc/self/pagemap hides frame numbers: needs CAP_SYS_ADMIN. */
   E_FRAMES_HIDDEN: EXIT.NO_PERMISSION,
+  /** No PSI in this kernel (/proc/pressure/memory missing), for run --shrinker. */
+  E_NO_PRESSURE: EXIT.UNAVAILABLE,
   // Node's file system, for files the user named.
   ENOENT: EXIT.USAGE,
   EISDIR: EXIT.USAGE,

@@ -1,9 +1,9 @@
 import { describe, expect, it, vi } from "vitest";
-import { COMMANDS, HV_MAGIC, HV_PORT, PROTOCOL_VERSION } from "@vmballoon/protocol";
-import { BalloonHypervisor, type BalloonPortSources } from "./balloon-port.js";
+import { COMMANDS, HV_MAGIC, HV_PORT, MODERN_COMMANDS, PROTOCOL_VERSION } from "@vmballoon/protocol";
+import { BalloonHypervisor, ModernBalloonHypervisor, type BalloonPortSources } from "./balloon-port.js";
 import { detect } from "./detect.js";
 import { HvError, SystemCallError } from "./errors.js";
-import { BALLOON, backdoorCall, type Registers } from "./trampolines.js";
+import { BALLOON, backdoorCall, backdoorCall64, type Registers } from "./trampolines.js";
 
 const linuxX64 = process.platform === "linux" && process.arch === "x64";
 
@@ -24,8 +24,9 @@ function cpuidSaying(signature: string) {
 
 function sources(signature: string, openPorts: BalloonPortSources["openPorts"] = () => {}) {
   const backdoor = vi.fn(() => backdoorCall({ ...BALLOON, harmless: true }));
+  const backdoor64 = vi.fn(() => backdoorCall64({ ...BALLOON, harmless: true }));
   const opened = vi.fn(openPorts);
-  return { sources: { cpuid: cpuidSaying(signature), openPorts: opened, backdoor }, opened, backdoor };
+  return { sources: { cpuid: cpuidSaying(signature), openPorts: opened, backdoor, backdoor64 }, opened, backdoor, backdoor64 };
 }
 
 function codeOf(thunk: () => unknown): string | undefined {
@@ -75,5 +76,37 @@ describe("the balloon port", () => {
   it.skipIf(!linuxX64)("on this machine: opens only if CPUID says VMware", () => {
     if (detect().vmware) return;
     expect(codeOf(() => BalloonHypervisor.open())).toBe("E_NOT_VMWARE");
+  });
+});
+
+describe("today's driver's balloon port", () => {
+  it("cannot be opened off VMware or without the port: no trampoline built", () => {
+    const kvm = sources("KVMKVMKVM");
+    expect(codeOf(() => ModernBalloonHypervisor.open(kvm.sources))).toBe("E_NOT_VMWARE");
+    expect(kvm.opened).not.toHaveBeenCalled();
+    expect(kvm.backdoor64).not.toHaveBeenCalled();
+    const denied = sources("VMwareVMware", () => {
+      throw new SystemCallError("ioperm", 1, "refused");
+    });
+    expect(codeOf(() => ModernBalloonHypervisor.open(denied.sources))).toBe("E_PORT_DENIED");
+    expect(denied.backdoor64).not.toHaveBeenCalled();
+  });
+
+  it("opens the four ports at 0x5670, then builds the 64-bit trampoline (not the seed's)", () => {
+    const vmware = sources("VMwareVMware");
+    ModernBalloonHypervisor.open(vmware.sources);
+    expect(vmware.opened).toHaveBeenCalledWith(HV_PORT, 4);
+    expect(vmware.backdoor64).toHaveBeenCalledTimes(1);
+    expect(vmware.backdoor).not.toHaveBeenCalled();
+    expect(vmware.opened.mock.invocationCallOrder[0]!).toBeLessThan(vmware.backdoor64.mock.invocationCallOrder[0]!);
+  });
+
+  it.skipIf(!linuxX64)("answers from EAX (status), RBX (64-bit result) and ECX, through the test build of the trampoline", () => {
+    const hypervisor = ModernBalloonHypervisor.open(sources("VMwareVMware").sources);
+    // The test build exchanges RAX with RBX and RCX with RDX: the status is the first argument's low half,
+    // the result the magic, ECX the port; the command went in ECX (now EDX), the second argument in RSI.
+    expect(hypervisor.call(MODERN_COMMANDS.START, 0x3e, 0)).toEqual({ status: 0x3e, result: HV_MAGIC, ecx: HV_PORT });
+    const frame = 2 ** 40 + 5;
+    expect(hypervisor.call(MODERN_COMMANDS.BATCHED_LOCK, frame, 512)).toEqual({ status: 5, result: HV_MAGIC, ecx: HV_PORT });
   });
 });

@@ -17,6 +17,8 @@ export const HV_ERROR_CODES = {
   E_FRAMES_HIDDEN: "E_FRAMES_HIDDEN",
   /** The page source was used after {@link LinuxPageSource.close}. */
   E_CLOSED: "E_CLOSED",
+  /** The kernel has no memory pressure information (PSI: /proc/pressure/memory is missing), or its trigger broke. */
+  E_NO_PRESSURE: "E_NO_PRESSURE",
 } as const;
 
 /** One of {@link HV_ERROR_CODES}. */

@@ -9,7 +9,8 @@
  *
  * @packageDocumentation
  */
-export { BalloonHypervisor } from "./balloon-port.js";
+export { BalloonHypervisor, ModernBalloonHypervisor } from "./balloon-port.js";
+export type { BalloonPortSources, PortOpener } from "./balloon-port.js";
 export { KERNEL_BALLOON_DRIVERS, VMWARE_SIGNATURE, detect, filesUnder, loadedBalloonDriver, readText } from "./detect.js";
 export type { BackdoorVersion, Detection, FileSources, KernelBalloonDriver } from "./detect.js";
 export { hex } from "./hex.js";
@@ -25,3 +26,5 @@ export { probeBackdoor, probeBalloon } from "./probe.js";
 export type { ProbeOptions, ProbeResult } from "./probe.js";
 export { cpuid } from "./trampolines.js";
 export type { Registers } from "./trampolines.js";
+export { DEFAULT_PRESSURE_TRIGGER, MEMORY_PRESSURE_FILE, MemoryPressure, checkPressureTrigger } from "./pressure.js";
+export type { PressureSystem } from "./pressure.js";

@@ -25,7 +25,7 @@ import { Balloon, NO_PAGE } from "@vmballoon/core";
 import { SimMonitor } from "@vmballoon/core/sim";
 import { BalloonHypervisor } from "./balloon-port.js";
 import { LinuxPageSource, type PageMemory } from "./page-source.js";
-import { BALLOON, backdoorCall } from "./trampolines.js";
+import { BALLOON, backdoorCall, backdoorCall64 } from "./trampolines.js";
 import { shuffle } from "./test-random.js";
 
 function median(values: number[]): number {
@@ -69,6 +69,7 @@ const port = BalloonHypervisor.open({
       : { eax: 0, ebx: 0x61774d56, ecx: 0x4d566572, edx: 0x65726177 }, // "VMwareVMware"
   openPorts: () => {},
   backdoor: () => backdoorCall({ ...BALLOON, harmless: true }),
+  backdoor64: () => backdoorCall64({ ...BALLOON, harmless: true }),
 });
 const throughPort = nsPerCall(7, 2_000_000, (calls) => {
   let sum = 0;

@@ -31,6 +31,8 @@ export interface Libc {
   ioperm(from: number, count: number, turnOn: number): number;
   prctl(option: number, arg2: number, arg3: number, arg4: number, arg5: number): number;
   strerror(errno: number): string;
+  /** `poll(2)` on an array of `struct pollfd` (8 bytes each: fd, events, revents) in `fds`: ready descriptors, 0, or -1. */
+  poll(fds: Uint8Array, count: number, timeoutMs: number): number;
 }
 
 export interface Native {
@@ -102,6 +104,7 @@ export function native(): Native {
     ioperm: lib.func("int ioperm(unsigned long from, unsigned long num, int turn_on)"),
     prctl: lib.func("int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5)"),
     strerror: lib.func("const char *strerror(int errnum)"),
+    poll: lib.func("int poll(void *fds, unsigned long nfds, int timeout)"),
   };
   cached = { koffi, libc };
   return cached;

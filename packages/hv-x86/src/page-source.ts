@@ -26,7 +26,14 @@
  * neighbours are free too: any order of frees works, far below
  * vm.max_map_count.
  *
- * Once a page is handed out, this code never reads or writes its contents:
+ * For today's driver (`ModernPageSource`), a 4 KB page's memory can be had
+ * as words ({@link LinuxPageSource.pageWords}: the batch page, which the
+ * driver writes and the host reads and writes), and 2 MB pages are always
+ * refused (docs/DESIGN.md, "2 MB pages"): secret memory has no huge pages,
+ * and a transparent huge page of locked memory may be split or moved by the
+ * kernel, its 512 frames with it. The driver then goes on in 4 KB pages.
+ *
+ * Apart from the batch page, once a page is handed out, this code never reads or writes its contents:
  * it is faulted in (`mlock`, or a `read` of /dev/zero into secret memory: the
  * kernel zeroes it), pagemap gives its frame, and the next thing that happens
  * to it is its release.
@@ -36,7 +43,7 @@
  */
 import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { ALLOC, MAX_PFN, PAGE_SIZE, type AllocFlavour } from "@vmballoon/protocol";
-import { NO_PAGE, type PageSource } from "@vmballoon/core";
+import { NO_PAGE, type ModernPageSource } from "@vmballoon/core";
 import { HvError, SystemCallError, errnoName } from "./errors.js";
 import { CgroupMemoryReader, MeminfoReader, parseFrameLimit, type CgroupLevel } from "./meminfo.js";
 import {
@@ -264,7 +271,7 @@ function memlockLimit(): number {
  * {@link LinuxPageSource.open}; needs CAP_SYS_ADMIN for frame numbers (else
  * HvError E_FRAMES_HIDDEN), and CAP_IPC_LOCK or enough RLIMIT_MEMLOCK.
  */
-export class LinuxPageSource implements PageSource {
+export class LinuxPageSource implements ModernPageSource {
   /** Pages the engine holds now. */
   private handedOut = 0;
   /** Pages locked (present) now: in use, or idle. */
@@ -486,6 +493,46 @@ export class LinuxPageSource implements PageSource {
       }
     }
     return checked;
+  }
+
+  /** 2 MB pages refused so far ({@link allocateHuge}). */
+  hugeRefused = 0;
+
+  /**
+   * Never a 2 MB page: secret memory has no huge pages, and locked anonymous
+   * memory has none whose 512 frames the kernel promises to keep (a
+   * transparent huge page can be split or migrated). Today's driver then
+   * balloons 4 KB pages, as with a host without 2 MB pages.
+   */
+  allocateHuge(): number {
+    this.hugeRefused++;
+    return NO_PAGE;
+  }
+
+  /** Never called: {@link allocateHuge} hands out no 2 MB page. */
+  freeHuge(page: number): void {
+    throw new RangeError(`no 2 MB page was handed out, so ${page} cannot be freed as one`);
+  }
+
+  /** Never called: {@link allocateHuge} hands out no 2 MB page. */
+  splitHugePage(page: number): ArrayLike<number> {
+    throw new RangeError(`no 2 MB page was handed out, so ${page} cannot be split`);
+  }
+
+  /**
+   * The memory of a page handed out, as 1024 32-bit words, zeroed now (the
+   * batch page's `__GFP_ZERO`). The view is valid while the page is held:
+   * it must not be used after the page is freed or the source closed.
+   */
+  pageWords(page: number): Uint32Array {
+    const chunk = this.chunks[page >>> this.shift];
+    const slot = page & this.mask;
+    if (this.closed) throw new HvError("E_CLOSED", "the page source is closed");
+    if (chunk === undefined || chunk.state[slot] !== IN_USE) throw new RangeError(`page ${page >>> 0} is not held: its memory cannot be had`);
+    const address = chunk.address + slot * PAGE_SIZE;
+    const words = new Uint32Array(native().koffi.view(BigInt(address), PAGE_SIZE));
+    words.fill(0);
+    return words;
   }
 
   // -------------------------------------------------------------------------

@@ -1,0 +1,119 @@
+/*
+ * The real page source as today's driver's ModernPageSource: the batch page's
+ * memory is the real page's bytes, and 2 MB pages are refused (the driver
+ * then balloons 4 KB pages).
+ */
+import { closeSync, openSync, readSync } from "node:fs";
+import { afterEach, describe, expect, it } from "vitest";
+import { ALLOC, CAPABILITIES, MODERN_COMMANDS, PAGE_SIZE, STATUS, batchEntryPfn, batchEntryStatus } from "@vmballoon/protocol";
+import { ModernBalloon, NO_PAGE } from "@vmballoon/core";
+import { ModernSimMonitor } from "@vmballoon/core/sim";
+import { LinuxPageSource, type PageMemory } from "./page-source.js";
+import { native, SYS_MEMFD_SECRET } from "./native.js";
+
+const linuxX64 = process.platform === "linux" && process.arch === "x64";
+const root = typeof process.geteuid === "function" && process.geteuid() === 0;
+const secretMemory = linuxX64 && native().libc.syscall1(SYS_MEMFD_SECRET, 0) >= 0;
+
+const sources: LinuxPageSource[] = [];
+afterEach(() => {
+  for (const source of sources.splice(0)) source.close();
+});
+
+/** The frame of a virtual page from /proc/self/pagemap. */
+function frameOfAddress(address: number): number {
+  const fd = openSync("/proc/self/pagemap", "r");
+  const entry = Buffer.alloc(8);
+  readSync(fd, entry, 0, 8, (address / PAGE_SIZE) * 8);
+  closeSync(fd);
+  const value = entry.readBigUInt64LE(0);
+  return (value >> 63n) === 1n ? Number(value & ((1n << 55n) - 1n)) : -1;
+}
+
+describe.skipIf(!linuxX64 || !root)("LinuxPageSource for today's driver (needs root for frame numbers)", () => {
+  const memories: PageMemory[] = secretMemory ? ["secret", "mlock"] : ["mlock"];
+
+  it.each(memories)("%s: pageWords is the page's own memory, zeroed, on the frame frameNumber gives", (memory) => {
+    const source = LinuxPageSource.open({ memory });
+    sources.push(source);
+    const page = source.allocate(ALLOC.CANSLEEP);
+    expect(page).not.toBe(NO_PAGE);
+    const words = source.pageWords(page);
+    expect(words.length).toBe(1024);
+    expect(words.every((word) => word === 0)).toBe(true);
+    words[0] = 0xdeadbeef;
+    words[1023] = 0x12345678;
+    // The same memory through a second view: the bytes live in the page, not in a copy.
+    const again = source.pageWords(page);
+    expect(again[0]).toBe(0); // zeroed again: __GFP_ZERO of a fresh allocation
+    again[7] = 42;
+    expect(words[7]).toBe(42);
+    // The view's address is the page's: pagemap says the frame the host is told.
+    const address = Number(native().koffi.address(again.buffer as unknown as object));
+    expect(frameOfAddress(address)).toBe(source.frameNumber(page));
+  });
+
+  it("refuses every 2 MB page, and the driver goes on in 4 KB pages with BATCHED_LOCK (a host offering 2 MB)", () => {
+    const source = LinuxPageSource.open();
+    sources.push(source);
+    expect(source.allocateHuge()).toBe(NO_PAGE);
+    expect(() => source.splitHugePage(0)).toThrow(RangeError);
+    const batchPage = { frame: -1 };
+    const monitor = new ModernSimMonitor({
+      firstPfn: 0,
+      frames: source.frameLimit(),
+      totalPages: source.totalPages(),
+      capabilities: 0x3e,
+      startReply: "offered",
+      // The host reads and writes the batch page where the driver said it is: the real page's bytes.
+      memoryAt: (pfn) => (pfn === batchPage.frame ? words : undefined),
+    });
+    let words: Uint32Array | undefined;
+    const batched: number[][] = [];
+    const balloon = new ModernBalloon(
+      {
+        call(command, argument, argument2) {
+          const reply = monitor.call(command, argument, argument2);
+          if (command === MODERN_COMMANDS.BATCHED_LOCK && words !== undefined) {
+            for (let i = 0; i < argument2; i++) {
+              expect(batchEntryStatus(words[i * 2]!)).toBe(STATUS.SUCCESS);
+              batched.push([batchEntryPfn(words[i * 2]!, words[i * 2 + 1]!)]);
+            }
+          }
+          return reply;
+        },
+      },
+      {
+        allocate: (flavour) => source.allocate(flavour),
+        free: (page) => source.free(page),
+        frameNumber: (page) => source.frameNumber(page),
+        totalPages: () => source.totalPages(),
+        allocateHuge: () => source.allocateHuge(),
+        freeHuge: (page) => source.freeHuge(page),
+        splitHugePage: (page) => source.splitHugePage(page),
+        pageWords(page) {
+          words = source.pageWords(page);
+          batchPage.frame = source.frameNumber(page);
+          return words;
+        },
+      },
+    );
+    monitor.target = 1000;
+    balloon.init();
+    balloon.work();
+    const snapshot = balloon.snapshot();
+    expect(snapshot.capabilities & CAPABILITIES.BATCHED_2M_CMDS).not.toBe(0);
+    expect(snapshot.maxPageSize).toBe("2M");
+    expect(snapshot.size).toBe(1000);
+    expect(snapshot.hugePages).toBe(0);
+    expect(source.hugeRefused).toBeGreaterThan(0);
+    // Every frame the host locked is a page the engine holds, and the monitor agrees.
+    const held = new Set(Array.from(balloon.balloonedPages().pages4k, (page) => source.frameNumber(page)));
+    expect(batched.length).toBe(1000);
+    for (const [frame] of batched) {
+      expect(held.has(frame!)).toBe(true);
+      expect(monitor.isLocked(frame!)).toBe(true);
+    }
+    balloon.exit();
+  });
+});
