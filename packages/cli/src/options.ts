@@ -1,4 +1,4 @@
-import { UsageError } from "./errors.js";
+import { CliError, EXIT, UsageError } from "./errors.js";
 
 /** What the argument parser gives for an option: absent, a flag without its value, or the value (a number when it looks like one). */
 export type OptionValue = string | number | boolean | undefined;
@@ -19,4 +19,17 @@ export const STDIN_ARGUMENT = "\u0000-";
 /** An argument as the user typed it: `-` for {@link STDIN_ARGUMENT}. */
 export function argumentValue(value: string | undefined): string | undefined {
   return value === STDIN_ARGUMENT ? "-" : value;
+}
+
+/** The drivers `--driver` chooses between (simulate, run). */
+export const DRIVERS = ["seed", "modern"] as const;
+export type Driver = (typeof DRIVERS)[number];
+
+/** `--driver`: seed (the default) or modern; anything else is bad usage, in one line. */
+export function driverOf(value: OptionValue): Driver {
+  const driver = optionValue(value, "--driver", "seed or modern") ?? "seed";
+  if (!(DRIVERS as readonly string[]).includes(driver)) {
+    throw new CliError(`--driver must be seed or modern, not ${JSON.stringify(driver)}`, EXIT.USAGE);
+  }
+  return driver as Driver;
 }

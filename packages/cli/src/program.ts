@@ -53,6 +53,9 @@ export function program() {
   cli
     .command("run", "Run the balloon driver in userspace, a cycle a second, until SIGTERM, SIGINT, SIGHUP or SIGQUIT unloads it")
     .option("--host <host>", "vmware (the balloon port; the default) or simulated (the reference monitor behind real memory)")
+    .option("--driver <driver>", "seed (vmw_balloon 1.2.1.3-k, the default) or modern (today's Linux driver: capabilities, batches through a real page)")
+    .option("--shrinker", "With --driver modern: give pages back on memory pressure (a PSI trigger), as vmwballoon_shrinker_enable=1")
+    .option("--pressure <trigger>", "With --shrinker: the PSI trigger on /proc/pressure/memory (default 'some 150000 2000000': 150 ms stalled in 2 s)")
     .option("--target <pages>", "With --host simulated: the monitor's fixed target, in pages")
     .option("--scenario <file>", "With --host simulated: a scenario's schedule of targets, resets and failures")
     .option("--stats-file <file>", "Rewrite this file after each cycle with the debugfs vmmemctl text")
@@ -63,6 +66,7 @@ export function program() {
     .option("--probe", "With --host vmware off VMware: probe the balloon port in a child process and say what is there")
     .option("--json", "Print JSON Lines on stdout: start, each cycle, warnings and limits, exit")
     .example(`  $ sudo ${NAME} run --host simulated --target 16384 --stats-file /run/vmmemctl`)
+    .example(`  $ sudo ${NAME} run --driver modern --shrinker`)
     .action(async (options) => (await import("./commands/run.js")).run(options));
 
   cli

@@ -115,4 +115,11 @@ export interface ModernPageSource extends PageSource {
    * writes and the host reads and writes.
    */
   pageWords(page: number): Uint32Array;
+  /**
+   * Optional: what the host reads and writes at frame `pfn` — the words
+   * {@link pageWords} gave for the page on that frame (the batch page), or
+   * undefined. A monitor that reads the batch page (the simulated one) goes
+   * through this, so that with real memory it is the real page's bytes.
+   */
+  memoryAt?(pfn: number): Uint32Array | undefined;
 }

@@ -412,6 +412,7 @@ export class LinuxPageSource implements ModernPageSource {
 
   free(page: number): void {
     if (this.closed) return;
+    if (this.viewed.size !== 0) this.viewed.delete(page >>> 0);
     const chunk = this.chunks[page >>> this.shift]!;
     const slot = page & this.mask;
     this.handedOut--;
@@ -495,6 +496,9 @@ export class LinuxPageSource implements ModernPageSource {
     return checked;
   }
 
+  /** Pages whose memory was asked for ({@link pageWords}), while held. */
+  private readonly viewed = new Map<number, Uint32Array>();
+
   /** 2 MB pages refused so far ({@link allocateHuge}). */
   hugeRefused = 0;
 
@@ -532,7 +536,18 @@ export class LinuxPageSource implements ModernPageSource {
     const address = chunk.address + slot * PAGE_SIZE;
     const words = new Uint32Array(native().koffi.view(BigInt(address), PAGE_SIZE));
     words.fill(0);
+    this.viewed.set(page >>> 0, words);
     return words;
+  }
+
+  /**
+   * The words {@link pageWords} gave for the page now on frame `pfn` (the
+   * batch page: the host reads and writes it there), or undefined. Follows
+   * the page when the frame check finds it moved; forgets it when it is freed.
+   */
+  memoryAt(pfn: number): Uint32Array | undefined {
+    for (const [page, words] of this.viewed) if (this.frameNumber(page) === pfn) return words;
+    return undefined;
   }
 
   // -------------------------------------------------------------------------
@@ -604,6 +619,7 @@ export class LinuxPageSource implements ModernPageSource {
       if (chunk !== undefined) this.system.munmap(chunk.address, this.chunkBytes);
     }
     this.chunks.length = 0;
+    this.viewed.clear();
     this.mapped = 0;
     this.mappingCount = 0;
     this.locked = 0;

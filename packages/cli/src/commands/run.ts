@@ -1,20 +1,54 @@
 /*
  * `vmballoon run`: the driver itself, in userspace. The engine of
- * @vmballoon/core with the real page source of @vmballoon/hv-x86, and either
- * the real balloon port (`--host vmware`) or the reference monitor of
- * SIMULATION.md (`--host simulated`). Time belongs here: one cycle a second
+ * @vmballoon/core — the seed's (`--driver seed`, the default) or today's
+ * Linux driver's (`--driver modern`) — with the real page source of
+ * @vmballoon/hv-x86, and either the real balloon port (`--host vmware`) or
+ * the reference monitor of SIMULATION.md / SIMULATION-MODERN.md (`--host
+ * simulated`). With today's driver and `--shrinker`, a PSI trigger on
+ * /proc/pressure/memory stands in for the kernel's shrinker. Time belongs here: one cycle a second
  * (the seed's delayed work), the stats file rewritten after each, the trace
  * flushed after each, and every way out (SIGTERM, SIGINT, SIGHUP, SIGQUIT, an
  * error) unloading as the seed's `vmballoon_exit` does. One run at a time: a
  * lock taken before START.
  */
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
-import { MAX_PFN, PAGE_SIZE, commandName, describeStatus } from "@vmballoon/protocol";
-import { Balloon, debugfsText, type Hypervisor, type HypervisorReply } from "@vmballoon/core";
-import { EventSchedule, SimMonitor, TracingHypervisor, cycleRecord, formatTraceRecord, type Scenario, type TraceRecord } from "@vmballoon/core/sim";
+import { CAPABILITIES, MAX_PFN, PAGE_SIZE, commandName, describeStatus } from "@vmballoon/protocol";
+import {
+  Balloon,
+  ModernBalloon,
+  NO_PAGE,
+  debugfsText,
+  type FrameCheckTotals,
+  type Hypervisor,
+  type HypervisorReply,
+  type ModernHypervisor,
+  type ModernHypervisorReply,
+} from "@vmballoon/core";
+import {
+  EventSchedule,
+  ModernEventSchedule,
+  ModernSimMonitor,
+  ModernTracingHypervisor,
+  SimMonitor,
+  TracingHypervisor,
+  builtinModernScenario,
+  cycleRecord,
+  formatTraceRecord,
+  modernCycleRecord,
+  parseModernScenario,
+  shrinkSlab,
+  type ModernScenario,
+  type ModernTraceRecord,
+  type Scenario,
+  type TraceRecord,
+} from "@vmballoon/core/sim";
 import {
   BalloonHypervisor,
+  DEFAULT_PRESSURE_TRIGGER,
   LinuxPageSource,
+  MemoryPressure,
+  ModernBalloonHypervisor,
+  checkPressureTrigger,
   detect,
   hex,
   isHeld,
@@ -28,7 +62,7 @@ import { CliError, EXIT, UsageError, describeFileError } from "../errors.js";
 import { writeAtomically } from "../files.js";
 import { LineWriter } from "../trace-writer.js";
 import { isTerminal, mebibytes } from "../output.js";
-import { optionValue, type OptionValue } from "../options.js";
+import { driverOf, optionValue, type Driver, type OptionValue } from "../options.js";
 import { loadScenario } from "../scenario-file.js";
 
 export interface RunOptions {
@@ -42,14 +76,23 @@ export interface RunOptions {
   readonly force?: boolean;
   readonly probe?: boolean;
   readonly json?: boolean;
+  readonly driver?: OptionValue;
+  readonly shrinker?: boolean;
+  readonly pressure?: OptionValue;
 }
 
 /** The run, as the options describe it, checked before anything runs. */
 interface Plan {
+  readonly driver: Driver;
   readonly host: "vmware" | "simulated";
   readonly intervalMs: number;
   readonly target: number | undefined;
-  readonly scenario: { readonly file: string; readonly scenario: Scenario } | undefined;
+  /** The seed's scenario, or today's driver's (`--driver modern`: its keys and events). */
+  readonly scenario: { readonly file: string; readonly scenario: Scenario | ModernScenario } | undefined;
+  /** The module parameter `vmwballoon_shrinker_enable` (today's driver): `--shrinker`, or the scenario's `shrinker`. */
+  readonly shrinker: boolean;
+  /** The PSI trigger of the shrinker (with `shrinker`). */
+  readonly pressure: string;
   readonly statsFile: string | undefined;
   readonly trace: string | undefined;
   readonly lockFile: string;
@@ -84,6 +127,7 @@ export function parseInterval(value: string): number {
 }
 
 function plan(options: RunOptions): Plan {
+  const driver = driverOf(options.driver);
   const host = options.host === undefined ? "vmware" : String(options.host);
   if (host !== "vmware" && host !== "simulated") throw new UsageError(`--host must be vmware or simulated, not '${host}'`);
   const intervalMs = options.interval === undefined ? 1000 : parseInterval(String(options.interval));
@@ -111,9 +155,24 @@ function plan(options: RunOptions): Plan {
       throw new UsageError("--host simulated needs either --target N (pages) or --scenario FILE");
     }
   }
-  const scenario = scenarioFile === undefined ? undefined : { file: scenarioFile, scenario: loadScenario(scenarioFile) };
+  const pressureOption = optionValue(options.pressure, "--pressure", "a PSI trigger such as 'some 150000 2000000'");
+  if (driver === "seed" && (options.shrinker || pressureOption !== undefined)) {
+    throw new UsageError("--shrinker and --pressure are for --driver modern: the seed has no shrinker");
+  }
+  if (pressureOption !== undefined && !options.shrinker) throw new UsageError("--pressure sets the trigger of --shrinker: give --shrinker too");
+  const pressure = pressureOption ?? DEFAULT_PRESSURE_TRIGGER;
+  const pressureProblem = checkPressureTrigger(pressure);
+  if (pressureProblem !== undefined) throw new UsageError(`--pressure: ${pressureProblem}, not '${pressure}'`);
+  const scenario =
+    scenarioFile === undefined
+      ? undefined
+      : { file: scenarioFile, scenario: driver === "modern" ? loadScenario(scenarioFile, parseModernScenario) : loadScenario(scenarioFile) };
+  const scenarioShrinker = scenario !== undefined && "shrinker" in scenario.scenario && scenario.scenario.shrinker;
   return {
+    driver,
     host,
+    shrinker: options.shrinker === true || scenarioShrinker,
+    pressure,
     intervalMs,
     target,
     scenario,
@@ -143,8 +202,8 @@ function probeVerdict(probe: ProbeResult, cpu: string): string {
   }
 }
 
-/** `--host vmware`: the checks of DESIGN.md, each failing with one line, then the real port. */
-async function openVmware(plan: Plan): Promise<BalloonHypervisor> {
+/** `--host vmware`: the checks of DESIGN.md, each failing with one line, then the real port (the driver's). */
+async function openVmware(plan: Plan): Promise<BalloonHypervisor | ModernBalloonHypervisor> {
   const found = detect();
   if (!found.vmware) {
     const cpu = found.hypervisor ? `CPUID says '${found.hypervisor}'` : "CPUID shows no hypervisor";
@@ -159,7 +218,22 @@ async function openVmware(plan: Plan): Promise<BalloonHypervisor> {
       EXIT.UNAVAILABLE,
     );
   }
-  return BalloonHypervisor.open();
+  return plan.driver === "modern" ? ModernBalloonHypervisor.open() : BalloonHypervisor.open();
+}
+
+/**
+ * Today's driver on VMware, from user mode: there is no VMCI doorbell to
+ * register (that needs the kernel's VMCI driver), so SIGNALLED_WAKEUP_CMD is
+ * taken out of what START grants, and the driver never sends a doorbell
+ * handle; it wakes once a cycle, as without the capability.
+ */
+class WithoutDoorbell implements ModernHypervisor {
+  constructor(private readonly inner: ModernHypervisor) {}
+  call(command: number, argument: number, argument2: number): ModernHypervisorReply {
+    const reply = this.inner.call(command, argument, argument2);
+    reply.ecx = (reply.ecx & ~CAPABILITIES.SIGNALLED_WAKEUP_CMD) >>> 0;
+    return reply;
+  }
 }
 
 /** Remembers the last reply, so that a failed load can say what the host answered. */
@@ -195,7 +269,7 @@ class TraceSink {
   private closed = false;
   constructor(private readonly writer: LineWriter) {}
 
-  record(record: TraceRecord): void {
+  record(record: TraceRecord | ModernTraceRecord): void {
     if (this.failure !== undefined) return;
     try {
       this.writer.write(formatTraceRecord(record));
@@ -348,15 +422,35 @@ export async function run(options: RunOptions): Promise<number> {
   }
 }
 
-/** The run itself, with the lock held: load, cycles, unload, on every way out. */
-async function drive(
+/** What the loop needs of a driver: the seed's engine or today's, wired to its host, the memory and the trace. */
+interface Engine {
+  /** Cycle 0. False when the load failed (the seed's START or GUEST_ID); {@link loadFailure} says how. */
+  load(): boolean;
+  loadFailure(): { command: string; status: number };
+  /** The scenario's monitor events of `cycle` (and its shrinks and doorbells, for today's driver). */
+  enterCycle(cycle: number): void;
+  work(): void;
+  /** The frame check after a cycle: moved pages repaired with the host. */
+  checkFrames(): object;
+  frameTotals(): FrameCheckTotals;
+  snapshot(): { readonly size: number; readonly target: number };
+  debugfsText(): string;
+  cycleRecord(cycle: number): TraceRecord | ModernTraceRecord;
+  /** The driver's exit: the pages freed; `hang` when today's driver could not pop every page. */
+  unload(): void;
+  /** Today's driver with the shrinker on: a PSI event calls it. Returns the shrink's record, or undefined when nothing fired. */
+  readonly pressure: (() => { readonly count: number; readonly freed: number; readonly nrToScan: number } | undefined) | undefined;
+  close(): void;
+}
+
+/** The seed's engine (vmw_balloon 1.2.1.3-k). */
+function seedEngine(
   settings: Plan,
-  realHost: BalloonHypervisor | undefined,
+  realHost: Hypervisor | undefined,
   source: LinuxPageSource,
-  writer: LineWriter | undefined,
-  emitter: Emitter,
-  narrator: Narrator,
-): Promise<number> {
+  trace: TraceSink | undefined,
+  onError: (message: string) => void,
+): Engine {
   let monitor: SimMonitor | undefined;
   let hypervisor: Hypervisor;
   if (realHost) hypervisor = realHost;
@@ -366,21 +460,148 @@ async function drive(
     hypervisor = monitor;
   }
   // Traced at the port: every command the engine sends (its repairs and its unload included) is in the trace.
-  const trace = writer === undefined ? undefined : new TraceSink(writer);
   const tracer = trace === undefined ? undefined : new TracingHypervisor(hypervisor, (record) => trace.record(record));
   const lastReply = new LastReply(tracer ?? hypervisor);
+  const balloon = new Balloon(lastReply, source, { onError });
+  // The scenario's monitor events; the guest is this machine, so guestUse/guestRelease do not apply.
+  const schedule = new EventSchedule((settings.scenario?.scenario as Scenario | undefined)?.events ?? []);
+  return {
+    load: () => balloon.init(),
+    loadFailure: () => ({ command: commandName(lastReply.command) ?? String(lastReply.command), status: lastReply.status }),
+    enterCycle(cycle) {
+      if (tracer) tracer.cycle = cycle;
+      if (monitor) schedule.apply(cycle, monitor);
+    },
+    work: () => balloon.work(),
+    checkFrames: () => balloon.checkFrames(),
+    frameTotals: () => balloon.frameCheckTotals(),
+    snapshot: () => balloon.snapshot(),
+    debugfsText: () => debugfsText(balloon.snapshot()),
+    cycleRecord: (cycle) => cycleRecord(cycle, balloon.snapshot(), memFreePages()),
+    unload: () => void balloon.exit(),
+    pressure: undefined,
+    close() {},
+  };
+}
+
+/** SHRINK_BATCH of mm/shrinker.c: one PSI event asks the shrinker for at least this much. */
+const SHRINK_BATCH = 128;
+
+/**
+ * Today's driver (drivers/misc/vmw_balloon.c, Linux 6.7+): capabilities,
+ * batches through a real page whose frame the host is given, 2 MB pages
+ * where the page source offers them (never, here), and the shrinker on PSI.
+ */
+function modernEngine(
+  settings: Plan,
+  realHost: ModernHypervisor | undefined,
+  source: LinuxPageSource,
+  trace: TraceSink | undefined,
+  onError: (message: string) => void,
+): Engine {
+  const scenario = settings.scenario?.scenario as ModernScenario | undefined;
+  // The host reads and writes the batch page through the page source: the real page's bytes.
+  const memoryAt = (pfn: number) => source.memoryAt(pfn);
+  let monitor: ModernSimMonitor | undefined;
+  let hypervisor: ModernHypervisor;
+  if (realHost) hypervisor = new WithoutDoorbell(realHost);
+  else {
+    monitor = new ModernSimMonitor({
+      firstPfn: 0,
+      frames: source.frameLimit(),
+      totalPages: source.totalPages(),
+      capabilities: scenario?.capabilities ?? builtinModernScenario.capabilities,
+      startReply: scenario?.startReply ?? builtinModernScenario.startReply,
+      memoryAt,
+    });
+    if (settings.target !== undefined) monitor.target = settings.target;
+    hypervisor = monitor;
+  }
+  const tracer = trace === undefined ? undefined : new ModernTracingHypervisor(hypervisor, memoryAt, (record) => trace.record(record));
+  const started = performance.now();
+  // The kernel's jiffies (HZ = 1000): the shrinker's delay of SHRINK_DELAY seconds is real time here.
+  const balloon = new ModernBalloon(tracer ?? hypervisor, source, { jiffies: () => Math.floor(performance.now() - started), onError });
+  const schedule = new ModernEventSchedule(scenario?.events ?? []);
+  let cycle = 0;
+  const pressure = settings.shrinker ? MemoryPressure.open(settings.pressure) : undefined;
+
+  /** One call of the shrinker core, traced as simulate traces a `shrink` event. */
+  const shrink = (nrToScan: number) => {
+    if (!settings.shrinker) return undefined;
+    const { count, freed } = shrinkSlab(balloon, nrToScan);
+    trace?.record({ t: "shrink", cycle, nrToScan, count, freed });
+    return { count, freed, nrToScan };
+  };
+  const targets = {
+    monitor: monitor!,
+    // The host rings: counted, as the model does; the next cycle runs at its time.
+    doorbell() {
+      const delivered = monitor!.doorbellRegistered && balloon.doorbellHandle !== null;
+      if (delivered) balloon.doorbell();
+      trace?.record({ t: "doorbell", cycle, delivered });
+    },
+    shrink: (nrToScan: number) => void shrink(nrToScan),
+    debugfs: () => trace?.record({ t: "debugfs", cycle, text: balloon.debugfsText() }),
+  };
+  return {
+    load() {
+      balloon.init();
+      // Read once at the load, as simulate's scenarios do (statsOn): the statistics are on from then, for the trace and --json.
+      if (scenario?.statsOn ?? true) balloon.debugfsRecord();
+      return true;
+    },
+    loadFailure: () => ({ command: "START", status: 0 }),
+    enterCycle(next) {
+      cycle = next;
+      if (tracer) tracer.cycle = next;
+      if (monitor) schedule.apply(next, targets);
+    },
+    work: () => balloon.work(),
+    checkFrames: () => balloon.checkFrames(),
+    frameTotals: () => balloon.frameCheckTotals(),
+    snapshot: () => balloon.snapshot(),
+    debugfsText: () => balloon.debugfsText(),
+    cycleRecord: (at) => modernCycleRecord(at, balloon.snapshot(), memFreePages()),
+    unload() {
+      balloon.exit();
+      // The C keeps its batch page to the end (the module's memory goes with it); here it goes back with the rest.
+      if (balloon.batchPageHandle !== NO_PAGE) source.free(balloon.batchPageHandle);
+    },
+    pressure:
+      pressure === undefined
+        ? undefined
+        : () => {
+            if (!pressure.fired()) return undefined;
+            // One call of the shrinker core a PSI event: a sixteenth of the balloon, at least a batch (DESIGN.md, "The shrinker").
+            return shrink(Math.max(SHRINK_BATCH, Math.ceil(balloon.shrinkerCount() / 16)));
+          },
+    close: () => pressure?.close(),
+  };
+}
+
+/** The run itself, with the lock held: load, cycles, unload, on every way out. */
+async function drive(
+  settings: Plan,
+  realHost: BalloonHypervisor | ModernBalloonHypervisor | undefined,
+  source: LinuxPageSource,
+  writer: LineWriter | undefined,
+  emitter: Emitter,
+  narrator: Narrator,
+): Promise<number> {
+  const trace = writer === undefined ? undefined : new TraceSink(writer);
   let loaded = false;
-  // The seed's pr_err messages; a failed load is reported below, in one line.
-  const balloon = new Balloon(lastReply, source, { onError: (message) => loaded && narrator.line(message) });
+  // The driver's pr_err messages; a failed load is reported below, in one line.
+  const onError = (message: string) => loaded && narrator.line(message);
+  const engine =
+    settings.driver === "modern"
+      ? modernEngine(settings, realHost as ModernBalloonHypervisor | undefined, source, trace, onError)
+      : seedEngine(settings, realHost as BalloonHypervisor | undefined, source, trace, onError);
 
   const statsFile = settings.statsFile;
-  // The scenario's monitor events; the guest is this machine, so guestUse/guestRelease do not apply.
-  const schedule = new EventSchedule(settings.scenario?.scenario.events ?? []);
   let cycle = 0;
   const enterCycle = (next: number) => {
     cycle = next;
-    if (tracer) tracer.cycle = next;
-    if (monitor) schedule.apply(next, monitor);
+    engine.enterCycle(next);
   };
 
   // Stop on any of the stop signals: the wait between cycles ends at once, and the unload follows.
@@ -396,7 +617,7 @@ async function drive(
   const warnings = new Set<string>();
   const writeStats = () => {
     try {
-      writeAtomically(statsFile!, debugfsText(balloon.snapshot()), "write the stats file");
+      writeAtomically(statsFile!, engine.debugfsText(), "write the stats file");
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       if (warnings.has(message)) return;
@@ -406,12 +627,21 @@ async function drive(
     }
   };
 
+  /** The shrinker on memory pressure (today's driver, --shrinker): checked after each cycle and between cycles. */
+  const checkPressure = () => {
+    const shrink = engine.pressure?.();
+    if (shrink === undefined) return;
+    trace?.flush();
+    emitter.emit({ t: "shrink", cycle, ...shrink });
+    narrator.line(`memory pressure (PSI): the shrinker gave back ${shrink.freed} of ${shrink.count} pages; no inflation for 5 s`);
+  };
+
   let statsWritten = false;
   let lockedAfterExit = 0;
   try {
     // Checked before the load: a stats file that cannot be written stops the run before START.
     if (statsFile !== undefined) {
-      writeAtomically(statsFile, debugfsText(balloon.snapshot()), "write the stats file");
+      writeAtomically(statsFile, engine.debugfsText(), "write the stats file");
       statsWritten = true;
     }
     const oomProblem = setOomScoreAdj();
@@ -420,6 +650,7 @@ async function drive(
     const scenario = settings.scenario?.scenario;
     emitter.emit({
       t: "start",
+      driver: settings.driver,
       host: settings.host,
       pid: process.pid,
       intervalMs: settings.intervalMs,
@@ -430,6 +661,8 @@ async function drive(
       trace: settings.trace ?? null,
       lockFile: settings.lockFile,
       oomScoreAdj: oomProblem === undefined ? OOM_SCORE_ADJ : null,
+      memory: source.memory,
+      shrinker: settings.driver === "modern" ? (settings.shrinker ? settings.pressure : false) : null,
     });
     const what =
       settings.host === "vmware"
@@ -438,22 +671,25 @@ async function drive(
           ? `the reference monitor, scenario ${settings.scenario.file} (${scenario!.cycles} cycles, then ${scenario!.unload ? "unload" : "keeps running"})`
           : `the reference monitor, target ${settings.target} pages (${mebibytes(settings.target!)})`;
     if (!settings.json) {
+      const driver = settings.driver === "modern" ? "today's driver" : "the seed's driver";
+      const shrinker = settings.shrinker ? `; the shrinker on memory pressure (PSI '${settings.pressure}')` : "";
       narrator.line(
-        `driving ${what} with this machine's memory (${source.totalPages()} pages), a cycle every ${settings.intervalMs} ms; SIGTERM, SIGINT (Ctrl-C), SIGHUP or SIGQUIT unloads`,
+        `driving ${what} with ${driver} and this machine's memory (${source.totalPages()} pages), a cycle every ${settings.intervalMs} ms${shrinker}; SIGTERM, SIGINT (Ctrl-C), SIGHUP or SIGQUIT unloads`,
       );
-      if (scenario && scenario.events.some((e) => e.guestUse !== undefined || e.guestRelease !== undefined)) {
-        narrator.line("the guest is this machine: the scenario's guest section and guestUse/guestRelease events do not apply");
+      const guestOnly = ["guestUse", "guestRelease", "huge", "migrate"];
+      if (scenario && (scenario.events as readonly object[]).some((e) => guestOnly.some((key) => key in e))) {
+        narrator.line("the guest is this machine: the scenario's guest section and guestUse/guestRelease/huge/migrate events do not apply");
       }
     }
 
     enterCycle(0);
-    if (!balloon.init()) {
-      const status = describeStatus(lastReply.status);
-      const command = commandName(lastReply.command) ?? String(lastReply.command);
+    if (!engine.load()) {
+      const { command, status } = engine.loadFailure();
+      const described = describeStatus(status);
       trace?.record({ t: "initFailed" });
       trace?.flush();
-      emitter.emit({ t: "initFailed", cmd: command, status: lastReply.status });
-      throw new CliError(`the balloon did not load: ${command} answered ${status ? status.name : hex(lastReply.status)}`, EXIT.FAILURE);
+      emitter.emit({ t: "initFailed", cmd: command, status });
+      throw new CliError(`the balloon did not load: ${command} answered ${described ? described.name : hex(status)}`, EXIT.FAILURE);
     }
     loaded = true;
 
@@ -461,13 +697,13 @@ async function drive(
     for (;;) {
       if (stopSignal !== undefined) break;
       enterCycle(cycle + 1);
-      balloon.work();
+      engine.work();
       // The frame the host was told must be the frame the page sits on: moved pages are repaired (UNLOCK, LOCK).
-      const frames = balloon.checkFrames();
+      const frames = engine.checkFrames();
       source.releaseIdle();
-      const snapshot = balloon.snapshot();
+      const snapshot = engine.snapshot();
       if (statsFile !== undefined) writeStats();
-      trace?.record(cycleRecord(cycle, snapshot, memFreePages()));
+      trace?.record(engine.cycleRecord(cycle));
       trace?.flush();
       emitter.emit({
         t: "cycle",
@@ -477,26 +713,44 @@ async function drive(
         frames,
       });
       narrator.cycle(cycle, snapshot.size, snapshot.target);
+      checkPressure();
       if (scenario && scenario.unload && cycle >= scenario.cycles) {
         stopReason = "scenario";
         break;
       }
+      let pressureError: unknown;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, settings.intervalMs);
-        wake = () => {
+        // Between cycles, the PSI trigger is asked every 50 ms (each cycle, when cycles are shorter): a poll with a timeout of 0.
+        const watch =
+          engine.pressure === undefined
+            ? undefined
+            : setInterval(() => {
+                try {
+                  checkPressure();
+                } catch (error) {
+                  pressureError = error;
+                  finish();
+                }
+              }, Math.min(50, settings.intervalMs));
+        const finish = () => {
           clearTimeout(timer);
+          if (watch !== undefined) clearInterval(watch);
           resolve();
         };
+        const timer = setTimeout(finish, settings.intervalMs);
+        wake = finish;
         if (stopSignal !== undefined) wake();
       });
+      if (pressureError !== undefined) throw pressureError;
     }
 
     const reason = stopSignal ?? stopReason ?? "scenario";
     const held = unload();
     trace?.close();
     if (!settings.json) {
-      const frames = balloon.frameCheckTotals();
-      const checks = `frame checks ${frames.checks}: ${frames.moved} pages moved, ${frames.repaired} repaired`;
+      const frames = engine.frameTotals();
+      const batchPage = "batchPageMoves" in frames ? `, the batch page moved ${String(frames.batchPageMoves)} times` : "";
+      const checks = `frame checks ${frames.checks}: ${frames.moved} pages moved, ${frames.repaired} repaired${batchPage}`;
       narrator.line(`unloaded (${reason}): START sent, ${held} pages (${mebibytes(held)}) given back; ${checks}`);
     }
     emitExit(reason, held);
@@ -522,33 +776,34 @@ async function drive(
     throw new CliError(loaded || unloaded ? `failed while running: ${message}${unloaded}` : message, status, { cause: error });
   } finally {
     for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+    engine.close();
     // The kernel's debugfs file goes away with the driver; so does this one, on every way out.
     if (statsWritten) rmSync(statsFile!, { force: true });
   }
 
-  /** vmballoon_exit: START, then every page freed without UNLOCK. Returns the pages given back. */
+  /** The driver's exit (seed: START, then every page freed; modern: DOORBELL_SET(-1, -1), START(0), then every page freed). Returns the pages given back. */
   function unload(): number {
-    const snapshot = balloon.snapshot();
-    trace?.record({ t: "debugfs", text: debugfsText(snapshot) });
+    const size = engine.snapshot().size;
+    trace?.record({ t: "debugfs", ...(settings.driver === "modern" ? { cycle } : {}), text: engine.debugfsText() });
     enterCycle(cycle + 1);
     loaded = false;
-    balloon.exit();
+    engine.unload();
     source.releaseIdle();
     lockedAfterExit = source.mlockedPages;
     source.close();
-    trace?.record({ t: "exit", size: balloon.snapshot().size, guestFree: memFreePages() });
-    return snapshot.size;
+    trace?.record({ t: "exit", size: engine.snapshot().size, guestFree: memFreePages() });
+    return size;
   }
 
   function emitExit(reason: string, freed: number): void {
     emitter.emit({
       t: "exit",
       reason,
-      size: balloon.snapshot().size,
+      size: engine.snapshot().size,
       freed,
       mlockedPages: lockedAfterExit,
       vmLckKiB: vmLckKiB(),
-      frames: balloon.frameCheckTotals(),
+      frames: engine.frameTotals(),
     });
   }
 }

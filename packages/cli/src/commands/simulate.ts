@@ -10,9 +10,9 @@ import {
 } from "@vmballoon/core/sim";
 import { renderChart } from "../chart.js";
 import { CycleObserver } from "../cycle-observer.js";
-import { CliError, EXIT, UsageError } from "../errors.js";
+import { UsageError } from "../errors.js";
 import { colorsFor, isTerminal, mebibytes, styler } from "../output.js";
-import { optionValue, type OptionValue } from "../options.js";
+import { driverOf, optionValue, type OptionValue } from "../options.js";
 import { loadScenario } from "../scenario-file.js";
 import { LineWriter } from "../trace-writer.js";
 
@@ -27,9 +27,6 @@ export interface SimulateOptions {
 /** Cycles after which a run on a terminal shows its progress. */
 const PROGRESS_AFTER_CYCLES = 2000;
 
-/** The drivers `--driver` chooses between. */
-const DRIVERS = ["seed", "modern"] as const;
-export type Driver = (typeof DRIVERS)[number];
 
 /**
  * What `simulate` needs of a driver: its scenarios, its run, and how its
@@ -67,14 +64,6 @@ const seedKit: SimulationKit<Scenario, RunResult> = {
   report,
 };
 
-/** `--driver`: seed (the default) or modern. */
-function driverOf(value: OptionValue): Driver {
-  const driver = optionValue(value, "--driver", "seed or modern") ?? "seed";
-  if (!(DRIVERS as readonly string[]).includes(driver)) {
-    throw new CliError(`--driver must be seed or modern, not ${JSON.stringify(driver)}`, EXIT.USAGE);
-  }
-  return driver as Driver;
-}
 
 export async function simulate(options: SimulateOptions): Promise<number> {
   const driver = driverOf(options.driver);
