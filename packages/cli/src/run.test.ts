@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { HvError } from "@vmballoon/hv-x86";
 import { BIN, vmballoon } from "./cli-runner.js";
 import { EXIT, exitStatusOf } from "./errors.js";
+import { lockedFramesOf } from "./test-frames.js";
 
 const linuxX64 = process.platform === "linux" && process.arch === "x64";
 const root = typeof process.geteuid === "function" && process.geteuid() === 0;
@@ -472,5 +473,124 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
     expect(status).toBe(2);
     expect(stdout).toBe("");
     expect(stderr).toBe("vmballoon: cannot write the stats file /nonexistent/dir/vmmemctl: no such file or directory\n");
+  });
+});
+
+describe("vmballoon run --driver: bad usage gets one line and status 2", () => {
+  it.each([
+    [["--driver", "linux"], '--driver must be seed or modern, not "linux"'],
+    [["--host", "simulated", "--target", "5", "--shrinker"], "--shrinker and --pressure are for --driver modern: the seed has no shrinker"],
+    [["--host", "simulated", "--target", "5", "--driver", "modern", "--pressure", "some 1 2000000"], "--pressure sets the trigger of --shrinker: give --shrinker too"],
+    [
+      ["--host", "simulated", "--target", "5", "--driver", "modern", "--shrinker", "--pressure", "some 1 100"],
+      "--pressure: the window must be from 500000 to 10000000 microseconds, not 100, not 'some 1 100'",
+    ],
+  ])("%j", (args, message) => {
+    const { status, stdout, stderr } = vmballoon(["run", ...args]);
+    expect(status).toBe(2);
+    expect(stdout).toBe("");
+    expect(stderr.split("\n")[0]).toBe(`vmballoon: ${message}`);
+  });
+
+  it("today's driver's scenarios follow its rules (shrink: 0 is not one): named by file and field", () => {
+    const file = scenarioFile("modern-bad.json", { cycles: 3, unload: true, capabilities: 0x3e, guest, events: [{ cycle: 1, shrink: 0 }] });
+    const { status, stderr } = vmballoon(["run", "--host", "simulated", "--driver", "modern", "--scenario", file]);
+    expect(status).toBe(2);
+    expect(stderr).toMatch(new RegExp(`^vmballoon: ${file}: events\\[0\\]\\.shrink: [^\n]*\n$`));
+  });
+});
+
+/** The frames the host holds after a modern trace's commands: each batch entry a BATCHED_LOCK took, less those a BATCHED_UNLOCK gave back; START forgets them. */
+function modernHostFrames(records: Record<string, any>[]): Set<number> {
+  const held = new Set<number>();
+  for (const r of records) {
+    if (r.t !== "cmd") continue;
+    if (r.cmd === "START") held.clear();
+    else if (r.cmd === "BATCHED_LOCK" && r.status === 0) for (const [pfn, status] of r.batch) status === 0 && held.add(pfn);
+    else if (r.cmd === "BATCHED_UNLOCK" && r.status === 0) for (const [pfn, status] of r.batch) status === 0 && held.delete(pfn);
+  }
+  return held;
+}
+
+describe.skipIf(!linuxX64 || !root)("vmballoon run --driver modern --host simulated, behind this machine's memory (needs root on Linux x64)", () => {
+  it("inflates with BATCHED_LOCK of frames the process has locked, through a batch page of its own; SIGTERM unloads as today's driver does", async () => {
+    const trace = join(folder, "modern.jsonl");
+    const runner = new Runner(["--host", "simulated", "--driver", "modern", "--target", "3000", "--trace", trace, "--interval", "50ms"]);
+    const start = await runner.until((r) => r.t === "start");
+    expect(start).toMatchObject({ driver: "modern", host: "simulated", target: 3000, shrinker: false });
+    const full = await runner.until((r) => r.t === "cycle" && r.size === 3000);
+    // The host offered 2 MB pages; the page source refused them, and the driver went on in 4 KB pages.
+    expect(full).toMatchObject({ maxPageSize: "2M", batching: true, batchMaxPages: 512, hugePages: 0 });
+    expect(full.stats.pages.allocFail[1]).toBeGreaterThan(0);
+    expect(full.frames).toMatchObject({ checked: 3001, moved: 0, repaired: 0, released: 0, batchPageMoves: 0 }); // the 3000 pages and the batch page
+
+    // From outside the process: every frame the host was told in a batch entry is a frame the process has locked now,
+    // and so is the batch page whose frame every batched command carried.
+    const during = readTrace(trace);
+    const locks = during.filter((r) => r.t === "cmd" && r.cmd === "BATCHED_LOCK");
+    expect(locks.length).toBeGreaterThanOrEqual(6); // 3000 pages, 512 a command
+    expect(during.some((r) => r.t === "cmd" && (r.cmd === "LOCK" || r.cmd === "BATCHED_2M_LOCK"))).toBe(false);
+    const host = modernHostFrames(during);
+    expect(host.size).toBe(3000);
+    const locked = lockedFramesOf(runner.child.pid!);
+    for (const frame of host) expect(locked.has(frame)).toBe(true);
+    const batchFrames = new Set(locks.map((r) => r.arg));
+    expect(batchFrames.size).toBe(1);
+    const [batchFrame] = batchFrames;
+    expect(locked.has(batchFrame)).toBe(true);
+    expect(host.has(batchFrame)).toBe(false);
+
+    runner.child.kill("SIGTERM");
+    expect(await runner.exited).toStrictEqual({ status: 0, signal: null });
+    const exit = runner.records.at(-1)!;
+    expect(exit).toMatchObject({ t: "exit", reason: "SIGTERM", size: 0, freed: 3000, mlockedPages: 0, vmLckKiB: 0 });
+    expect(exit.frames.checks).toBe(runner.records.filter((r) => r.t === "cycle").length);
+    // Today's unload: DOORBELL_SET(-1, -1), START(0), then every page freed without UNLOCK.
+    const records = readTrace(trace);
+    const last = records.filter((r) => r.t === "cmd").slice(-2);
+    expect(last).toMatchObject([
+      { cmd: "VMCI_DOORBELL_SET", arg: 0xffffffff, arg2: 0xffffffff },
+      { cmd: "START", arg: 0 },
+    ]);
+    expect(records.filter((r) => r.t === "cmd" && r.cmd === "BATCHED_UNLOCK")).toHaveLength(0);
+    expect(records.at(-1)).toMatchObject({ t: "exit", size: 0 });
+    // The trace is one `vmballoon report` reads.
+    const report = vmballoon(["report", trace, "--output", join(folder, "modern.html")]);
+    expect(report.status).toBe(0);
+    expect(readFileSync(join(folder, "modern.html"), "utf8")).toMatch(/<html/i);
+  });
+
+  it("plays a modern scenario's schedule (targets, a reset, a failed START) against the modern monitor, and unloads at its end", async () => {
+    const file = scenarioFile("modern.json", {
+      cycles: 6,
+      unload: true,
+      capabilities: 0x3e,
+      guest: { ...guest, huge: true },
+      events: [
+        { cycle: 1, setTarget: 2048 },
+        { cycle: 3, reset: true },
+        { cycle: 4, failNext: { cmd: "START", count: 1, status: 8 } },
+        { cycle: 4, guestUse: 10 },
+      ],
+    });
+    const trace = join(folder, "modern-scenario.jsonl");
+    const runner = new Runner(["--host", "simulated", "--driver", "modern", "--scenario", file, "--trace", trace, "--interval", "10ms"], { json: false });
+    expect(await runner.exited).toStrictEqual({ status: 0, signal: null });
+    expect(runner.stderr).toMatch(/guestUse\/guestRelease\/huge\/migrate events do not apply/);
+    const records = readTrace(trace);
+    const cycles = records.filter((r) => r.t === "cycle");
+    expect(cycles.map((r) => r.cycle)).toStrictEqual([1, 2, 3, 4, 5, 6]);
+    expect(cycles[1]).toMatchObject({ size: 2048, target: 2048 });
+    // The reset at cycle 3: GET_TARGET answers RESET; the next cycle gives the pages back (no UNLOCK) and its START fails
+    // (the forced failure); cycle 5 starts again; the unload's START(0) is cycle 7.
+    const starts = records.filter((r) => r.t === "cmd" && r.cmd === "START");
+    expect(starts.map((r) => [r.cycle, r.status])).toStrictEqual([
+      [1, 0x3000000],
+      [4, 8],
+      [5, 0x3000000],
+      [7, 0x3000000],
+    ]);
+    expect(cycles.at(-1)).toMatchObject({ size: 2048 });
+    expect(records.at(-1)).toMatchObject({ t: "exit", size: 0 });
   });
 });
