@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -593,4 +593,71 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --driver modern --host simula
     expect(cycles.at(-1)).toMatchObject({ size: 2048 });
     expect(records.at(-1)).toMatchObject({ t: "exit", size: 0 });
   });
+});
+
+const V1_MEMORY = "/sys/fs/cgroup/memory";
+const psiAndCgroup = linuxX64 && root && existsSync("/proc/pressure/memory") && existsSync(`${V1_MEMORY}/memory.limit_in_bytes`);
+
+describe.skipIf(!psiAndCgroup)("vmballoon run --driver modern --shrinker, on real memory pressure (needs root, PSI and a v1 memory cgroup hierarchy)", () => {
+  const cgroup = `${V1_MEMORY}/vmballoon-psi-${process.pid}`;
+  afterEach(() => {
+    if (existsSync(cgroup)) rmdirSync(cgroup);
+  });
+
+  /** Memory stalls: a child in a cgroup of 16 MiB writes 256 MiB of file, so that it reclaims within its limit. */
+  function stall(): Promise<void> {
+    const file = join(folder, "stall");
+    const child = spawn("/bin/sh", ["-c", `echo $$ > ${cgroup}/cgroup.procs && exec dd if=/dev/zero of=${file} bs=1M count=256 conv=fsync status=none`]);
+    return new Promise((resolve) => child.on("close", () => (rmSync(file, { force: true }), resolve())));
+  }
+
+  it("a PSI trigger that fires calls the shrinker: frames given back with BATCHED_UNLOCK, then no inflation for a while", async () => {
+    mkdirSync(cgroup);
+    writeFileSync(`${cgroup}/memory.limit_in_bytes`, String(16 * 2 ** 20));
+    const trace = join(folder, "psi.jsonl");
+    // A trigger of 1 µs of stall in 2 s: any reclaim stall on the machine fires it.
+    const runner = new Runner(["--host", "simulated", "--driver", "modern", "--target", "20000", "--shrinker", "--pressure", "some 1 2000000", "--trace", trace, "--interval", "100ms"]);
+    expect(await runner.until((r) => r.t === "start")).toMatchObject({ driver: "modern", shrinker: "some 1 2000000" });
+    await runner.until((r) => r.t === "cycle" && r.size === 20000);
+    const fullAt = runner.records.length;
+
+    // Stalls until the run reports a shrink (waiting for the event, not for a time); at most 20 of them.
+    let found: Record<string, any> | undefined;
+    const stalls = (async () => {
+      for (let i = 0; i < 20 && found === undefined; i++) await stall();
+    })();
+    const shrinkOrGiveUp = await Promise.race([runner.until((r) => r.t === "shrink"), stalls.then(() => runner.records.find((r) => r.t === "shrink"))]);
+    found = shrinkOrGiveUp;
+    await stalls;
+    expect(found).toBeDefined();
+    const shrink = found!;
+    // One call of the shrinker core: a sixteenth of the balloon (at least SHRINK_BATCH), deflated in scans of 128.
+    expect(shrink.count).toBeGreaterThan(0);
+    expect(shrink.nrToScan).toBe(Math.max(128, Math.ceil(shrink.count / 16)));
+    // do_shrink_slab scans whole batches of 128 while a batch is left: the rest of nrToScan waits for the next call.
+    expect(shrink.count).toBeGreaterThanOrEqual(shrink.nrToScan);
+    expect(shrink.freed).toBe(Math.floor(shrink.nrToScan / 128) * 128);
+
+    // The next cycle: smaller by what the shrink freed, and held back from inflating (the shrinker's delay).
+    const shrinkAt = runner.records.indexOf(shrink);
+    expect(shrinkAt).toBeGreaterThan(fullAt - 1);
+    const after = await runner.until((r) => r.t === "cycle" && runner.records.indexOf(r) > shrinkAt);
+    expect(after.size).toBeLessThanOrEqual(20000 - shrink.freed);
+    expect(after.shrinkTimeout).toBeGreaterThan(0);
+    expect(after.stats.shrink).toBeGreaterThanOrEqual(1);
+
+    runner.child.kill("SIGTERM");
+    expect(await runner.exited).toStrictEqual({ status: 0, signal: null });
+    // The trace shows the shrink and the UNLOCKs it sent: as many frames as it freed (before the next shrink, if any).
+    const records = readTrace(trace);
+    const at = records.findIndex((r) => r.t === "shrink");
+    expect(records[at]).toMatchObject({ nrToScan: shrink.nrToScan, count: shrink.count, freed: shrink.freed });
+    const unlocked = records
+      .slice(0, at)
+      .reverse()
+      .filter((r) => r.t === "cmd")
+      .slice(0, Math.ceil(shrink.freed / 128));
+    expect(unlocked.every((r) => r.cmd === "BATCHED_UNLOCK" && r.status === 0)).toBe(true);
+    expect(unlocked.reduce((sum, r) => sum + r.batch.filter(([, status]: [number, number]) => status === 0).length, 0)).toBe(shrink.freed);
+  }, 300_000);
 });
