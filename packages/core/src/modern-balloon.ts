@@ -231,6 +231,8 @@ export class ModernBalloon {
   private readonly ctl: BalloonControl;
   private migrationUnlocked: boolean;
   private readonly frameTotals = { checks: 0, checked: 0, moved: 0, repaired: 0, released: 0, batchPageMoves: 0 };
+  /** Moved pages whose old frame the host still holds (an UNLOCK that failed): page → that frame, retried each check. */
+  private readonly staleFrames = new Map<number, number>();
 
   constructor(hypervisor: ModernHypervisor, pageSource: ModernPageSource, options: ModernBalloonOptions = {}) {
     this.hypervisor = hypervisor;
@@ -377,37 +379,50 @@ export class ModernBalloon {
    * halves — the old frame UNLOCKed, the new one LOCKed — except that every
    * UNLOCK of a check comes before its LOCKs (a page's new frame may be one
    * another ballooned page moved out of, which the host holds until that
-   * page's UNLOCK). An UNLOCK that fails leaves the page as it was, for the
-   * next check; a LOCK that fails drops the page from the balloon, one frame
-   * smaller (modern: as the C's `atomic64_dec(&b->size)`), and it is freed.
-   * The batch page is followed: the host holds no lock on it, and from now on
-   * the batched commands carry its new frame ({@link ModernFrameCheck.batchPageMoves}).
+   * page's UNLOCK), and no command is sent before the page source has read
+   * every frame, since every command goes through the batch page, which may
+   * have moved too: it is followed (the host holds no lock on it), and the
+   * check's commands and the next batched commands carry its new frame
+   * ({@link ModernFrameCheck.batchPageMoves}). An old frame whose UNLOCK
+   * fails is kept and UNLOCKed again at the next check (until a reset, whose
+   * START makes the host forget it); a LOCK that fails drops the page from
+   * the balloon, one frame smaller (modern: as the C's
+   * `atomic64_dec(&b->size)`), and it is freed.
    * Call it between cycles; nothing happens while a reset is pending.
    */
   checkFrames(): ModernFrameCheck {
     const source = this.pageSource;
     if (source.checkFrames === undefined || this.resetRequired) return { checked: 0, moved: 0, repaired: 0, released: 0, batchPageMoves: 0 };
     let moved = 0;
-    let repaired = 0;
     let batchPageMoves = 0;
     const batchPage = this.batchPage === NONE ? NONE : this.batchPage >>> 0;
-    const relocked: number[] = [];
+    // No command while the source reads frames: the batch page may be among the moved pages, and every command of
+    // the check goes through it. Each moved page's new frame is taken at once; the host is told afterwards.
+    const stale = this.staleFrames;
     const checked = source.checkFrames((page, told, now) => {
       if (batchPage !== NONE && page >>> 0 === batchPage) {
         batchPageMoves++;
         return now > 0;
       }
       moved++;
-      if (!this.migrateFrame(told, DEFLATE)) return false;
-      relocked.push(page, now);
+      // A page whose old frame is still to be UNLOCKed keeps that one: the host holds it.
+      if (!stale.has(page >>> 0)) stale.set(page >>> 0, told);
       return true;
     });
+    // The old frames first (the first half of vmballoon_migratepage); one that fails stays for the next check.
+    const relock: number[] = [];
+    for (const [page, told] of stale) {
+      if (!this.migrateFrame(told, DEFLATE)) continue;
+      stale.delete(page);
+      relock.push(page);
+    }
+    // Then the new ones (its second half); a page the host refuses there leaves the balloon.
+    let repaired = 0;
     const leaving = new Set<number>();
-    for (let i = 0; i < relocked.length; i += 2) {
-      const page = relocked[i]!;
-      const now = relocked[i + 1]!;
+    for (const page of relock) {
+      const now = source.frameNumber(page);
       if (now > 0 && this.migrateFrame(now, INFLATE)) repaired++;
-      else leaving.add(page >>> 0);
+      else leaving.add(page);
     }
     if (leaving.size > 0) {
       this.balloonPages.remove(leaving);
@@ -931,6 +946,8 @@ export class ModernBalloon {
 
   /** `vmballoon_pop`: every page freed, no UNLOCK. False when it cannot finish (the C spins for ever). */
   private pop(): boolean {
+    // The host forgets every frame at the START around a pop: no old frame is left to UNLOCK.
+    this.staleFrames.clear();
     let size: number;
     while ((size = this.size) !== 0) {
       if (this.deflate(size, false) === 0) return false;
