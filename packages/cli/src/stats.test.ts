@@ -126,7 +126,7 @@ describe("vmballoon stats: bad input and bad usage", () => {
 
   // python3 leaves stdin non-blocking, as some programs leave a shared pipe, then runs vmballoon on it.
   const hasPython = spawnSync("python3", ["--version"]).status === 0;
-  it.skipIf(!hasPython)("--file - on a non-blocking stdin with no data yet waits for it (EAGAIN is not an error)", () => {
+  it.skipIf(!hasPython)("--file - on a non-blocking stdin with no data yet waits for it (EAGAIN is not an error) (needs python3)", () => {
     const nonBlocking = `import fcntl, os, sys
 fcntl.fcntl(0, fcntl.F_SETFL, fcntl.fcntl(0, fcntl.F_GETFL) | os.O_NONBLOCK)
 os.execv(sys.argv[1], sys.argv[1:])`;
@@ -173,7 +173,7 @@ os.execv(sys.argv[1], sys.argv[1:])`;
 });
 
 describe("vmballoon stats without --file, where the kernel has no vmmemctl", () => {
-  it.skipIf(existsSync(DEFAULT_FILE))("exits 69 or 77 with one line that says why", () => {
+  it.skipIf(existsSync(DEFAULT_FILE))("exits 69 or 77 with one line that says why (only where the kernel has no vmmemctl)", () => {
     const run = vmballoon(["stats"]);
     expect([EXIT.UNAVAILABLE, EXIT.NO_PERMISSION]).toContain(run.status);
     expect(run.stderr).toMatch(/^vmballoon: cannot read \/sys\/kernel\/debug\/vmmemctl: \S.*\n$/);
