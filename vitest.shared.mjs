@@ -1,21 +1,27 @@
 // The vitest configuration every package uses (packages/*/vitest.config.ts
 // re-exports it; the root vitest.config.mjs runs them all as projects for
 // `npm run coverage`). See docs/DESIGN.md, "How the suite keeps itself honest".
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { defineConfig } from "vitest/config";
 import { fingerprint } from "./tools/caps.mjs";
 import SkipReporter, { REPO } from "./tools/skip-reporter.mjs";
 
-// A result cached by turbo is keyed on VMBALLOON_CAPS (turbo.json); a run
-// whose key is not this machine's capabilities would store a lie under it.
-const declared = process.env.VMBALLOON_CAPS;
-if (declared !== undefined || process.env.TURBO_HASH !== undefined) {
+// A result cached by turbo is keyed on this machine's capabilities: the root
+// task `caps` writes them to .caps.json, which the test tasks hash
+// (turbo.json). Under turbo, a key that is not this machine's would store a
+// lie under it: refuse to run.
+if (process.env.TURBO_HASH !== undefined) {
   const actual = fingerprint();
-  if (declared !== actual) {
+  let keyed;
+  try {
+    keyed = JSON.parse(readFileSync(join(REPO, ".caps.json"), "utf8")).fingerprint;
+  } catch {
+    keyed = "missing";
+  }
+  if (keyed !== actual) {
     throw new Error(
-      declared === undefined
-        ? "VMBALLOON_CAPS is not set: run the tests with `npm test` (node tools/caps.mjs -- turbo run test), which keys turbo's cache on this machine's capabilities"
-        : `VMBALLOON_CAPS=${declared} but this machine's capabilities are ${actual} (node tools/caps.mjs --json): run the tests again with \`npm test\``,
+      `.caps.json says ${keyed}, this machine is ${actual} (node tools/caps.mjs --json): run the tests through \`npm test\` (turbo runs the caps task first)`,
     );
   }
 }

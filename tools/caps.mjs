@@ -3,15 +3,17 @@
 // cannot do here (root or not, the capabilities the process holds, which
 // tools exist, whether device nodes can be made, memfd_secret, the kernel's
 // balloon driver, VMware or not, CI). Tests skip on these, so a test result
-// is only true for machines with the same fingerprint: `npm test` puts it in
-// VMBALLOON_CAPS, which turbo's test task hashes (turbo.json `env`).
+// is only true for machines with the same fingerprint: turbo's root task
+// `caps` writes it to .caps.json before any test task runs, and the test
+// tasks hash that file (turbo.json: a "jit" input, hashed once `caps` is done).
 //
-//   node tools/caps.mjs            the fingerprint (a short hash)
-//   node tools/caps.mjs --json     what it is made of
-//   node tools/caps.mjs -- CMD...  runs CMD with VMBALLOON_CAPS set
+//   node tools/caps.mjs               the fingerprint (a short hash)
+//   node tools/caps.mjs --json        what it is made of
+//   node tools/caps.mjs --write FILE  both, into FILE (turbo's `caps` task)
+//   node tools/caps.mjs -- CMD...     runs CMD with VMBALLOON_CAPS set
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { accessSync, constants, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { delimiter, join, sep } from "node:path";
@@ -129,7 +131,9 @@ export function missing(caps = capabilities()) {
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const args = process.argv.slice(2);
   const caps = capabilities();
-  if (args[0] === "--json") {
+  if (args[0] === "--write" && args[1]) {
+    writeFileSync(args[1], `${JSON.stringify({ fingerprint: fingerprint(caps), ...caps }, null, 2)}\n`);
+  } else if (args[0] === "--json") {
     process.stdout.write(`${JSON.stringify({ fingerprint: fingerprint(caps), ...caps }, null, 2)}\n`);
   } else if (args[0] === "--") {
     if (args.length < 2) {
