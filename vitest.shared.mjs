@@ -28,7 +28,8 @@ if (process.env.TURBO_HASH !== undefined) {
 
 /** The test options of every package (a project of the root configuration takes these, not its reporters). */
 export const test = {
-  testTimeout: 20_000,
+  // Under `npm run coverage` every package runs at once, instrumented: slower.
+  testTimeout: process.env.VMBALLOON_CHILD_COVERAGE ? 60_000 : 20_000,
   // A test that makes no assertion fails (as if it called expect.hasAssertions()).
   expect: { requireAssertions: true },
   setupFiles: [join(REPO, "tools/vitest-setup.mjs")],
