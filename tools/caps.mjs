@@ -50,7 +50,10 @@ function pathHash() {
       // a PATH entry that does not exist
     }
   }
-  return createHash("sha256").update([...names].sort().join("\n")).digest("hex").slice(0, 16);
+  return createHash("sha256")
+    .update([...names].sort().join("\n"))
+    .digest("hex")
+    .slice(0, 16);
 }
 
 function canMknod() {

@@ -27,10 +27,11 @@ import { parseAstAsync } from "vitest/node";
 
 /**
  * Percentages the whole project must keep (today's, rounded down, with the
- * CI machine's capabilities: root, mknod, python3, script). Raise them as
+ * CI machine's capabilities: root, mknod, promtool, python3, script;
+ * measured when set: lines 95.48%, branches 84.74%). Raise them as
  * tests are added; never lower them to let a change in.
  */
-export const THRESHOLDS = { lines: 90, branches: 84 };
+export const THRESHOLDS = { lines: 95, branches: 84 };
 
 const repo = fileURLToPath(new URL("..", import.meta.url));
 const out = join(repo, "coverage");
@@ -94,7 +95,12 @@ async function main() {
   }
 
   const context = libReport.createContext({ dir: out, coverageMap: map, defaultSummarizer: "nested" });
-  for (const [name, options] of [["text", { skipFull: true }], ["html", {}], ["json-summary", {}], ["json", {}]]) {
+  for (const [name, options] of [
+    ["text", { skipFull: true }],
+    ["html", {}],
+    ["json-summary", {}],
+    ["json", {}],
+  ]) {
     reports.create(name, options).execute(context);
   }
   const total = map.getCoverageSummary();

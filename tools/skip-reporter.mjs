@@ -18,7 +18,10 @@ export function loadAllowlist(file = ALLOWLIST) {
   const { skips } = JSON.parse(readFileSync(file, "utf8"));
   return Object.entries(skips).map(([pattern, reason]) => {
     if (typeof reason !== "string" || reason.trim() === "") throw new Error(`${relative(REPO, file)}: "${pattern}" has no reason`);
-    const source = pattern.split("*").map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join(".*");
+    const source = pattern
+      .split("*")
+      .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
+      .join(".*");
     return { pattern, reason, file: pattern.split(" > ")[0], test: new RegExp(`^${source}$`) };
   });
 }

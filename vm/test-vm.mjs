@@ -68,7 +68,8 @@ async function main() {
 
   if (values["build-only"]) return 0;
 
-  let passed = 0, failed = 0;
+  let passed = 0,
+    failed = 0;
   timings.boots = {};
   for (const name of boots) {
     const expected = checksFor(name);
@@ -124,7 +125,9 @@ async function main() {
   const total = preS + buildS + Object.values(timings.boots).reduce((a, b) => a + b, 0);
   say(
     `test:vm: timings: prerequisites ${fmtS(preS)}, initramfs ${fmtS(buildS)} (${fmtMiB(img.bytes.initrd)}), ` +
-      Object.entries(timings.boots).map(([b, s]) => `boot ${b} ${fmtS(s)}`).join(", ") +
+      Object.entries(timings.boots)
+        .map(([b, s]) => `boot ${b} ${fmtS(s)}`)
+        .join(", ") +
       `, total ${fmtS(total)}`,
   );
   say(`vmtest: ${passed} passed, ${failed} failed`);

@@ -161,7 +161,11 @@ describe("installed from the tarballs into an empty folder", () => {
   });
 
   it("import '@vmballoon/protocol' works from an ES module", () => {
-    const result = run(process.execPath, ["--input-type=module", "-e", "import { HV_PORT, COMMANDS } from '@vmballoon/protocol'; console.log(HV_PORT, COMMANDS.LOCK)"], app);
+    const result = run(
+      process.execPath,
+      ["--input-type=module", "-e", "import { HV_PORT, COMMANDS } from '@vmballoon/protocol'; console.log(HV_PORT, COMMANDS.LOCK)"],
+      app,
+    );
     expect(result.stderr).toBe("");
     expect(result.stdout).toBe("22128 2\n");
   });
