@@ -1,11 +1,15 @@
 // ESLint for the whole repository (`npm run lint`): typescript-eslint's
 // recommended rules, type-aware for the packages' sources and tests (each
-// package's tsconfig.json, through the project service), plain for the
-// scripts (vm/, tools/, benchmarks, configs). Formatting is prettier's
+// package's tsconfig.json, through the project service), without types for
+// the other TypeScript (configs, test fixtures of tools/) and plain for the
+// scripts (vm/, tools/, benchmarks). Formatting is prettier's
 // (.prettierrc.json), not ESLint's.
 import js from "@eslint/js";
 import globals from "globals";
 import tseslint from "typescript-eslint";
+
+/** `_name` marks a parameter or binding that is there for its position. */
+const unused = ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrors: "none" }];
 
 export default tseslint.config(
   { ignores: ["**/dist/", "**/.tsc/", "**/.bench/", "**/node_modules/", "coverage/", ".vm/", "__fixtures__/"] },
@@ -13,21 +17,17 @@ export default tseslint.config(
   {
     // Control characters in patterns are this code's subject (escaping what a user typed, a
     // terminal's escapes), not slips.
-    rules: { "no-control-regex": "off" },
+    rules: { "no-control-regex": "off", "no-unused-vars": unused },
   },
   {
     files: ["**/*.ts"],
-    extends: [tseslint.configs.recommendedTypeChecked],
-    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
-    rules: {
-      // `_name` marks a parameter or binding that is there for its position.
-      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrors: "none" }],
-    },
+    extends: [tseslint.configs.recommended],
+    rules: { "@typescript-eslint/no-unused-vars": unused },
   },
   {
-    // Configs outside any tsconfig: linted without types.
-    files: ["*.ts", "packages/*/*.ts"],
-    extends: [tseslint.configs.disableTypeChecked],
+    files: ["packages/*/src/**/*.ts"],
+    extends: [tseslint.configs.recommendedTypeChecked],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
   },
   {
     files: ["**/*.mjs", "**/*.js"],

@@ -15,7 +15,7 @@ if (process.env.TURBO_HASH !== undefined) {
   const actual = fingerprint();
   let keyed;
   try {
-    keyed = JSON.parse(readFileSync(join(REPO, ".caps.json"), "utf8")).fingerprint;
+    keyed = JSON.parse(readFileSync(process.env.VMBALLOON_CAPS_FILE ?? join(REPO, ".caps.json"), "utf8")).fingerprint;
   } catch {
     keyed = "missing";
   }
