@@ -3,6 +3,7 @@
 // testing, run here through the shared vitest configuration.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -83,4 +84,17 @@ test("under turbo, vitest refuses to run when .caps.json is not this machine's",
   const { status, out } = vitest({ TURBO_HASH: "0000000000000000", VMBALLOON_CAPS_FILE: join(project, "no-such-caps.json") });
   assert.equal(status, 1);
   assert.match(out, /\.caps\.json says .*, this machine is [0-9a-f]{16}/);
+});
+
+test("every workspace package runs the shared configuration, and checks its API report in lint", () => {
+  const { workspaces } = JSON.parse(readFileSync(join(repo, "package.json"), "utf8"));
+  assert.ok(workspaces.length >= 5);
+  for (const folder of workspaces) {
+    const config = ["vitest.config.ts", "vitest.config.mjs"].map((name) => join(repo, folder, name)).find((file) => existsSync(file));
+    assert.ok(config, `${folder} has no vitest.config.ts (it must re-export ../../vitest.shared.mjs)`);
+    assert.match(readFileSync(config, "utf8"), /vitest\.shared\.mjs/, `${folder}'s vitest config does not use vitest.shared.mjs`);
+    const { scripts } = JSON.parse(readFileSync(join(repo, folder, "package.json"), "utf8"));
+    assert.match(scripts.test ?? "", /^vitest run\b/, `${folder}: "test" must be vitest run`);
+    assert.match(scripts.lint ?? "", /tools\/api-report\.mjs --check/, `${folder}: "lint" must check the API report`);
+  }
 });
