@@ -3,9 +3,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { BACKDOOR_MAGIC, BACKDOOR_PORT, COMMANDS, HV_MAGIC, HV_PORT, MODERN_COMMANDS } from "@vmballoon/protocol";
 import { BACKDOOR, BALLOON, backdoorCall, backdoorCall64, codePage, cpuid, register64 } from "./trampolines.js";
-import { seedFastCheck } from "../../../test-support/fast-check-seed.mjs";
 
-seedFastCheck();
 
 const linuxX64 = process.platform === "linux" && process.arch === "x64";
 /** Leaf 0xB (topology) echoes its subleaf; CPUs from before 2008 have none. */
