@@ -21,5 +21,7 @@ export function libraryBuild(): Options {
     // The packages' tsconfigs are composite for `tsc -b`; the .d.ts build is not.
     dts: { compilerOptions: { composite: false } },
     clean: true,
+    // Source maps only for `npm run coverage`, which maps the CLI's child processes back to src/.
+    sourcemap: process.env.VMBALLOON_SOURCEMAPS === "1",
   };
 }

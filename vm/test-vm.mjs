@@ -21,6 +21,17 @@ const vmDir = join(repo, ".vm");
 const cacheDir = join(vmDir, "cache");
 const logDir = join(vmDir, "logs");
 const say = (s = "") => process.stdout.write(s + "\n");
+const ci = process.env.CI === "true" || process.env.CI === "1";
+
+/** A boot test that cannot run: SKIPPED, except under CI=true, where it is a failure (status 1). */
+function cannotRun(why) {
+  if (ci) {
+    say(`test:vm: FAILED — cannot run: ${why} (under CI=true, a test that cannot run is a failure)`);
+    return 1;
+  }
+  say(`test:vm: SKIPPED — ${why}`);
+  return 0;
+}
 
 async function main() {
   const { values } = parseArgs({ options: { boot: { type: "string", multiple: true }, "build-only": { type: "boolean" } } });
@@ -29,8 +40,7 @@ async function main() {
   const timeoutS = Number(process.env.VMTEST_BOOT_TIMEOUT ?? 300);
 
   if (process.platform !== "linux" || process.arch !== "x64") {
-    say(`test:vm: SKIPPED — needs Linux on x86-64 (this is ${process.platform}/${process.arch})`);
-    return 0;
+    return cannotRun(`needs Linux on x86-64 (this is ${process.platform}/${process.arch})`);
   }
   mkdirSync(logDir, { recursive: true });
   const aptLog = join(logDir, "prereqs.log");
@@ -40,10 +50,7 @@ async function main() {
   say("test:vm: prerequisites (Debian packages)…");
   const [pre, preS] = await timed(() => ensurePrereqs({ cacheDir, log: aptLog }));
   timings.prerequisites = preS;
-  if (pre.skip) {
-    say(`test:vm: SKIPPED — ${pre.skip}`);
-    return 0;
-  }
+  if (pre.skip) return cannotRun(pre.skip);
   say(`  ${fmtS(preS)}: ${pre.actions.length ? pre.actions.join("; ") : "all present"} · kernel ${pre.kernelPackage}`);
 
   say("test:vm: initramfs…");
@@ -61,7 +68,8 @@ async function main() {
 
   if (values["build-only"]) return 0;
 
-  let passed = 0, failed = 0;
+  let passed = 0,
+    failed = 0;
   timings.boots = {};
   for (const name of boots) {
     const expected = checksFor(name);
@@ -117,7 +125,9 @@ async function main() {
   const total = preS + buildS + Object.values(timings.boots).reduce((a, b) => a + b, 0);
   say(
     `test:vm: timings: prerequisites ${fmtS(preS)}, initramfs ${fmtS(buildS)} (${fmtMiB(img.bytes.initrd)}), ` +
-      Object.entries(timings.boots).map(([b, s]) => `boot ${b} ${fmtS(s)}`).join(", ") +
+      Object.entries(timings.boots)
+        .map(([b, s]) => `boot ${b} ${fmtS(s)}`)
+        .join(", ") +
       `, total ${fmtS(total)}`,
   );
   say(`vmtest: ${passed} passed, ${failed} failed`);

@@ -12,5 +12,7 @@ export default defineConfig({
   dts: false,
   clean: true,
   splitting: true,
+  // Source maps only for `npm run coverage` (tools/coverage.mjs).
+  sourcemap: process.env.VMBALLOON_SOURCEMAPS === "1",
   define: { __VERSION__: JSON.stringify(version) },
 });

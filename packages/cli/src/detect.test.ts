@@ -24,7 +24,7 @@ function staticImports(file: URL, seen = new Set<string>()): string[] {
 }
 
 describe("vmballoon detect", () => {
-  it.skipIf(!linuxX64)("--json prints only the detection record, which agrees with /proc/cpuinfo", () => {
+  it.skipIf(!linuxX64)("--json prints only the detection record, which agrees with /proc/cpuinfo (needs Linux on x86-64)", () => {
     const { status, stdout, stderr } = vmballoon(["detect", "--json"]);
     expect(status).toBe(0);
     expect(stderr).toBe("");
@@ -36,7 +36,7 @@ describe("vmballoon detect", () => {
     if (!record.vmware) expect(record).toMatchObject({ backdoor: null, backdoorCheck: "skipped" });
   });
 
-  it.skipIf(!linuxX64)("--probe --json runs GETVERSION in a child: an answer, or null, and exit status 0 either way", () => {
+  it.skipIf(!linuxX64)("--probe --json runs GETVERSION in a child: an answer, or null, and exit status 0 either way (needs Linux on x86-64)", () => {
     const { status, stdout, stderr } = vmballoon(["detect", "--probe", "--json"]);
     expect(status).toBe(0);
     expect(stderr).toBe("");
@@ -53,7 +53,7 @@ describe("vmballoon detect", () => {
     }
   });
 
-  it.skipIf(!linuxX64)("prints a table for people, without colour when NO_COLOR is set", () => {
+  it.skipIf(!linuxX64)("prints a table for people, without colour when NO_COLOR is set (needs Linux on x86-64)", () => {
     const { status, stdout } = vmballoon(["detect"]);
     expect(status).toBe(0);
     expect(stdout).toMatch(/^CPU vendor\s+\S+/m);

@@ -56,7 +56,7 @@ describe("writeAtomically", () => {
     expect(readFileSync(join(scratch, "made-by-the-write.prom"), "utf8")).toBe("made\n");
   });
 
-  it.skipIf(!canMakeDevices)("writes a device in place: a /dev/null node stays a device", () => {
+  it.skipIf(!canMakeDevices)("writes a device in place: a /dev/null node stays a device (needs mknod: root with CAP_MKNOD)", () => {
     const device = makeDevice("null", 3);
     expect(stagingFor(device)).toStrictEqual({ final: device, temporary: undefined, descriptor: undefined });
     writeAtomically(device, "gone\n", "write");
@@ -64,7 +64,7 @@ describe("writeAtomically", () => {
   });
 });
 
-describe.skipIf(!canMakeDevices)("a full disk (a /dev/full node: char 1:7)", () => {
+describe.skipIf(!canMakeDevices)("a full disk: a /dev/full node, char 1:7 (needs mknod: root with CAP_MKNOD)", () => {
   const full = canMakeDevices ? makeDevice("full", 7) : undefined;
 
   it.each([
@@ -90,7 +90,7 @@ describe.skipIf(!canMakeDevices)("a full disk (a /dev/full node: char 1:7)", () 
   });
 });
 
-describe.skipIf(!canMakeDevices)("run --json with stdout on a full disk", () => {
+describe.skipIf(!canMakeDevices)("run --json with stdout on a full disk (needs mknod: root with CAP_MKNOD)", () => {
   it("goes on ballooning, says so in one line, and exits 1 after unloading on SIGTERM", async () => {
     const fd = openSync(makeDevice("full-for-run", 7), "w");
     try {

@@ -1,16 +1,18 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FIXTURES } from "./cli-runner.js";
 
 /**
  * The packages as a user gets them: each packed with `npm pack`, the five
- * tarballs installed into an empty folder outside the workspace (their
- * other dependencies, cac and koffi, come from the registry), and the
- * program run there with npx.
+ * tarballs installed into an empty folder outside the workspace, and the
+ * program run there with npx. Their other dependencies (cac, koffi and its
+ * binary for this platform) are packed from the workspace's own
+ * node_modules, and npm installs offline, with a registry that does not
+ * exist: `npm test` needs no network once dependencies are installed.
  */
 
 const PACKAGES = fileURLToPath(new URL("../../", import.meta.url));
@@ -23,8 +25,17 @@ function cleanEnv(): NodeJS.ProcessEnv {
   for (const [key, value] of Object.entries(process.env)) {
     if (!key.startsWith("npm_") && key !== "INIT_CWD" && key !== "NO_COLOR" && key !== "FORCE_COLOR") env[key] = value;
   }
-  // npx runs only what is installed here (never a download), quietly.
-  return { ...env, npm_config_yes: "false", npm_config_fund: "false", npm_config_audit: "false", npm_config_update_notifier: "false" };
+  // npx runs only what is installed here (never a download), quietly; npm
+  // never asks a registry (offline, and the registry a closed local port).
+  return {
+    ...env,
+    npm_config_yes: "false",
+    npm_config_fund: "false",
+    npm_config_audit: "false",
+    npm_config_update_notifier: "false",
+    npm_config_offline: "true",
+    npm_config_registry: "http://127.0.0.1:9/",
+  };
 }
 
 interface Packed {
@@ -36,6 +47,47 @@ interface Packed {
 let scratch: string;
 let app: string;
 const packed: Packed[] = [];
+
+interface Manifest {
+  readonly name: string;
+  readonly dependencies?: Record<string, string>;
+  readonly optionalDependencies?: Record<string, string>;
+}
+
+/** Where Node would find package NAME from FOLDER (the workspace's install), or undefined. */
+function installedFrom(folder: string, name: string): string | undefined {
+  for (let dir = folder; ; dir = dirname(dir)) {
+    const candidate = join(dir, "node_modules", name);
+    if (existsSync(join(candidate, "package.json"))) return candidate;
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
+/**
+ * The installed folders of every dependency outside the workspace, and of
+ * theirs: the optional ones only where installed (koffi's binary for this
+ * platform, not the other nineteen).
+ */
+function externalDependencies(): string[] {
+  const found = new Map<string, string>();
+  const visit = (folder: string) => {
+    const manifest = JSON.parse(readFileSync(join(folder, "package.json"), "utf8")) as Manifest;
+    const required = Object.keys(manifest.dependencies ?? {});
+    const optional = Object.keys(manifest.optionalDependencies ?? {});
+    for (const name of [...required, ...optional]) {
+      if (name.startsWith("@vmballoon/") || found.has(name)) continue;
+      const at = installedFrom(folder, name);
+      if (at === undefined) {
+        if (required.includes(name)) throw new Error(`${manifest.name} depends on ${name}, which is not installed`);
+        continue;
+      }
+      found.set(name, at);
+      visit(at);
+    }
+  };
+  for (const name of NAMES) visit(join(PACKAGES, name));
+  return [...found.values()];
+}
 
 function run(command: string, args: readonly string[], cwd: string) {
   const result = spawnSync(command, args, { cwd, env: cleanEnv(), encoding: "utf8", timeout: 120_000 });
@@ -54,7 +106,13 @@ beforeAll(() => {
   app = join(scratch, "app");
   mkdirSync(app);
   writeFileSync(join(app, "package.json"), `${JSON.stringify({ name: "vmballoon-pack-test", private: true }, null, 2)}\n`);
-  const install = run("npm", ["install", "--no-audit", "--no-fund", ...packed.map((p) => p.filename)], app);
+  const dependencies = join(scratch, "dependencies");
+  mkdirSync(dependencies);
+  const others = externalDependencies().map((folder) => {
+    const out = execFileSync("npm", ["pack", "--json", "--pack-destination", dependencies], { cwd: folder, env: cleanEnv(), encoding: "utf8" });
+    return join(dependencies, (JSON.parse(out) as { filename: string }[])[0]!.filename);
+  });
+  const install = run("npm", ["install", "--offline", "--no-audit", "--no-fund", ...packed.map((p) => p.filename), ...others], app);
   if (install.status !== 0) throw new Error(`npm install of the tarballs failed:\n${install.stderr}`);
 }, 300_000);
 
@@ -107,10 +165,24 @@ describe("installed from the tarballs into an empty folder", () => {
   });
 
   it("import '@vmballoon/protocol' works from an ES module", () => {
-    const result = run(process.execPath, ["--input-type=module", "-e", "import { HV_PORT, COMMANDS } from '@vmballoon/protocol'; console.log(HV_PORT, COMMANDS.LOCK)"], app);
+    const result = run(
+      process.execPath,
+      ["--input-type=module", "-e", "import { HV_PORT, COMMANDS } from '@vmballoon/protocol'; console.log(HV_PORT, COMMANDS.LOCK)"],
+      app,
+    );
     expect(result.stderr).toBe("");
     expect(result.stdout).toBe("22128 2\n");
   });
+
+  it.skipIf(process.platform !== "linux" || process.arch !== "x64")(
+    "import '@vmballoon/hv-x86' loads koffi's binary, installed offline, and reads CPUID (needs Linux on x86-64)",
+    () => {
+      const script = "import { cpuid, nativeAvailable } from '@vmballoon/hv-x86'; console.log(nativeAvailable(), cpuid(0).eax > 0)";
+      const result = run(process.execPath, ["--input-type=module", "-e", script], app);
+      expect(result.stderr).toBe("");
+      expect(result.stdout).toBe("true true\n");
+    },
+  );
 
   it("import '@vmballoon/stats' parses and formats", () => {
     const file = join(FIXTURES, "debugfs", "seed-signed.txt");

@@ -174,7 +174,7 @@ describe("colour", () => {
   it.skipIf(!hasScript).each([
     ["stats", ["stats", "--file", seed]],
     ["simulate", ["simulate"]],
-  ])("on a terminal: vmballoon %s has colour, and none with NO_COLOR", (_name, args) => {
+  ])("on a terminal: vmballoon %s has colour, and none with NO_COLOR (needs script, from util-linux)", (_name, args) => {
     expect(onTerminal(args, {})).toContain(ESC);
     expect(onTerminal(args, { NO_COLOR: "1" })).not.toContain(ESC);
   });

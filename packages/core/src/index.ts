@@ -1,6 +1,5 @@
 export { Balloon } from "./balloon.js";
 export type { BalloonOptions, BalloonSnapshot, FrameCheck, FrameCheckTotals } from "./balloon.js";
-export { PageStack } from "./page-stack.js";
 export { NO_PAGE } from "./ports.js";
 export type { Hypervisor, HypervisorReply, PageSource } from "./ports.js";
 export { debugfsText, seedRecord } from "./debugfs.js";

@@ -52,8 +52,9 @@ describe("today's driver's engine with its reference monitor", () => {
             balloon.work();
             conserved();
             const snapshot = balloon.snapshot();
-            // A reset pending: the host has forgotten its locks; the driver pops at its next turn.
-            if (snapshot.resetRequired) continue;
+            // A reset pending: the host has forgotten its locks; the driver pops at its next turn (or, when the
+            // command that would have told it failed otherwise, such as a forced GET_TARGET failure, later).
+            if (snapshot.resetRequired || monitor.resetPending) continue;
             const { pages4k, pages2m } = balloon.balloonedPages();
             const frames = [...pages4k].map((page) => guest.frameNumber(page));
             for (const page of pages2m) for (let i = 0; i < 512; i++) frames.push(guest.frameNumber(page) + i);

@@ -104,7 +104,7 @@ describe("detection", () => {
   });
 });
 
-describe.skipIf(!linuxX64)("detect() on this machine", () => {
+describe.skipIf(!linuxX64)("detect() on this machine (needs Linux on x86-64)", () => {
   it("agrees with /proc/cpuinfo, and runs no backdoor unless it is VMware", () => {
     const found = detect();
     const cpuinfo = readFileSync("/proc/cpuinfo", "utf8");

@@ -41,7 +41,7 @@ describe("/proc/meminfo and /proc/zoneinfo", () => {
     expect(parseFrameLimit("")).toBe(0);
   });
 
-  it.skipIf(process.platform !== "linux")("reads this machine's figures again and again through one open file", () => {
+  it.skipIf(process.platform !== "linux")("reads this machine's figures again and again through one open file (needs Linux)", () => {
     const reader = new MeminfoReader();
     const first = reader.read();
     const second = reader.read();

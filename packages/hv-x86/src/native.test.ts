@@ -27,11 +27,11 @@ describe("the native layer's door", () => {
     }
   });
 
-  it.skipIf(!linuxX64)("loads once and caches the bindings", () => {
+  it.skipIf(!linuxX64)("loads once and caches the bindings (needs Linux on x86-64)", () => {
     expect(native()).toBe(native());
   });
 
-  it.skipIf(!linuxX64)("turns errno into a Node-style error with code, negative errno and syscall", () => {
+  it.skipIf(!linuxX64)("turns errno into a Node-style error with code, negative errno and syscall (needs Linux on x86-64)", () => {
     const { libc } = native();
     expect(libc.mprotect(1, 4096, 1)).toBe(-1); // an unaligned address: EINVAL
     const error = lastError("mprotect");

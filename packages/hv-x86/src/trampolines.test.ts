@@ -3,11 +3,11 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { BACKDOOR_MAGIC, BACKDOOR_PORT, COMMANDS, HV_MAGIC, HV_PORT, MODERN_COMMANDS } from "@vmballoon/protocol";
 import { BACKDOOR, BALLOON, backdoorCall, backdoorCall64, codePage, cpuid, register64 } from "./trampolines.js";
-import { seedFastCheck } from "../../../test-support/fast-check-seed.mjs";
 
-seedFastCheck();
 
 const linuxX64 = process.platform === "linux" && process.arch === "x64";
+/** Leaf 0xB (topology) echoes its subleaf; CPUs from before 2008 have none. */
+const hasLeaf0xB = linuxX64 && cpuid(0).eax >= 0xb;
 
 /** The first processor's fields of /proc/cpuinfo. */
 function cpuinfo(): { vendor: string; flags: string[] } {
@@ -23,7 +23,7 @@ function text(...values: number[]): string {
   return bytes.toString("latin1");
 }
 
-describe.skipIf(!linuxX64)("CPUID through the trampoline", () => {
+describe.skipIf(!linuxX64)("CPUID through the trampoline (needs Linux on x86-64)", () => {
   it("gives the vendor that /proc/cpuinfo shows", () => {
     const leaf0 = cpuid(0);
     expect(text(leaf0.ebx, leaf0.edx, leaf0.ecx)).toBe(cpuinfo().vendor);
@@ -35,15 +35,16 @@ describe.skipIf(!linuxX64)("CPUID through the trampoline", () => {
     expect(bit === 1).toBe(cpuinfo().flags.includes("hypervisor"));
   });
 
-  it("passes the subleaf in ECX (leaf 0xB echoes it in ECX bits 0-7)", () => {
-    if (cpuid(0).eax < 0xb) return; // no topology leaf on this CPU
+  it.skipIf(!hasLeaf0xB)("passes the subleaf in ECX: leaf 0xB echoes it in ECX bits 0-7 (needs a CPU with leaf 0xB)", () => {
     for (const subleaf of [0, 1, 2]) expect(cpuid(0xb, subleaf).ecx & 0xff).toBe(subleaf);
-    // and leaf 1's family/model (EAX) is the same whatever the subleaf.
+  });
+
+  it("gives leaf 1's family/model (EAX) whatever the subleaf", () => {
     expect(cpuid(1, 5).eax).toBe(cpuid(1, 0).eax);
   });
 });
 
-describe.skipIf(!linuxX64)("the backdoor trampoline, test build (the IN replaced by xchg eax,ebx; xchg ecx,edx)", () => {
+describe.skipIf(!linuxX64)("the backdoor trampoline, test build: the IN replaced by xchg eax,ebx; xchg ecx,edx (needs Linux on x86-64)", () => {
   it.each([
     ["balloon", BALLOON, HV_MAGIC, HV_PORT],
     ["general backdoor", BACKDOOR, BACKDOOR_MAGIC, BACKDOOR_PORT],
@@ -93,7 +94,7 @@ describe.skipIf(!linuxX64)("the backdoor trampoline, test build (the IN replaced
   });
 });
 
-describe.skipIf(!linuxX64)("today's driver's backdoor trampoline, test build (the IN replaced by xchg rax,rbx; xchg rcx,rdx)", () => {
+describe.skipIf(!linuxX64)("today's driver's backdoor trampoline, test build (the IN replaced by xchg rax,rbx; xchg rcx,rdx; needs Linux on x86-64)", () => {
   it("passes the second argument in RSI and gives back RCX: magic to EAX, argument to RBX, command to ECX, port to EDX", () => {
     const { call, registers } = backdoorCall64({ ...BALLOON, harmless: true });
     const status = call(MODERN_COMMANDS.BATCHED_LOCK, 0x1234, 512);
@@ -148,7 +149,7 @@ describe.skipIf(!linuxX64)("today's driver's backdoor trampoline, test build (th
   });
 });
 
-describe.skipIf(!linuxX64)("code pages", () => {
+describe.skipIf(!linuxX64)("code pages (need Linux on x86-64)", () => {
   it("are mapped read+execute, never writable and executable at once", () => {
     const before = new Set(readFileSync("/proc/self/maps", "utf8").split("\n"));
     backdoorCall({ magic: 0x1234_5678, port: 0x99, harmless: true });

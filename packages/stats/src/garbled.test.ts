@@ -2,9 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { StatsParseError, format, parse } from "./index.js";
 import { samples as readSamples } from "./test-fixtures.js";
-import { seedFastCheck } from "../../../test-support/fast-check-seed.mjs";
 
-seedFastCheck();
 
 /**
  * Garbled input never crashes the parser: whatever the text, `parse` either

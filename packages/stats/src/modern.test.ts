@@ -11,9 +11,7 @@ import {
   type ModernRecord,
 } from "./index.js";
 import { sample } from "./test-fixtures.js";
-import { seedFastCheck } from "../../../test-support/fast-check-seed.mjs";
 
-seedFastCheck();
 
 function modern(text: string): ModernRecord {
   const record = parse(text);

@@ -3,9 +3,7 @@ import { STAT_NAMES, type BalloonStats } from "@vmballoon/protocol";
 import { describe, expect, it } from "vitest";
 import { format, formatSeed, parse, type SeedRecord } from "./index.js";
 import { sample } from "./test-fixtures.js";
-import { seedFastCheck } from "../../../test-support/fast-check-seed.mjs";
 
-seedFastCheck();
 
 function zeroStats(): Record<keyof BalloonStats, number> {
   return Object.fromEntries(STAT_NAMES.map((name) => [name, 0])) as Record<keyof BalloonStats, number>;

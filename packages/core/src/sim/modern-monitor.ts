@@ -137,6 +137,11 @@ export class ModernSimMonitor implements ModernHypervisor {
     return this.doorbell !== null;
   }
 
+  /** The host has reset (forgotten every locked frame) and has not been sent START since. */
+  get resetPending(): boolean {
+    return this.resetFlag;
+  }
+
   /** `reset` event: set the reset flag and forget every locked frame. */
   reset(): void {
     this.resetFlag = true;

@@ -1,9 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ScenarioError, parseScenario, validateScenario } from "./scenario.js";
-import { seedFastCheck } from "../../../../test-support/fast-check-seed.mjs";
 
-seedFastCheck();
 
 const valid = () => ({
   cycles: 10,
