@@ -59,7 +59,10 @@ export function program() {
     .option("--target <pages>", "With --host simulated: the monitor's fixed target, in pages")
     .option("--scenario <file>", "With --host simulated: a scenario's schedule of targets, resets and failures")
     .option("--stats-file <file>", "Rewrite this file after each cycle with the debugfs vmmemctl text")
-    .option("--trace <file>", "Write every hypervisor command as it happens, and each cycle, as simulate's trace (JSON Lines), flushed each cycle ('-' for stdout)")
+    .option(
+      "--trace <file>",
+      "Write every hypervisor command as it happens, and each cycle, as simulate's trace (JSON Lines), flushed each cycle ('-' for stdout)",
+    )
     .option("--lock-file <file>", "The lock that makes this run the balloon's only owner (default /run/vmballoon.lock)")
     .option("--interval <duration>", "Time between cycles: 1s (the default), 250ms, 2")
     .option("--force", "With --host vmware: run even though the kernel's balloon driver is loaded")
@@ -139,9 +142,7 @@ export function stdoutFailed(error: NodeJS.ErrnoException): void {
   if (error.code === "EPIPE" || stdoutHasFailed) return;
   stdoutHasFailed = true;
   const described = describeFileError(error, "write to", "stdout");
-  process.exitCode = report(
-    described instanceof CliError ? described : new CliError(`cannot write to stdout: ${error.code ?? error.message}`, EXIT.FAILURE),
-  );
+  process.exitCode = report(described instanceof CliError ? described : new CliError(`cannot write to stdout: ${error.code ?? error.message}`, EXIT.FAILURE));
 }
 
 /** The exit status of a command that returned `status`: a failure when stdout failed under it. */

@@ -185,15 +185,20 @@ describe.skipIf(!linuxX64)("vmballoon run --host vmware, off VMware (needs Linux
     const { status, stdout, stderr } = vmballoon(["run"]);
     expect(status).toBe(69);
     expect(stdout).toBe("");
-    expect(stderr).toMatch(/^vmballoon: not a VMware guest \(CPUID says '[^']+'\): there is no balloon to drive here \(--probe tries the balloon port in a child process\)\n$/);
+    expect(stderr).toMatch(
+      /^vmballoon: not a VMware guest \(CPUID says '[^']+'\): there is no balloon to drive here \(--probe tries the balloon port in a child process\)\n$/,
+    );
   });
 
-  it.skipIf(vmware)("--probe tries START on port 0x5670 in a child, and says nothing speaks the balloon protocol (status 69) (needs a machine that is not a VMware guest)", () => {
-    const { status, stderr } = vmballoon(["run", "--host", "vmware", "--probe"]);
-    expect(status).toBe(69);
-    expect(stderr.split("\n").length).toBe(2); // one line
-    expect(stderr).toMatch(/^vmballoon: nothing speaks the balloon protocol on port 0x5670: /);
-  });
+  it.skipIf(vmware)(
+    "--probe tries START on port 0x5670 in a child, and says nothing speaks the balloon protocol (status 69) (needs a machine that is not a VMware guest)",
+    () => {
+      const { status, stderr } = vmballoon(["run", "--host", "vmware", "--probe"]);
+      expect(status).toBe(69);
+      expect(stderr.split("\n").length).toBe(2); // one line
+      expect(stderr).toMatch(/^vmballoon: nothing speaks the balloon protocol on port 0x5670: /);
+    },
+  );
 });
 
 describe("exit statuses of the native layer's errors", () => {
@@ -257,27 +262,30 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
   });
 
   // Each stop signal, from outside: exit status 0 (README, "Signals"), the unload at the end of the trace, the stats file gone.
-  it.each(["SIGHUP", "SIGQUIT", "SIGTERM", "SIGINT"] as const)("%s: START, every page given back, exit status 0, trace ends with the unload, stats file gone", async (signal) => {
-    const stats = join(folder, `stats-${signal}`);
-    const trace = join(folder, `trace-${signal}.jsonl`);
-    const runner = new Runner(["--host", "simulated", "--target", "3000", "--stats-file", stats, "--trace", trace, "--interval", "50ms"]);
-    const full = await runner.until((r) => r.t === "cycle" && r.size === 3000);
-    // Flushed each cycle: the trace already holds every LOCK the host was sent.
-    const during = readTrace(trace);
-    expect(during.filter((r) => r.t === "cmd" && r.cmd === "LOCK" && r.status === 0)).toHaveLength(full.stats.lock - full.stats.lockFail);
-    expect(existsSync(stats)).toBe(true);
+  it.each(["SIGHUP", "SIGQUIT", "SIGTERM", "SIGINT"] as const)(
+    "%s: START, every page given back, exit status 0, trace ends with the unload, stats file gone",
+    async (signal) => {
+      const stats = join(folder, `stats-${signal}`);
+      const trace = join(folder, `trace-${signal}.jsonl`);
+      const runner = new Runner(["--host", "simulated", "--target", "3000", "--stats-file", stats, "--trace", trace, "--interval", "50ms"]);
+      const full = await runner.until((r) => r.t === "cycle" && r.size === 3000);
+      // Flushed each cycle: the trace already holds every LOCK the host was sent.
+      const during = readTrace(trace);
+      expect(during.filter((r) => r.t === "cmd" && r.cmd === "LOCK" && r.status === 0)).toHaveLength(full.stats.lock - full.stats.lockFail);
+      expect(existsSync(stats)).toBe(true);
 
-    runner.child.kill(signal);
-    expect(await runner.exited).toStrictEqual({ status: 0, signal: null });
-    const exit = runner.records.at(-1)!;
-    expect(exit).toMatchObject({ t: "exit", reason: signal, freed: 3000 });
-    const records = readTrace(trace);
-    expectUnloaded(records, exit);
-    // The trace's cycles are the run's.
-    expect(records.filter((r) => r.t === "cycle").map((r) => r.cycle)).toStrictEqual(runner.records.filter((r) => r.t === "cycle").map((r) => r.cycle));
-    expect(existsSync(stats)).toBe(false);
-    expect(runner.stderr).toBe("");
-  });
+      runner.child.kill(signal);
+      expect(await runner.exited).toStrictEqual({ status: 0, signal: null });
+      const exit = runner.records.at(-1)!;
+      expect(exit).toMatchObject({ t: "exit", reason: signal, freed: 3000 });
+      const records = readTrace(trace);
+      expectUnloaded(records, exit);
+      // The trace's cycles are the run's.
+      expect(records.filter((r) => r.t === "cycle").map((r) => r.cycle)).toStrictEqual(runner.records.filter((r) => r.t === "cycle").map((r) => r.cycle));
+      expect(existsSync(stats)).toBe(false);
+      expect(runner.stderr).toBe("");
+    },
+  );
 
   it("an error while running (the trace's disk full) still unloads: START, every page back, stats file gone, exit 1 with one line", async () => {
     const stats = join(folder, "stats-error");
@@ -292,7 +300,9 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
     // Cycle 1 inflates at the non-sleeping rate: all 3000 pages unless this machine's MemFree is at its reserve.
     expect(exit.freed).toBeGreaterThan(0);
     expect(runner.stderr).toMatch(
-      new RegExp(`^vmballoon: failed while running: cannot write the trace to /dev/full: no space left on device; unloaded: START sent, ${exit.freed} pages \\(\\d+\\.\\d MiB\\) given back\n$`),
+      new RegExp(
+        `^vmballoon: failed while running: cannot write the trace to /dev/full: no space left on device; unloaded: START sent, ${exit.freed} pages \\(\\d+\\.\\d MiB\\) given back\n$`,
+      ),
     );
     expect(existsSync(stats)).toBe(false);
   });
@@ -464,12 +474,28 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
     const file = scenarioFile("refused.json", { cycles: 2, unload: true, guest, events: [{ cycle: 0, failNext: { cmd: "START", count: 1, status: 8 } }] });
     const { status, stdout, stderr } = vmballoon(["run", "--host", "simulated", "--scenario", file, "--json", "--lock-file", LOCK]);
     expect(status).toBe(1);
-    expect(stdout.trim().split("\n").map((line) => JSON.parse(line).t)).toEqual(["start", "initFailed"]);
+    expect(
+      stdout
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line).t),
+    ).toEqual(["start", "initFailed"]);
     expect(stderr).toBe("vmballoon: the balloon did not load: START answered ERROR_BUSY\n");
   });
 
   it("a stats file that cannot be written stops the run before START (status 2), with no memory held", () => {
-    const { status, stdout, stderr } = vmballoon(["run", "--host", "simulated", "--target", "100", "--stats-file", "/nonexistent/dir/vmmemctl", "--json", "--lock-file", LOCK]);
+    const { status, stdout, stderr } = vmballoon([
+      "run",
+      "--host",
+      "simulated",
+      "--target",
+      "100",
+      "--stats-file",
+      "/nonexistent/dir/vmmemctl",
+      "--json",
+      "--lock-file",
+      LOCK,
+    ]);
     expect(status).toBe(2);
     expect(stdout).toBe("");
     expect(stderr).toBe("vmballoon: cannot write the stats file /nonexistent/dir/vmmemctl: no such file or directory\n");
@@ -480,7 +506,10 @@ describe("vmballoon run --driver: bad usage gets one line and status 2", () => {
   it.each([
     [["--driver", "linux"], '--driver must be seed or modern, not "linux"'],
     [["--host", "simulated", "--target", "5", "--shrinker"], "--shrinker and --pressure are for --driver modern: the seed has no shrinker"],
-    [["--host", "simulated", "--target", "5", "--driver", "modern", "--pressure", "some 1 2000000"], "--pressure sets the trigger of --shrinker: give --shrinker too"],
+    [
+      ["--host", "simulated", "--target", "5", "--driver", "modern", "--pressure", "some 1 2000000"],
+      "--pressure sets the trigger of --shrinker: give --shrinker too",
+    ],
     [
       ["--host", "simulated", "--target", "5", "--driver", "modern", "--shrinker", "--pressure", "some 1 100"],
       "--pressure: the window must be from 500000 to 10000000 microseconds, not 100, not 'some 1 100'",
@@ -506,8 +535,13 @@ function modernHostFrames(records: Record<string, any>[]): Set<number> {
   for (const r of records) {
     if (r.t !== "cmd") continue;
     if (r.cmd === "START") held.clear();
-    else if (r.cmd === "BATCHED_LOCK" && r.status === 0) for (const [pfn, status] of r.batch) status === 0 && held.add(pfn);
-    else if (r.cmd === "BATCHED_UNLOCK" && r.status === 0) for (const [pfn, status] of r.batch) status === 0 && held.delete(pfn);
+    else if (r.status === 0 && (r.cmd === "BATCHED_LOCK" || r.cmd === "BATCHED_UNLOCK")) {
+      for (const [pfn, status] of r.batch as [number, number][]) {
+        if (status !== 0) continue;
+        if (r.cmd === "BATCHED_LOCK") held.add(pfn);
+        else held.delete(pfn);
+      }
+    }
   }
   return held;
 }
@@ -616,18 +650,31 @@ describe.skipIf(!psiAndCgroup)("vmballoon run --driver modern --shrinker, on rea
     writeFileSync(`${cgroup}/memory.limit_in_bytes`, String(16 * 2 ** 20));
     const trace = join(folder, "psi.jsonl");
     // A trigger of 1 µs of stall in 2 s: any reclaim stall on the machine fires it.
-    const runner = new Runner(["--host", "simulated", "--driver", "modern", "--target", "20000", "--shrinker", "--pressure", "some 1 2000000", "--trace", trace, "--interval", "100ms"]);
+    const runner = new Runner([
+      "--host",
+      "simulated",
+      "--driver",
+      "modern",
+      "--target",
+      "20000",
+      "--shrinker",
+      "--pressure",
+      "some 1 2000000",
+      "--trace",
+      trace,
+      "--interval",
+      "100ms",
+    ]);
     expect(await runner.until((r) => r.t === "start")).toMatchObject({ driver: "modern", shrinker: "some 1 2000000" });
     await runner.until((r) => r.t === "cycle" && r.size === 20000);
     const fullAt = runner.records.length;
 
     // Stalls until the run reports a shrink (waiting for the event, not for a time); at most 20 of them.
-    let found: Record<string, any> | undefined;
+    const seen = () => runner.records.find((r) => r.t === "shrink");
     const stalls = (async () => {
-      for (let i = 0; i < 20 && found === undefined; i++) await stall();
+      for (let i = 0; i < 20 && seen() === undefined; i++) await stall();
     })();
-    const shrinkOrGiveUp = await Promise.race([runner.until((r) => r.t === "shrink"), stalls.then(() => runner.records.find((r) => r.t === "shrink"))]);
-    found = shrinkOrGiveUp;
+    const found = await Promise.race([runner.until((r) => r.t === "shrink"), stalls.then(seen)]);
     await stalls;
     expect(found).toBeDefined();
     const shrink = found!;
@@ -658,6 +705,6 @@ describe.skipIf(!psiAndCgroup)("vmballoon run --driver modern --shrinker, on rea
       .filter((r) => r.t === "cmd")
       .slice(0, Math.ceil(shrink.freed / 128));
     expect(unlocked.every((r) => r.cmd === "BATCHED_UNLOCK" && r.status === 0)).toBe(true);
-    expect(unlocked.reduce((sum, r) => sum + r.batch.filter(([, status]: [number, number]) => status === 0).length, 0)).toBe(shrink.freed);
+    expect(unlocked.reduce((sum, r) => sum + (r.batch as [number, number][]).filter(([, status]) => status === 0).length, 0)).toBe(shrink.freed);
   }, 300_000);
 });

@@ -44,18 +44,7 @@ import { NO_PAGE, type ModernHypervisor, type ModernPageSource } from "./ports.j
 // Module-local bindings of the constants of the per-page paths: V8 folds
 // these into the compiled code, where it loads an imported one every time.
 const { SUCCESS, ERROR_RESET, ERROR_PPN_INVALID } = STATUS;
-const {
-  START,
-  GET_TARGET,
-  LOCK,
-  UNLOCK,
-  GUEST_ID,
-  BATCHED_LOCK,
-  BATCHED_UNLOCK,
-  BATCHED_2M_LOCK,
-  BATCHED_2M_UNLOCK,
-  VMCI_DOORBELL_SET,
-} = MODERN_COMMANDS;
+const { START, GET_TARGET, LOCK, UNLOCK, GUEST_ID, BATCHED_LOCK, BATCHED_UNLOCK, BATCHED_2M_LOCK, BATCHED_2M_UNLOCK, VMCI_DOORBELL_SET } = MODERN_COMMANDS;
 const { BASIC_CMDS, BATCHED_CMDS, BATCHED_2M_CMDS, SIGNALLED_WAKEUP_CMD } = CAPABILITIES;
 const TARGET_64_BIT = CAPABILITIES["64_BIT_TARGET"];
 const WITH_TARGET = COMMANDS_WITH_TARGET_MASK;

@@ -63,10 +63,7 @@ const bare = nsPerCall(7, 2_000_000, (calls) => {
 line("trampoline: call(command, argument) + EBX", `best ${bare.best.toFixed(1)}, median ${bare.median.toFixed(1)}`);
 
 const port = BalloonHypervisor.open({
-  cpuid: (leaf) =>
-    leaf === 1
-      ? { eax: 0, ebx: 0, ecx: 0x8000_0000, edx: 0 }
-      : { eax: 0, ebx: 0x61774d56, ecx: 0x4d566572, edx: 0x65726177 }, // "VMwareVMware"
+  cpuid: (leaf) => (leaf === 1 ? { eax: 0, ebx: 0, ecx: 0x8000_0000, edx: 0 } : { eax: 0, ebx: 0x61774d56, ecx: 0x4d566572, edx: 0x65726177 }), // "VMwareVMware"
   openPorts: () => {},
   backdoor: () => backdoorCall({ ...BALLOON, harmless: true }),
   backdoor64: () => backdoorCall64({ ...BALLOON, harmless: true }),
@@ -94,7 +91,10 @@ function runC(binary: string | undefined, args: string[]): Record<string, number
   if (binary === undefined) return [];
   const out = spawnSync(binary, args, { encoding: "utf8" });
   if (out.status !== 0) return [];
-  return out.stdout.trim().split("\n").map((line) => JSON.parse(line) as Record<string, number>);
+  return out.stdout
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as Record<string, number>);
 }
 
 const rate = (pages: number, seconds: number) => Math.round(pages / seconds);
@@ -106,7 +106,9 @@ if (!root) {
   const c = buildC();
   const memories: PageMemory[] = LinuxPageSource.open().memory === "secret" ? ["secret", "mlock"] : ["mlock"];
   for (const memory of memories) {
-    console.log(`\npage source, ${memory} memory: allocate + ${memory === "secret" ? "fault in (read of /dev/zero)" : "mlock"} + frame number, then free newest first, 65,536 pages (256 MiB) a round`);
+    console.log(
+      `\npage source, ${memory} memory: allocate + ${memory === "secret" ? "fault in (read of /dev/zero)" : "mlock"} + frame number, then free newest first, 65,536 pages (256 MiB) a round`,
+    );
     const source = LinuxPageSource.open({ memory });
     const pages = new Uint32Array(65_536);
     const figures: { in: number; out: number }[] = [];
@@ -126,11 +128,15 @@ if (!root) {
       const freeSeconds = Number(process.hrtime.bigint() - start) / 1e9;
       if (frames !== pages.length || source.mlockedPages !== 0) throw new Error("a page without a frame, or one left locked");
       figures.push({ in: rate(pages.length, allocateSeconds), out: rate(pages.length, freeSeconds) });
-      line(`round ${round}${round === 1 ? " (memory this process never had)" : ""}`, `${thousands(figures.at(-1)!.in)} pages/s in, ${thousands(figures.at(-1)!.out)} pages/s out`);
+      line(
+        `round ${round}${round === 1 ? " (memory this process never had)" : ""}`,
+        `${thousands(figures.at(-1)!.in)} pages/s in, ${thousands(figures.at(-1)!.out)} pages/s out`,
+      );
     }
     const cFigures = runC(c, ["alloc", memory, "65536", "4"]);
     if (cFigures.length === 4) {
-      for (const [round, figure] of cFigures.entries()) line(`  C, the same calls, round ${round + 1}`, `${thousands(figure.in!)} pages/s in, ${thousands(figure.out!)} pages/s out`);
+      for (const [round, figure] of cFigures.entries())
+        line(`  C, the same calls, round ${round + 1}`, `${thousands(figure.in!)} pages/s in, ${thousands(figure.out!)} pages/s out`);
       const best = (values: number[]) => Math.max(...values.slice(1));
       line(
         "  C / TypeScript, best of rounds 2-4",
@@ -152,13 +158,18 @@ if (!root) {
   // The frame check, every cycle of `vmballoon run`.
   const available = Math.floor(Number(/^MemAvailable:\s+(\d+)/m.exec(readFileSync("/proc/meminfo", "utf8"))![1]) / 2 ** 20);
   const sizes = (process.env.BENCH_CHECK_GIB ?? "1,4,16").split(",").map(Number);
-  console.log("\nthe frame check: ms a check of a balloon of N GiB (mlock memory; median of 5): a full read of pagemap, and a check with no migration since the last read");
+  console.log(
+    "\nthe frame check: ms a check of a balloon of N GiB (mlock memory; median of 5): a full read of pagemap, and a check with no migration since the last read",
+  );
   for (const gib of sizes) {
     if (gib + 2 > available) {
       line(`${gib} GiB`, `skipped: ${available} GiB available`);
       continue;
     }
-    for (const [mode, label] of [["always", "full scan"], ["migrations", "no migration since"]] as const) {
+    for (const [mode, label] of [
+      ["always", "full scan"],
+      ["migrations", "no migration since"],
+    ] as const) {
       const source = LinuxPageSource.open({ memory: "mlock", frameCheck: mode });
       const count = gib * 262_144;
       for (let i = 0; i < count; i++) if (source.allocate(ALLOC.CANSLEEP) === NO_PAGE) throw new Error(`allocation failed: ${source.lastFailure}`);

@@ -27,7 +27,7 @@ function frameOfAddress(address: number): number {
   readSync(fd, entry, 0, 8, (address / PAGE_SIZE) * 8);
   closeSync(fd);
   const value = entry.readBigUInt64LE(0);
-  return (value >> 63n) === 1n ? Number(value & ((1n << 55n) - 1n)) : -1;
+  return value >> 63n === 1n ? Number(value & ((1n << 55n) - 1n)) : -1;
 }
 
 describe.skipIf(!linuxX64 || !root)("LinuxPageSource for today's driver (needs root for frame numbers)", () => {
@@ -49,7 +49,7 @@ describe.skipIf(!linuxX64 || !root)("LinuxPageSource for today's driver (needs r
     again[7] = 42;
     expect(words[7]).toBe(42);
     // The view's address is the page's: pagemap says the frame the host is told.
-    const address = Number(native().koffi.address(again.buffer as unknown as object));
+    const address = Number(native().koffi.address(again.buffer));
     expect(frameOfAddress(address)).toBe(source.frameNumber(page));
   });
 

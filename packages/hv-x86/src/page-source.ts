@@ -449,12 +449,7 @@ export class LinuxPageSource implements ModernPageSource {
    */
   checkFrames(moved: MovedPage): number {
     const migrated = this.system.migratedPages();
-    if (
-      this.options.frameCheck !== "always" &&
-      migrated !== -1 &&
-      migrated === this.migratedAtScan &&
-      ++this.checksSinceScan < 64
-    ) {
+    if (this.options.frameCheck !== "always" && migrated !== -1 && migrated === this.migratedAtScan && ++this.checksSinceScan < 64) {
       return this.handedOut;
     }
     this.migratedAtScan = migrated;
@@ -488,7 +483,8 @@ export class LinuxPageSource implements ModernPageSource {
           if ((high & PAGEMAP_PRESENT) !== 0 && (high & PAGEMAP_PFN_HIGH) === 0 && words[at] === told) continue;
           const now = entryFrame(words[at]!, high);
           if (now === told) continue;
-          if (!moved(base + slot, told, now)) this.migratedAtScan = -1; // not repaired: the next check tries again
+          if (!moved(base + slot, told, now))
+            this.migratedAtScan = -1; // not repaired: the next check tries again
           else if (now > 0 && now <= MAX_PFN) frames[slot] = now;
         }
       }
@@ -722,7 +718,8 @@ export class LinuxPageSource implements ModernPageSource {
           continue;
         }
         if (frame > MAX_PFN) this.skippedHighFrames++;
-        this.lastFailure = frame > MAX_PFN ? "frame above 2^32 - 1" : read === length ? "page not present after it was locked" : "reading /proc/self/pagemap failed";
+        this.lastFailure =
+          frame > MAX_PFN ? "frame above 2^32 - 1" : read === length ? "page not present after it was locked" : "reading /proc/self/pagemap failed";
         this.setIdle(chunk, slot);
         if (this.memory === "secret" && frame > MAX_PFN) {
           chunk.holeCount--; // never offered again: it goes with its chunk
@@ -1024,10 +1021,7 @@ function checkFramesVisible(system: PageSystem): void {
     const entry = Buffer.alloc(8);
     const read = system.readPagemap(entry, 8, (address / PAGE_SIZE) * 8);
     if (read !== 8 || entryFrame(entry.readUInt32LE(0), entry.readUInt32LE(4)) <= 0) {
-      throw new HvError(
-        "E_FRAMES_HIDDEN",
-        "reading frame numbers from /proc/self/pagemap needs CAP_SYS_ADMIN (run as root): this process sees them as 0",
-      );
+      throw new HvError("E_FRAMES_HIDDEN", "reading frame numbers from /proc/self/pagemap needs CAP_SYS_ADMIN (run as root): this process sees them as 0");
     }
   } finally {
     system.munmap(address, PAGE_SIZE);

@@ -63,7 +63,12 @@ describe("PSI triggers", () => {
     expect(error).toBeInstanceOf(HvError);
     expect((error as HvError).code).toBe("E_NO_PRESSURE");
     const { system, calls } = fakeSystem([]);
-    const refusing = { ...system, write: () => { throw Object.assign(new Error("EINVAL"), { code: "EINVAL" }); } };
+    const refusing = {
+      ...system,
+      write: () => {
+        throw Object.assign(new Error("EINVAL"), { code: "EINVAL" });
+      },
+    };
     expect(() => MemoryPressure.open(undefined, { system: refusing })).toThrow(/EINVAL/);
     expect(calls).toEqual(["open /proc/pressure/memory", "close 7"]);
   });

@@ -97,9 +97,13 @@ export class MemoryPressure {
       fd = system.open(path);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") {
-        throw new HvError("E_NO_PRESSURE", `${path} is missing: this kernel has no PSI (CONFIG_PSI=y, and psi=1 on the kernel command line where it is off by default)`, {
-          cause: error,
-        });
+        throw new HvError(
+          "E_NO_PRESSURE",
+          `${path} is missing: this kernel has no PSI (CONFIG_PSI=y, and psi=1 on the kernel command line where it is off by default)`,
+          {
+            cause: error,
+          },
+        );
       }
       throw error;
     }

@@ -208,7 +208,10 @@ async function openVmware(plan: Plan): Promise<BalloonHypervisor | ModernBalloon
   if (!found.vmware) {
     const cpu = found.hypervisor ? `CPUID says '${found.hypervisor}'` : "CPUID shows no hypervisor";
     if (!plan.probe) {
-      throw new CliError(`not a VMware guest (${cpu}): there is no balloon to drive here (--probe tries the balloon port in a child process)`, EXIT.UNAVAILABLE);
+      throw new CliError(
+        `not a VMware guest (${cpu}): there is no balloon to drive here (--probe tries the balloon port in a child process)`,
+        EXIT.UNAVAILABLE,
+      );
     }
     throw new CliError(probeVerdict(await probeBalloon(), cpu), EXIT.UNAVAILABLE);
   }
@@ -724,14 +727,17 @@ async function drive(
         const watch =
           engine.pressure === undefined
             ? undefined
-            : setInterval(() => {
-                try {
-                  checkPressure();
-                } catch (error) {
-                  pressureError = error;
-                  finish();
-                }
-              }, Math.min(50, settings.intervalMs));
+            : setInterval(
+                () => {
+                  try {
+                    checkPressure();
+                  } catch (error) {
+                    pressureError = error;
+                    finish();
+                  }
+                },
+                Math.min(50, settings.intervalMs),
+              );
         const finish = () => {
           clearTimeout(timer);
           if (watch !== undefined) clearInterval(watch);

@@ -1,13 +1,5 @@
 import { PAGE_SIZE } from "@vmballoon/protocol";
-import {
-  builtinScenario,
-  formatTraceRecord,
-  parseScenario,
-  runScenario,
-  type RunResult,
-  type Scenario,
-  type TraceRecord,
-} from "@vmballoon/core/sim";
+import { builtinScenario, formatTraceRecord, parseScenario, runScenario, type RunResult, type Scenario, type TraceRecord } from "@vmballoon/core/sim";
 import { renderChart } from "../chart.js";
 import { CycleObserver } from "../cycle-observer.js";
 import { UsageError } from "../errors.js";
@@ -26,7 +18,6 @@ export interface SimulateOptions {
 
 /** Cycles after which a run on a terminal shows its progress. */
 const PROGRESS_AFTER_CYCLES = 2000;
-
 
 /**
  * What `simulate` needs of a driver: its scenarios, its run, and how its
@@ -64,14 +55,14 @@ const seedKit: SimulationKit<Scenario, RunResult> = {
   report,
 };
 
-
 export async function simulate(options: SimulateOptions): Promise<number> {
   const driver = driverOf(options.driver);
   const scenarioFile = optionValue(options.scenario, "--scenario", "a file name");
   const traceFile = optionValue(options.trace, "--trace", "a file name ('-' for stdout)");
   const reportFile = optionValue(options.report, "--report", "a file name ('-' for stdout)");
   if (options.json && traceFile === "-") throw new UsageError("--json and --trace - both want stdout; give --trace a file");
-  if (reportFile === "-" && (options.json || traceFile === "-")) throw new UsageError(`--report - and ${options.json ? "--json" : "--trace -"} both want stdout; give --report a file`);
+  if (reportFile === "-" && (options.json || traceFile === "-"))
+    throw new UsageError(`--report - and ${options.json ? "--json" : "--trace -"} both want stdout; give --report a file`);
   const kit = driver === "modern" ? (await import("./simulate-modern.js")).modernKit : seedKit;
   return simulateWith(kit as SimulationKit<{ readonly cycles: number }, unknown>, options, scenarioFile, traceFile, reportFile);
 }

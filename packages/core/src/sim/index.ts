@@ -5,14 +5,7 @@ export type { MonitorSpec } from "./monitor.js";
 export { ScenarioError, parseScenario, validateScenario } from "./scenario.js";
 export type { Scenario, ScenarioEvent } from "./scenario.js";
 export { TracingHypervisor, cycleRecord, formatTraceRecord } from "./trace.js";
-export type {
-  CommandRecord,
-  CycleRecord,
-  DebugfsTraceRecord,
-  ExitRecord,
-  InitFailedRecord,
-  TraceRecord,
-} from "./trace.js";
+export type { CommandRecord, CycleRecord, DebugfsTraceRecord, ExitRecord, InitFailedRecord, TraceRecord } from "./trace.js";
 export { TraceError, TraceReader, readTrace } from "./trace-reader.js";
 export type { ReadCommand, ReadCycle, ReadDebugfs, ReadEvent, ReadExit, ReadInitFailed, ReadRecord } from "./trace-reader.js";
 export { EventSchedule, Simulation, runScenario } from "./runner.js";

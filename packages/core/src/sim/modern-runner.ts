@@ -76,13 +76,7 @@ export interface ModernExitRecord {
 
 /** One line of a modern trace (SIMULATION-MODERN.md, "Trace"). */
 export type ModernTraceRecord =
-  | ModernCommandRecord
-  | ModernCycleRecord
-  | ShrinkRecord
-  | DoorbellRecord
-  | MigrateRecord
-  | ModernDebugfsRecord
-  | ModernExitRecord;
+  ModernCommandRecord | ModernCycleRecord | ShrinkRecord | DoorbellRecord | MigrateRecord | ModernDebugfsRecord | ModernExitRecord;
 
 export interface ModernRunOptions {
   /** Receives the trace records, in the order things happen. */
