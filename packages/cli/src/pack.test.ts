@@ -1,7 +1,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FIXTURES } from "./cli-runner.js";
@@ -10,9 +10,9 @@ import { FIXTURES } from "./cli-runner.js";
  * The packages as a user gets them: each packed with `npm pack`, the five
  * tarballs installed into an empty folder outside the workspace, and the
  * program run there with npx. Their other dependencies (cac, koffi and its
- * binary for this platform) are packed from the workspace's own
- * node_modules, and npm installs offline, with a registry that does not
- * exist: `npm test` needs no network once dependencies are installed.
+ * binary for this platform, Plot, linkedom and theirs) come at the versions
+ * of the workspace's lockfile, from npm's cache, with a registry that does
+ * not exist: `npm test` needs no network once dependencies are installed.
  */
 
 const PACKAGES = fileURLToPath(new URL("../../", import.meta.url));
@@ -48,45 +48,68 @@ let scratch: string;
 let app: string;
 const packed: Packed[] = [];
 
-interface Manifest {
-  readonly name: string;
+interface LockEntry {
+  readonly version?: string;
   readonly dependencies?: Record<string, string>;
   readonly optionalDependencies?: Record<string, string>;
+  readonly link?: boolean;
+  readonly [key: string]: unknown;
 }
 
-/** Where Node would find package NAME from FOLDER (the workspace's install), or undefined. */
-function installedFrom(folder: string, name: string): string | undefined {
-  for (let dir = folder; ; dir = dirname(dir)) {
-    const candidate = join(dir, "node_modules", name);
-    if (existsSync(join(candidate, "package.json"))) return candidate;
-    if (dirname(dir) === dir) return undefined;
-  }
+/** The registry npm installed the workspace from (its tarballs are in npm's cache under their URLs). */
+const REGISTRY = execFileSync("npm", ["config", "get", "registry"], { cwd: tmpdir(), encoding: "utf8" }).trim().replace(/\/?$/, "/");
+
+/** Where the registry serves a package's tarball (the lockfile leaves it out for the default registry). */
+function registryTarball(path: string, entry: LockEntry): string {
+  const name = path.slice(path.lastIndexOf("node_modules/") + "node_modules/".length);
+  return `${REGISTRY}${name}/-/${name.split("/").pop()}-${entry.version}.tgz`;
 }
 
 /**
- * The installed folders of every dependency outside the workspace, and of
- * theirs: the optional ones only where installed (koffi's binary for this
- * platform, not the other nineteen).
+ * The lockfile of an app that depends on the five tarballs: our packages from
+ * the tarballs, every other package exactly as the workspace's lockfile has
+ * it (version, integrity; two versions of one package stay two, nested where
+ * the workspace nests them). `npm ci` then takes each from npm's cache by its
+ * integrity, with no registry: the packages a user would get, no network.
  */
-function externalDependencies(): string[] {
-  const found = new Map<string, string>();
-  const visit = (folder: string) => {
-    const manifest = JSON.parse(readFileSync(join(folder, "package.json"), "utf8")) as Manifest;
-    const required = Object.keys(manifest.dependencies ?? {});
-    const optional = Object.keys(manifest.optionalDependencies ?? {});
-    for (const name of [...required, ...optional]) {
-      if (name.startsWith("@vmballoon/") || found.has(name)) continue;
-      const at = installedFrom(folder, name);
-      if (at === undefined) {
-        if (required.includes(name)) throw new Error(`${manifest.name} depends on ${name}, which is not installed`);
+function appLockfile(tarballOf: (name: string) => string): object {
+  const root = JSON.parse(readFileSync(join(PACKAGES, "..", "package-lock.json"), "utf8")) as { packages: Record<string, LockEntry> };
+  const workspaces = new Map(NAMES.map((name) => [`packages/${name}`, (root.packages[`packages/${name}`] as { name: string }).name]));
+  const packages: Record<string, LockEntry> = {};
+  /** Where the app keeps what the workspace keeps at `path`. */
+  const appPath = (path: string): string => {
+    for (const [folder, name] of workspaces) {
+      if (path === folder) return `node_modules/${name}`;
+      if (path.startsWith(`${folder}/`)) return `node_modules/${name}/${path.slice(folder.length + 1)}`;
+    }
+    return path;
+  };
+  const visit = (path: string) => {
+    const entry = root.packages[path]!;
+    const name = workspaces.get(path);
+    packages[appPath(path)] = name === undefined ? { ...entry, resolved: entry.resolved ?? registryTarball(path, entry) } : { ...entry, resolved: tarballOf(name) };
+    const wanted = [...Object.keys(entry.dependencies ?? {}), ...Object.keys(entry.optionalDependencies ?? {})];
+    for (const dependency of wanted) {
+      // Node's resolution over the lockfile's paths: the nearest node_modules up from the dependent.
+      let at: string | undefined;
+      for (let dir = path; at === undefined; dir = dir.includes("/") ? dir.slice(0, dir.lastIndexOf("/node_modules/")) : "") {
+        const candidate = `${dir === "" ? "" : `${dir}/`}node_modules/${dependency}`;
+        if (root.packages[candidate] !== undefined) at = candidate;
+        else if (dir === "" || !dir.includes("/node_modules/")) {
+          at = root.packages[`node_modules/${dependency}`] !== undefined ? `node_modules/${dependency}` : "";
+        }
+      }
+      if (at === "") {
+        if (entry.dependencies?.[dependency] !== undefined) throw new Error(`${path} depends on ${dependency}, which the lockfile does not have`);
         continue;
       }
-      found.set(name, at);
-      visit(at);
+      const target = root.packages[at]!.link ? (root.packages[at]!.resolved as string) : at;
+      if (packages[appPath(target)] === undefined) visit(target);
     }
   };
-  for (const name of NAMES) visit(join(PACKAGES, name));
-  return [...found.values()];
+  for (const name of NAMES) visit(`packages/${name}`);
+  const dependencies = Object.fromEntries([...workspaces.values()].map((name) => [name, tarballOf(name)]));
+  return { name: "vmballoon-pack-test", lockfileVersion: 3, requires: true, packages: { "": { name: "vmballoon-pack-test", dependencies }, ...packages } };
 }
 
 function run(command: string, args: readonly string[], cwd: string) {
@@ -99,21 +122,18 @@ beforeAll(() => {
   const tarballs = join(scratch, "tarballs");
   mkdirSync(tarballs);
   for (const name of NAMES) {
-    const out = execFileSync("npm", ["pack", "--json", "--pack-destination", tarballs], { cwd: join(PACKAGES, name), env: cleanEnv(), encoding: "utf8" });
+    const out = execFileSync("npm", ["pack", "--json", "--ignore-scripts", "--pack-destination", tarballs], { cwd: join(PACKAGES, name), env: cleanEnv(), encoding: "utf8" });
     const [info] = JSON.parse(out) as { name: string; filename: string; files: { path: string }[] }[];
     packed.push({ name: info!.name, filename: join(tarballs, info!.filename), files: info!.files.map((file) => file.path) });
   }
   app = join(scratch, "app");
   mkdirSync(app);
-  writeFileSync(join(app, "package.json"), `${JSON.stringify({ name: "vmballoon-pack-test", private: true }, null, 2)}\n`);
-  const dependencies = join(scratch, "dependencies");
-  mkdirSync(dependencies);
-  const others = externalDependencies().map((folder) => {
-    const out = execFileSync("npm", ["pack", "--json", "--pack-destination", dependencies], { cwd: folder, env: cleanEnv(), encoding: "utf8" });
-    return join(dependencies, (JSON.parse(out) as { filename: string }[])[0]!.filename);
-  });
-  const install = run("npm", ["install", "--offline", "--no-audit", "--no-fund", ...packed.map((p) => p.filename), ...others], app);
-  if (install.status !== 0) throw new Error(`npm install of the tarballs failed:\n${install.stderr}`);
+  const tarballOf = (name: string) => `file:${packed.find((p) => p.name === name)!.filename}`;
+  const lock = appLockfile(tarballOf) as { packages: { "": { dependencies: Record<string, string> } } };
+  writeFileSync(join(app, "package.json"), `${JSON.stringify({ name: "vmballoon-pack-test", private: true, dependencies: lock.packages[""].dependencies }, null, 2)}\n`);
+  writeFileSync(join(app, "package-lock.json"), `${JSON.stringify(lock, null, 2)}\n`);
+  const install = run("npm", ["ci", "--offline", "--no-audit", "--no-fund"], app);
+  if (install.status !== 0) throw new Error(`npm ci of the tarballs failed:\n${install.stderr}`);
 }, 300_000);
 
 afterAll(() => {

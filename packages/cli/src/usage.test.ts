@@ -15,13 +15,19 @@ const { version } = JSON.parse(readFileSync(new URL("../package.json", import.me
 vi.stubGlobal("__VERSION__", version);
 const COMMANDS = program().commands.map((command) => ({
   name: command.name,
+  rawName: command.rawName,
   description: command.description,
   options: command.options.map((option) => ({ rawName: option.rawName, description: option.description })),
 }));
 
 describe("--help and --version", () => {
-  it("the program has the four documented commands", () => {
-    expect(COMMANDS.map((command) => command.name)).toStrictEqual(["simulate", "stats", "detect", "run"]);
+  it("the program has the commands the README documents, in its order", () => {
+    // The root README's CLI table: one row a command, `vmballoon NAME ...` in its first cell.
+    const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8");
+    const table = readme.split("\n## The CLI\n")[1]!.split("\n## ")[0]!;
+    const documented = [...table.matchAll(/^\| `vmballoon (\w+)/gm)].map((match) => match[1]);
+    expect(documented.length).toBeGreaterThan(0);
+    expect(COMMANDS.map((command) => command.name)).toStrictEqual(documented);
   });
 
   it("vmballoon --help lists every command with its description, and exits 0", () => {
@@ -30,7 +36,7 @@ describe("--help and --version", () => {
     expect(run.status).toBe(0);
     expect(run.stdout.split("\n")[0]).toBe(`vmballoon/${version}`);
     const listed = run.stdout.split("\n").filter((line) => /^ {2}\S/.test(line) && !line.startsWith("  $") && !line.startsWith("  -"));
-    expect(listed.map((line) => line.trim().replace(/\s{2,}/, "  "))).toStrictEqual(COMMANDS.map((command) => `${command.name}  ${command.description}`));
+    expect(listed.map((line) => line.trim().replace(/\s{2,}/, "  "))).toStrictEqual(COMMANDS.map((command) => `${command.rawName}  ${command.description}`));
   });
 
   it("vmballoon with no command prints the help, exit 0, nothing on stderr", () => {
@@ -41,11 +47,11 @@ describe("--help and --version", () => {
     for (const command of COMMANDS) expect(bare.stdout).toContain(`  ${command.name} `);
   });
 
-  it.each(COMMANDS)("vmballoon $name --help shows its usage line and every option with its description, and exits 0", ({ name, options }) => {
+  it.each(COMMANDS)("vmballoon $name --help shows its usage line and every option with its description, and exits 0", ({ name, rawName, options }) => {
     const run = vmballoon([name, "--help"]);
     expect(run.stderr).toBe("");
     expect(run.status).toBe(0);
-    expect(run.stdout).toContain(`Usage:\n  $ vmballoon ${name}\n`);
+    expect(run.stdout).toContain(`Usage:\n  $ vmballoon ${rawName}\n`);
     const optionLines = run.stdout.split("Options:\n")[1]!.split("\n\n")[0]!.split("\n");
     expect(optionLines.map((line) => line.trim().replace(/\s{2,}/, "  "))).toStrictEqual([
       ...options.map((option) => `${option.rawName}  ${option.description}`),
@@ -115,8 +121,8 @@ describe("--json writes one valid JSON document on stdout", () => {
     expect(run.stderr).toBe("");
     expect(run.status).toBe(0);
     const summary = JSON.parse(run.stdout) as Record<string, unknown>;
-    expect(Object.keys(summary)).toStrictEqual(["scenario", "cycles", "loaded", "pageSize", "guest", "final", "peak", "unload", "debugfs"]);
-    expect(summary).toMatchObject({ scenario: "built-in scenario", loaded: true, pageSize: 4096 });
+    expect(Object.keys(summary)).toStrictEqual(["driver", "scenario", "cycles", "loaded", "pageSize", "guest", "final", "peak", "unload", "debugfs"]);
+    expect(summary).toMatchObject({ driver: "seed", scenario: "built-in scenario", loaded: true, pageSize: 4096 });
     expect(run.stdout).toBe(`${JSON.stringify(summary, null, 2)}\n`);
   });
 
