@@ -721,7 +721,7 @@ async function drive(
         stopReason = "scenario";
         break;
       }
-      let pressureError: unknown;
+      let pressureError: Error | undefined;
       await new Promise<void>((resolve) => {
         // Between cycles, the PSI trigger is asked every 50 ms (each cycle, when cycles are shorter): a poll with a timeout of 0.
         const watch =
