@@ -3,10 +3,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { HvError } from "@vmballoon/hv-x86";
+import { HvError, lockedFramesOf } from "@vmballoon/hv-x86";
 import { BIN, vmballoon } from "./cli-runner.js";
 import { EXIT, exitStatusOf } from "./errors.js";
-import { lockedFramesOf } from "./test-frames.js";
 
 const linuxX64 = process.platform === "linux" && process.arch === "x64";
 const root = typeof process.geteuid === "function" && process.geteuid() === 0;

@@ -10,11 +10,12 @@
  * /proc/PID/smaps and /proc/PID/pagemap by this process.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
+import { lockedFramesOf } from "./locked-frames.js";
 import { native, SYS_MEMFD_SECRET } from "./native.js";
 
 const linuxX64 = process.platform === "linux" && process.arch === "x64";
@@ -140,35 +141,6 @@ afterEach(async () => {
   }
   blocksOnline.clear();
 });
-
-/** The frames a process has locked now: the present pages of its mappings whose VmFlags say `lo`. */
-function lockedFramesOf(pid: number): Set<number> {
-  const ranges: [number, number][] = [];
-  let current: [number, number] | undefined;
-  for (const line of readFileSync(`/proc/${pid}/smaps`, "utf8").split("\n")) {
-    const range = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
-    if (range) current = [Number.parseInt(range[1]!, 16), Number.parseInt(range[2]!, 16)];
-    else if (line.startsWith("VmFlags:") && / lo( |$)/.test(line) && current) ranges.push(current);
-  }
-  const frames = new Set<number>();
-  const pagemap = openSync(`/proc/${pid}/pagemap`, "r");
-  const buffer = Buffer.alloc(65536 * 8);
-  try {
-    for (const [start, end] of ranges) {
-      for (let page = start / 4096; page < end / 4096; page += 65536) {
-        const count = Math.min(65536, end / 4096 - page);
-        const read = readSync(pagemap, buffer, 0, count * 8, page * 8);
-        for (let i = 0; i < read / 8; i++) {
-          const high = buffer.readUInt32LE(i * 8 + 4);
-          if ((high & 0x8000_0000) !== 0) frames.add((high & 0x7f_ffff) * 2 ** 32 + buffer.readUInt32LE(i * 8));
-        }
-      }
-    }
-  } finally {
-    closeSync(pagemap);
-  }
-  return frames;
-}
 
 /** How many frames the monitor holds as LOCKed that the child does not have locked: frames the host was told wrongly. */
 async function mismatches(balloon: Child, dumpFile: string): Promise<{ locked: number; size: number; stale: number }> {

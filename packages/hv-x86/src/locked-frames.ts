@@ -1,9 +1,16 @@
 /*
- * For tests: what the kernel says a process holds, read from outside it.
+ * What the kernel says a process holds, read from outside it: the check of
+ * the promise that every frame the host was told is a frame the balloon has
+ * locked (tests, and anyone auditing a run). Needs CAP_SYS_ADMIN for frames.
  */
 import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 
-/** The frames a process has locked now: the present pages of its mappings whose VmFlags say `lo` (mlock, and secret memory). */
+/**
+ * The frames a process has locked now: the present pages of its mappings
+ * whose VmFlags say `lo` (mlock, and secret memory), from /proc/PID/smaps
+ * and /proc/PID/pagemap. Without CAP_SYS_ADMIN pagemap shows no frames, and
+ * the set is empty.
+ */
 export function lockedFramesOf(pid: number): Set<number> {
   const ranges: [number, number][] = [];
   let current: [number, number] | undefined;
