@@ -4,6 +4,7 @@ import { NO_PAGE, type ModernHypervisor, type ModernHypervisorReply } from "../p
 import { ModernSimGuest } from "./modern-guest.js";
 import { ModernSimMonitor } from "./modern-monitor.js";
 import type { ModernScenario, ModernScenarioEvent } from "./modern-scenario.js";
+import { applyMonitorEvent } from "./runner.js";
 
 /** A hypervisor command of today's driver, as it returns. */
 export interface ModernCommandRecord {
@@ -199,15 +200,7 @@ export class ModernEventSchedule {
 
 function applyModernEvent(event: ModernScenarioEvent, targets: ModernEventTargets): void {
   const { monitor, guest } = targets;
-  if (event.setTarget !== undefined) monitor.target = event.setTarget;
-  if (event.reset === true) monitor.reset();
-  if (guest && event.guestUse !== undefined) guest.use(event.guestUse);
-  if (guest && event.guestRelease !== undefined) guest.release(event.guestRelease);
-  if (event.refuse) monitor.refuse(event.refuse.pfn, event.refuse.status);
-  if (event.failNext) {
-    const { cmd, count, status } = event.failNext;
-    monitor.failNext(MODERN_COMMANDS[cmd], count, status);
-  }
+  applyMonitorEvent(event, monitor, guest, (cmd) => MODERN_COMMANDS[cmd as keyof typeof MODERN_COMMANDS]);
   if (guest && event.huge !== undefined) guest.huge = event.huge;
   if (event.doorbell === true) targets.doorbell();
   if (event.migrate !== undefined) targets.migrate?.(event.migrate);

@@ -58,6 +58,36 @@ export class EventSchedule {
 
 /** One event's actions, in the order setTarget, reset, guestUse, guestRelease, refuse, failNext. */
 function applyEvent(event: ScenarioEvent, monitor: SimMonitor, guest: SimGuest | undefined): void {
+  applyMonitorEvent(event, monitor, guest, (cmd) => COMMANDS[cmd as keyof typeof COMMANDS]);
+}
+
+/** What both drivers' scenarios share: the event's actions a monitor and a guest take. */
+export interface MonitorEvent {
+  readonly setTarget?: number;
+  readonly reset?: boolean;
+  readonly guestUse?: number;
+  readonly guestRelease?: number;
+  readonly refuse?: { readonly pfn: number; readonly status: number };
+  readonly failNext?: { readonly cmd: string; readonly count: number; readonly status: number };
+}
+
+/**
+ * The actions both drivers' scenarios share, in their order: setTarget,
+ * reset, guestUse, guestRelease, refuse, failNext (`command` gives a command
+ * name's number in the driver's protocol). Without a guest (`vmballoon run`),
+ * guestUse and guestRelease do not apply.
+ */
+export function applyMonitorEvent(
+  event: MonitorEvent,
+  monitor: {
+    target: number;
+    reset(): void;
+    refuse(pfn: number, status: number): void;
+    failNext(command: number, count: number, status: number): void;
+  },
+  guest: { use(pages: number): void; release(pages: number): void } | undefined,
+  command: (name: string) => number,
+): void {
   if (event.setTarget !== undefined) monitor.target = event.setTarget;
   if (event.reset === true) monitor.reset();
   if (guest && event.guestUse !== undefined) guest.use(event.guestUse);
@@ -65,7 +95,7 @@ function applyEvent(event: ScenarioEvent, monitor: SimMonitor, guest: SimGuest |
   if (event.refuse) monitor.refuse(event.refuse.pfn, event.refuse.status);
   if (event.failNext) {
     const { cmd, count, status } = event.failNext;
-    monitor.failNext(COMMANDS[cmd], count, status);
+    monitor.failNext(command(cmd), count, status);
   }
 }
 
@@ -106,7 +136,6 @@ export class Simulation {
   cycleRecord(cycle: number): CycleRecord {
     return cycleRecord(cycle, this.balloon.snapshot(), this.guest.freeCount);
   }
-
 }
 
 /**
