@@ -732,7 +732,7 @@ async function drive(
                   try {
                     checkPressure();
                   } catch (error) {
-                    pressureError = error;
+                    pressureError = error instanceof Error ? error : new Error(String(error));
                     finish();
                   }
                 },
