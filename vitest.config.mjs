@@ -12,7 +12,7 @@ export default defineConfig({
       provider: "v8",
       include: ["packages/*/src/**/*.ts"],
       // Tests and what only they use (cli-runner, test-fixtures) are not the product.
-      exclude: ["**/*.test.ts", "**/*.bench.ts", "**/*.d.ts", "**/test-*.ts", "packages/cli/src/cli-runner.ts"],
+      exclude: ["**/*.test.ts", "**/*.browser.ts", "**/*.bench.ts", "**/*.d.ts", "**/test-*.ts", "packages/cli/src/cli-runner.ts"],
       reporter: [["json", { file: "coverage-final.json" }]],
       reportsDirectory: "coverage/in-process",
     },

@@ -1,4 +1,4 @@
-import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { execFileSync, spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +9,7 @@ import { EXIT, exitStatusOf } from "./errors.js";
 
 const linuxX64 = process.platform === "linux" && process.arch === "x64";
 const root = typeof process.geteuid === "function" && process.geteuid() === 0;
+const limitTools = ["prlimit", "setpriv"].every((tool) => spawnSync("sh", ["-c", `command -v ${tool}`]).status === 0);
 const folder = mkdtempSync(join(tmpdir(), "vmballoon-run-"));
 
 function scenarioFile(name: string, scenario: object): string {
@@ -36,9 +37,11 @@ class Runner {
   private closed = false;
   readonly exited: Promise<{ status: number | null; signal: string | null }>;
 
-  constructor(args: string[], { json = true } = {}) {
+  /** `prefix`: a command that runs the program, such as `prlimit ... setpriv ...`. */
+  constructor(args: string[], { json = true, prefix = [] as string[] } = {}) {
     const lock = args.includes("--lock-file") ? [] : ["--lock-file", LOCK];
-    this.child = spawn(process.execPath, [BIN, "run", ...(json ? ["--json"] : []), ...lock, ...args], { env: { ...process.env, NO_COLOR: "1" } });
+    const command = [...prefix, process.execPath, BIN, "run", ...(json ? ["--json"] : []), ...lock, ...args];
+    this.child = spawn(command[0]!, command.slice(1), { env: { ...process.env, NO_COLOR: "1" } });
     let buffered = "";
     this.child.stdout.setEncoding("utf8").on("data", (text: string) => {
       this.stdout += text;
@@ -413,6 +416,25 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
     } finally {
       execFileSync("umount", [mount]);
     }
+  });
+
+  it.skipIf(!limitTools)("a memlock limit without CAP_IPC_LOCK: one line says what and how to raise it, once, and the balloon goes on at the limit (needs prlimit and setpriv)", async () => {
+    // 8 MiB of RLIMIT_MEMLOCK, and CAP_IPC_LOCK dropped (root keeps CAP_SYS_ADMIN, so the frames stay readable).
+    const prefix = ["prlimit", "--memlock=8388608", "setpriv", "--bounding-set", "-ipc_lock", "--inh-caps", "-ipc_lock"];
+    const runner = new Runner(["--host", "simulated", "--target", "20000", "--interval", "20ms"], { prefix });
+    const limit = await runner.until((r) => r.t === "limit");
+    expect(limit.message).toMatch(
+      /^cannot lock more memory \((EAGAIN from mmap|ENOMEM from mlock)\): RLIMIT_MEMLOCK \(8 MiB\) is reached.* and this process lacks CAP_IPC_LOCK; raise it \(ulimit -l unlimited, LimitMEMLOCK=infinity in a systemd unit\) or run as root with CAP_IPC_LOCK$/,
+    );
+    // The balloon goes on at the limit, and the line is not said again.
+    const after = runner.records.indexOf(limit);
+    const later = await runner.until((r) => r.t === "cycle" && runner.records.indexOf(r) > after + 5);
+    expect(later.size).toBeGreaterThan(0);
+    expect(later.size).toBeLessThanOrEqual(2048);
+    expect(runner.records.filter((r) => r.t === "limit")).toHaveLength(1);
+    runner.child.kill("SIGTERM");
+    expect((await runner.exited).status).toBe(0);
+    expect(runner.stderr.split("\n").filter((line) => line.includes("RLIMIT_MEMLOCK"))).toStrictEqual([`vmballoon: ${limit.message}`]);
   });
 
   it("a lock file that cannot be opened: one line and status 2, before START", () => {
