@@ -418,24 +418,27 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
     }
   });
 
-  it.skipIf(!limitTools)("a memlock limit without CAP_IPC_LOCK: one line says what and how to raise it, once, and the balloon goes on at the limit (needs prlimit and setpriv)", async () => {
-    // 8 MiB of RLIMIT_MEMLOCK, and CAP_IPC_LOCK dropped (root keeps CAP_SYS_ADMIN, so the frames stay readable).
-    const prefix = ["prlimit", "--memlock=8388608", "setpriv", "--bounding-set", "-ipc_lock", "--inh-caps", "-ipc_lock"];
-    const runner = new Runner(["--host", "simulated", "--target", "20000", "--interval", "20ms"], { prefix });
-    const limit = await runner.until((r) => r.t === "limit");
-    expect(limit.message).toMatch(
-      /^cannot lock more memory \((EAGAIN from mmap|ENOMEM from mlock)\): RLIMIT_MEMLOCK \(8 MiB\) is reached.* and this process lacks CAP_IPC_LOCK; raise it \(ulimit -l unlimited, LimitMEMLOCK=infinity in a systemd unit\) or run as root with CAP_IPC_LOCK$/,
-    );
-    // The balloon goes on at the limit, and the line is not said again.
-    const after = runner.records.indexOf(limit);
-    const later = await runner.until((r) => r.t === "cycle" && runner.records.indexOf(r) > after + 5);
-    expect(later.size).toBeGreaterThan(0);
-    expect(later.size).toBeLessThanOrEqual(2048);
-    expect(runner.records.filter((r) => r.t === "limit")).toHaveLength(1);
-    runner.child.kill("SIGTERM");
-    expect((await runner.exited).status).toBe(0);
-    expect(runner.stderr.split("\n").filter((line) => line.includes("RLIMIT_MEMLOCK"))).toStrictEqual([`vmballoon: ${limit.message}`]);
-  });
+  it.skipIf(!limitTools)(
+    "a memlock limit without CAP_IPC_LOCK: one line says what and how to raise it, once, and the balloon goes on at the limit (needs prlimit and setpriv)",
+    async () => {
+      // 8 MiB of RLIMIT_MEMLOCK, and CAP_IPC_LOCK dropped (root keeps CAP_SYS_ADMIN, so the frames stay readable).
+      const prefix = ["prlimit", "--memlock=8388608", "setpriv", "--bounding-set", "-ipc_lock", "--inh-caps", "-ipc_lock"];
+      const runner = new Runner(["--host", "simulated", "--target", "20000", "--interval", "20ms"], { prefix });
+      const limit = await runner.until((r) => r.t === "limit");
+      expect(limit.message).toMatch(
+        /^cannot lock more memory \((EAGAIN from mmap|ENOMEM from mlock)\): RLIMIT_MEMLOCK \(8 MiB\) is reached.* and this process lacks CAP_IPC_LOCK; raise it \(ulimit -l unlimited, LimitMEMLOCK=infinity in a systemd unit\) or run as root with CAP_IPC_LOCK$/,
+      );
+      // The balloon goes on at the limit, and the line is not said again.
+      const after = runner.records.indexOf(limit);
+      const later = await runner.until((r) => r.t === "cycle" && runner.records.indexOf(r) > after + 5);
+      expect(later.size).toBeGreaterThan(0);
+      expect(later.size).toBeLessThanOrEqual(2048);
+      expect(runner.records.filter((r) => r.t === "limit")).toHaveLength(1);
+      runner.child.kill("SIGTERM");
+      expect((await runner.exited).status).toBe(0);
+      expect(runner.stderr.split("\n").filter((line) => line.includes("RLIMIT_MEMLOCK"))).toStrictEqual([`vmballoon: ${limit.message}`]);
+    },
+  );
 
   it("a lock file that cannot be opened: one line and status 2, before START", () => {
     const { status, stdout, stderr } = vmballoon(["run", "--host", "simulated", "--target", "100", "--lock-file", "/nonexistent/dir/lock", "--json"]);
