@@ -106,7 +106,7 @@ const FILE_ERROR_REASONS: Readonly<Record<string, string>> = {
  * system's own words where the table above has none; anything else is
  * returned as it is.
  */
-export function describeFileError(error: unknown, doing: string, file: string): CliError | unknown {
+export function describeFileError(error: unknown, doing: string, file: string): unknown {
   if (error instanceof CliError || !(error instanceof Error)) return error;
   const { code, errno } = error as NodeJS.ErrnoException;
   if (typeof code !== "string" || typeof errno !== "number") return error;

@@ -26,7 +26,7 @@ const write = (name: string, text: string) => {
 
 /** Servers started in-process by a test, closed after it. */
 const servers: Server[] = [];
-afterEach(async () => {
+afterEach(() => {
   for (const server of servers.splice(0)) {
     server.closeAllConnections();
     server.close();

@@ -220,13 +220,13 @@ describe("the write path: one helper (OutputFile) for --trace, stats --output an
     // Never left running: killed when the test ends, however it ends.
     onTestFinished(() => void reader.kill("SIGKILL"));
     let read = "";
-    reader.stdout!.on("data", (chunk) => (read += chunk));
+    reader.stdout.on("data", (chunk) => (read += chunk));
     const readerDone = new Promise<number | null>((resolve) => reader.on("close", (code) => resolve(code)));
     const writer = spawn(process.execPath, [BIN, "stats", "--file", sample, "--format", "debugfs", "--output", fifo], { stdio: ["ignore", "pipe", "pipe"] });
     // Never left running: killed when the test ends, however it ends.
     onTestFinished(() => void writer.kill("SIGKILL"));
     let stderr = "";
-    writer.stderr!.on("data", (chunk) => (stderr += chunk));
+    writer.stderr.on("data", (chunk) => (stderr += chunk));
     const status = await new Promise<number | null>((resolve) => writer.on("close", (code) => resolve(code)));
     expect(await readerDone).toBe(0);
     expect(stderr).toBe("");

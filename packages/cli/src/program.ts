@@ -4,6 +4,13 @@
  * engine nor koffi.
  */
 import { cac } from "cac";
+// Types only (erased): the commands' code is still imported when one runs.
+import type { DetectOptions } from "./commands/detect.js";
+import type { ExporterOptions } from "./commands/exporter.js";
+import type { ReportOptions } from "./commands/report.js";
+import type { RunOptions } from "./commands/run.js";
+import type { SimulateOptions } from "./commands/simulate.js";
+import type { StatsOptions } from "./commands/stats.js";
 import { CliError, EXIT, UsageError, describeFileError, exitStatusOf, type ExitStatus } from "./errors.js";
 import { STDIN_ARGUMENT } from "./options.js";
 
@@ -25,13 +32,13 @@ export function program() {
     .example(`  $ ${NAME} simulate --scenario churn.json --trace churn.jsonl`)
     .example(`  $ ${NAME} simulate --report report.html`)
     .example(`  $ ${NAME} simulate --driver modern --scenario batched.json --json`)
-    .action(async (options) => (await import("./commands/simulate.js")).simulate(options));
+    .action(async (options: SimulateOptions) => (await import("./commands/simulate.js")).simulate(options));
 
   cli
     .command("report [trace]", "Write the report of a trace (from simulate --trace or run --trace) as one HTML page ('-': stdin)")
     .option("--output <file>", "The HTML file to write, whole or not at all ('-' for stdout)")
     .example(`  $ ${NAME} report churn.jsonl --output churn.html`)
-    .action(async (trace, options) => (await import("./commands/report.js")).report(trace, options));
+    .action(async (trace: string | undefined, options: ReportOptions) => (await import("./commands/report.js")).report(trace, options));
 
   cli
     .command("stats", "Show the balloon driver's statistics (vmmemctl) for people, as JSON or for Prometheus")
@@ -41,14 +48,14 @@ export function program() {
     .option("--output <file>", "Write to this file instead of stdout ('-'), whole or not at all: a temporary file renamed over it")
     .example(`  $ sudo ${NAME} stats`)
     .example(`  $ sudo ${NAME} stats --format prometheus --output /var/lib/node_exporter/textfile/vmballoon.prom`)
-    .action(async (options) => (await import("./commands/stats.js")).stats(options));
+    .action(async (options: StatsOptions) => (await import("./commands/stats.js")).stats(options));
 
   cli
     .command("detect", "What this machine is: CPU vendor, hypervisor, VMware or not, backdoor version, kernel balloon driver")
     .option("--json", "Print the detection record as JSON and nothing else on stdout")
     .option("--probe", "Also try the backdoor's GETVERSION off VMware, in a child process (a fault kills only the child)")
     .example(`  $ ${NAME} detect --json`)
-    .action(async (options) => (await import("./commands/detect.js")).detectCommand(options));
+    .action(async (options: DetectOptions) => (await import("./commands/detect.js")).detectCommand(options));
 
   cli
     .command("run", "Run the balloon driver in userspace, a cycle a second, until SIGTERM, SIGINT, SIGHUP or SIGQUIT unloads it")
@@ -70,7 +77,7 @@ export function program() {
     .option("--json", "Print JSON Lines on stdout: start, each cycle, warnings and limits, exit")
     .example(`  $ sudo ${NAME} run --host simulated --target 16384 --stats-file /run/vmmemctl`)
     .example(`  $ sudo ${NAME} run --driver modern --shrinker`)
-    .action(async (options) => (await import("./commands/run.js")).run(options));
+    .action(async (options: RunOptions) => (await import("./commands/run.js")).run(options));
 
   cli
     .command("exporter", "Serve the balloon's statistics to Prometheus (/metrics), read afresh at every scrape, until SIGTERM or SIGINT")
@@ -78,7 +85,7 @@ export function program() {
     .option("--file <file>", "Read this vmmemctl text (such as run --stats-file's) instead of the kernel's /sys/kernel/debug/vmmemctl")
     .option("--web-config <file>", "exporter-toolkit's web configuration file (node_exporter's --web.config.file): TLS and basic auth")
     .example(`  $ sudo ${NAME} exporter --listen :22128 --web-config /etc/vmballoon/web-config.yml`)
-    .action(async (options) => (await import("./commands/exporter.js")).exporter(options));
+    .action(async (options: ExporterOptions) => (await import("./commands/exporter.js")).exporter(options));
 
   cli.help();
   cli.version(__VERSION__);
@@ -123,7 +130,7 @@ export async function main(argv: readonly string[]): Promise<ExitStatus> {
       cli.outputHelp();
       return EXIT.OK;
     }
-    const status = await cli.runMatchedCommand();
+    const status: unknown = await cli.runMatchedCommand();
     return typeof status === "number" ? (status as ExitStatus) : EXIT.OK;
   } catch (error) {
     return report(error);

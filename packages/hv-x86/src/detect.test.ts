@@ -60,7 +60,7 @@ describe("detection", () => {
 
   it("without the hypervisor-present bit: no hypervisor, whatever leaf 0x40000000 holds", () => {
     const { sources, getVersion } = fakeMachine("GenuineIntel", null);
-    const cpuid = sources.cpuid;
+    const cpuid = sources.cpuid.bind(sources);
     sources.cpuid = (leaf, subleaf) => (leaf === 0x4000_0000 ? { eax: 0, ebx: words("VMwareVMware")[0]!, ecx: 0, edx: 0 } : cpuid(leaf, subleaf));
     expect(detectFrom(sources)).toMatchObject({ hypervisorPresent: false, hypervisor: null, vmware: false });
     expect(getVersion).not.toHaveBeenCalled();

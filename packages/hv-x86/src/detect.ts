@@ -112,7 +112,7 @@ export function cpuIdentity(cpuidOf: DetectionSources["cpuid"]): Pick<Detection,
 
 /** Detection from explicit sources (tests pass fakes). */
 export function detectFrom(sources: DetectionSources): Detection {
-  const { cpuVendor, hypervisorPresent, hypervisor } = cpuIdentity(sources.cpuid);
+  const { cpuVendor, hypervisorPresent, hypervisor } = cpuIdentity(sources.cpuid.bind(sources));
   const vmware = hypervisor === VMWARE_SIGNATURE;
 
   // The safety rule: the backdoor `IN` runs in this process only where CPUID says VMware.

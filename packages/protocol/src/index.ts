@@ -141,7 +141,7 @@ export const STATUS_INFO: Readonly<Record<Status, StatusInfo>> = {
   6: { name: "ERROR_PPN_NOTNEEDED", status: 6, meaning: "the monitor needs no more pages" },
   7: { name: "ERROR_RESET", status: 7, meaning: "the monitor was reset; the guest must start again" },
   8: { name: "ERROR_BUSY", status: 8, meaning: "the monitor is busy" },
-} as Record<Status, StatusInfo>;
+};
 
 /** The number of a status name, or `undefined` for a name the protocol does not have. */
 export function statusNumber(name: string): Status | undefined {

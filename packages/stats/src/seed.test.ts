@@ -59,7 +59,7 @@ describe("parse of the seed layout", () => {
   it("round-trips edge values: 2^31, 2^32 - 1 and counters wider than their columns", () => {
     const record = seedRecord(
       { target: 2 ** 31, size: 2 ** 32 - 1, rateNosleepAlloc: 2 ** 31 - 1, rateAlloc: 0, rateFree: 2 ** 31 + 1 },
-      Object.fromEntries(STAT_NAMES.map((name, i) => [name, i % 2 ? 2 ** 32 - 1 - i : 10 ** (i % 10)])) as BalloonStats,
+      Object.fromEntries(STAT_NAMES.map((name, i) => [name, i % 2 ? 2 ** 32 - 1 - i : 10 ** (i % 10)])),
     );
     const text = format(record);
     expect(parse(text)).toStrictEqual(record);

@@ -175,7 +175,7 @@ function readNamed(file: string, key: string, name: string): string {
 }
 
 function tlsSettings(file: string, tls: Record<string, unknown>): TlsSettings | undefined {
-  const text = (key: string) => (typeof tls[key] === "string" && tls[key] !== "" ? (tls[key] as string) : undefined);
+  const text = (key: string) => (typeof tls[key] === "string" && tls[key] !== "" ? tls[key] : undefined);
   // exporter-toolkit serves TLS when any of these is set, and plain HTTP otherwise.
   const enabled = ["cert", "key", "cert_file", "key_file", "client_ca", "client_ca_file", "client_auth_type"].some((key) => text(key) !== undefined);
   if (!enabled) return undefined;

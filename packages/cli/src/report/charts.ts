@@ -139,7 +139,7 @@ function stems(rows: readonly Row[], series: string, color: string): Plot.Markis
 
 function draw(document: Document, marks: Plot.Markish[], options: Plot.PlotOptions): string {
   const svg = Plot.plot({
-    document: document as never,
+    document,
     width: WIDTH,
     height: 220,
     marginLeft: 48,
@@ -148,7 +148,7 @@ function draw(document: Document, marks: Plot.Markish[], options: Plot.PlotOptio
     ...options,
     marks,
   });
-  return (svg as unknown as Element).outerHTML;
+  return svg.outerHTML;
 }
 
 /** The charts of a report; none for a trace without cycles (a failed load). */
