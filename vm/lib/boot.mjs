@@ -11,15 +11,22 @@ const clean = (line) => line.replace(/\r/g, "").replace(/\x1b(\[[0-9;?]*[A-Za-z]
 
 export function qemuArgs({ machine, kernel, initrd, append }) {
   return [
-    "-machine", machine,
-    "-accel", "tcg",
-    "-m", "1536",
+    "-machine",
+    machine,
+    "-accel",
+    "tcg",
+    "-m",
+    "1536",
     "-nographic",
     "-no-reboot",
-    "-nic", "none", // no NIC, so no iPXE option ROM: about 1.5 s less per boot
-    "-kernel", kernel,
-    "-initrd", initrd,
-    "-append", append,
+    "-nic",
+    "none", // no NIC, so no iPXE option ROM: about 1.5 s less per boot
+    "-kernel",
+    kernel,
+    "-initrd",
+    initrd,
+    "-append",
+    append,
   ];
 }
 

@@ -10,19 +10,7 @@
 // Uncompressed on purpose: under TCG the kernel copies it far faster than it
 // would decompress it.
 import { createHash } from "node:crypto";
-import {
-  copyFileSync,
-  cpSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  realpathSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
+import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { StepError, run, timed } from "./sh.mjs";
 
@@ -102,11 +90,10 @@ function stageProject({ repo, vmDir, log }) {
   const packed = JSON.parse(run("npm", ["pack", "--workspaces", "--json", "--pack-destination", pack], { cwd: repo, log }).stdout);
   const dependencies = Object.fromEntries(packed.map((p) => [p.name, `file:../pack/${p.filename}`]));
   writeFileSync(join(stage, "package.json"), JSON.stringify({ name: "vmtest-stage", private: true, dependencies }, null, 2));
-  run(
-    "npm",
-    ["install", "--prefix", stage, "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=warn"],
-    { cwd: stage, log },
-  );
+  run("npm", ["install", "--prefix", stage, "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=warn"], {
+    cwd: stage,
+    log,
+  });
   if (!existsSync(join(stage, "node_modules/vmballoon/bin/vmballoon.js"))) throw new StepError("the staged project has no vmballoon CLI");
   return { stage, packages: packed.map((p) => `${p.name}@${p.version}`) };
 }
@@ -122,7 +109,9 @@ function buildApp({ repo, vmDir, stage, baseLibs }) {
 
   // Native addons (koffi's) may need libraries that node itself does not.
   const have = new Set(baseLibs);
-  const addons = run("find", [join(root, "app/node_modules"), "-name", "*.node", "-type", "f"]).stdout.split("\n").filter(Boolean);
+  const addons = run("find", [join(root, "app/node_modules"), "-name", "*.node", "-type", "f"])
+    .stdout.split("\n")
+    .filter(Boolean);
   const extra = [];
   for (const addon of addons) {
     for (const lib of sharedLibraries(addon)) {

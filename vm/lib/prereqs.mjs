@@ -79,10 +79,7 @@ export function ensurePrereqs({ cacheDir, log }) {
   const wanted = ["qemu-system-x86", "cpio", ...(have("strip") ? [] : ["binutils"])];
   const missing = wanted.filter((p) => !installed(p));
   if (missing.length > 0) {
-    const r = withUpdate(
-      () => run("apt-get", ["install", "-y", "--no-install-recommends", ...missing], { env: APT_ENV, allowFail: true, log }),
-      log,
-    );
+    const r = withUpdate(() => run("apt-get", ["install", "-y", "--no-install-recommends", ...missing], { env: APT_ENV, allowFail: true, log }), log);
     did(`apt-get install ${missing.join(" ")}`);
     if (!r.ok && !installed("qemu-system-x86")) return { skip: `QEMU could not be installed (apt-get install qemu-system-x86 failed; see ${log})` };
     if (!r.ok) throw new StepError(`apt-get install ${missing.join(" ")} failed (see ${log})`);

@@ -46,6 +46,8 @@ describe("renderChart", () => {
     expect(lines[6]).toBe("     <green>█</> in 2 MB pages   <cyan>█</> in 4 KB pages   <yellow>─</> target (4 KB frames)");
     // The same drawing as without the series, once the paint is taken off (but the legend).
     const plain = (text: string) => text.replace(/<\w+>|<\/>/g, "").split("\n");
-    expect(plain(renderChart({ ...series, huge }, { width: 10, height: 4, style })).slice(0, 6)).toEqual(plain(renderChart(series, { width: 10, height: 4 })).slice(0, 6));
+    expect(plain(renderChart({ ...series, huge }, { width: 10, height: 4, style })).slice(0, 6)).toEqual(
+      plain(renderChart(series, { width: 10, height: 4 })).slice(0, 6),
+    );
   });
 });

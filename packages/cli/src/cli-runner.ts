@@ -36,7 +36,8 @@ export function vmballoon(args: readonly string[], options: RunOptions = {}): Ru
   });
   // A run that did not end by itself (killed at the deadline, or not started) says so, rather than showing as a status of
   // null. EPIPE is not one: the program stopped reading stdin before the end (as it should past a bound).
-  if (result.error && (result.error as NodeJS.ErrnoException).code !== "EPIPE") throw new Error(`vmballoon ${args.join(" ")}: ${result.error.message}`, { cause: result.error });
+  if (result.error && (result.error as NodeJS.ErrnoException).code !== "EPIPE")
+    throw new Error(`vmballoon ${args.join(" ")}: ${result.error.message}`, { cause: result.error });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 

@@ -83,7 +83,8 @@ describe("vmballoon exporter: routes", () => {
     expect(landing.body).toMatch(/<a href="metrics">/);
     for (const path of ["/metric", "/metrics/", "/favicon.ico", "/../metrics"]) {
       const response = await fetchText(`${url}${path}`);
-      if (path === "/../metrics") expect(response.status).toBe(200); // the client resolves it to /metrics
+      if (path === "/../metrics")
+        expect(response.status).toBe(200); // the client resolves it to /metrics
       else expect([path, response.status, response.body]).toEqual([path, 404, "404 page not found\n"]);
     }
   });
@@ -139,7 +140,9 @@ describe("vmballoon exporter: the file at each scrape", () => {
       expect(samples.get("vmballoon_exporter_scrape_errors_total")).toBe(String(i));
       expect(samples.has("vmware_balloon_size_bytes")).toBe(false);
     }
-    expect(logged).toEqual([`${file}: line 1: expected "target:" (the seed's layout) or "balloon capabilities" (today's Linux layout), found "MemTotal: 1 kB"`]);
+    expect(logged).toEqual([
+      `${file}: line 1: expected "target:" (the seed's layout) or "balloon capabilities" (today's Linux layout), found "MemTotal: 1 kB"`,
+    ]);
     writeFileSync(file, sample("seed-zero.txt"));
     const samples = samplesOf((await fetchText(`${url}/metrics`)).body);
     expect(samples.get("vmballoon_exporter_scrape_success")).toBe("1");
@@ -207,13 +210,16 @@ describe("vmballoon exporter --web-config: basic auth and TLS", () => {
 
   it("TLS with cert_file and key_file relative to the config's folder, and basic auth: HTTPS only", async () => {
     const config = join(folder, "web.yml");
-    writeFileSync(config, `tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS12\nbasic_auth_users:\n  prometheus: '${hash}'\nhttp_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n`);
+    writeFileSync(
+      config,
+      `tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS12\nbasic_auth_users:\n  prometheus: '${hash}'\nhttp_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n`,
+    );
     const url = await serve(fileSource(write("tls.txt", sample("modern-fresh.txt"))), loadWebConfig(config));
     expect(url).toMatch(/^https:/);
     const response = await fetchText(`${url}/metrics`, { ca, auth: "prometheus:right horse" });
     expect(response.status).toBe(200);
     expect(response.headers["x-content-type-options"]).toBe("nosniff");
-    expect(samplesOf(response.body).get("vmware_balloon_info{layout=\"modern\"}")).toBe("1");
+    expect(samplesOf(response.body).get('vmware_balloon_info{layout="modern"}')).toBe("1");
     expect((await fetchText(`${url}/metrics`, { ca })).status).toBe(401);
     // Plain HTTP to the HTTPS port gets no metrics.
     const plain = await fetchText(`${url.replace("https:", "http:")}/metrics`).catch((error: Error) => ({ status: 0, body: error.message }));
@@ -248,12 +254,20 @@ describe("vmballoon exporter --web-config: basic auth and TLS", () => {
 
   it.each([
     ["an unknown top-level key", "tls_config:\n  cert_file: x\n", /tls_config: unknown field/],
-    ["an unknown key in tls_server_config", "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  ca_file: x\n", /tls_server_config\.ca_file: unknown field/],
+    [
+      "an unknown key in tls_server_config",
+      "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  ca_file: x\n",
+      /tls_server_config\.ca_file: unknown field/,
+    ],
     ["a password that is not a bcrypt hash", "basic_auth_users:\n  prometheus: secret\n", /basic_auth_users\.prometheus: not a bcrypt hash/],
     ["YAML that does not parse", "basic_auth_users:\n  - a\n b: [\n", /line \d+: /],
     ["a key given twice", "basic_auth_users: {}\nbasic_auth_users: {}\n", /line 2: Map keys must be unique/],
     ["a certificate without its key", "tls_server_config:\n  cert_file: server.crt\n", /missing one of key or key_file/],
-    ["a certificate file that is not there", "tls_server_config:\n  cert_file: nowhere.crt\n  key_file: server.key\n", /cannot read cert_file .*nowhere\.crt: no such file or directory/],
+    [
+      "a certificate file that is not there",
+      "tls_server_config:\n  cert_file: nowhere.crt\n  key_file: server.key\n",
+      /cannot read cert_file .*nowhere\.crt: no such file or directory/,
+    ],
     ["a key that does not match the certificate", "tls_server_config:\n  cert_file: server.crt\n  key_file: other.key\n", /cannot use the certificate and key/],
     ["an unknown TLS version", "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS99\n", /unknown TLS version 'TLS99'/],
     ["a header exporter-toolkit does not allow", "http_server_config:\n  headers:\n    Server: me\n", /HTTP header 'Server' can not be configured/],
@@ -271,7 +285,8 @@ describe("vmballoon exporter --web-config: basic auth and TLS", () => {
 
   it("an empty web config, or one whose rate limit's interval is 0 (no limit), is plain HTTP without auth, as in exporter-toolkit", () => {
     expect(loadWebConfig(write("empty.yml", ""))).toEqual(PLAIN);
-    for (const interval of ["0", "0s", "0ms", "0h0m0s"]) expect(loadWebConfig(write("no-limit.yml", `rate_limit:\n  interval: ${interval}\n  burst: 20\n`))).toEqual(PLAIN);
+    for (const interval of ["0", "0s", "0ms", "0h0m0s"])
+      expect(loadWebConfig(write("no-limit.yml", `rate_limit:\n  interval: ${interval}\n  burst: 20\n`))).toEqual(PLAIN);
   });
 
   it("through the CLI: a missing web config, or a bad one, is one line and exit status 2 before listening", () => {
@@ -369,8 +384,13 @@ describe.skipIf(!ROOT || !SETPRIV)("contrib/vmballoon-exporter.service's capabil
   writeFileSync(vmmemctl, sample("seed-typical.txt"), { mode: 0o444 });
   /** As user and group nobody, with no capability but `kept`. */
   const asNobody = (kept: string) => [
-    "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-    `--inh-caps=-all${kept}`, `--bounding-set=-all${kept}`, ...(kept ? [`--ambient-caps=${kept.slice(1)}`] : []),
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+    `--inh-caps=-all${kept}`,
+    `--bounding-set=-all${kept}`,
+    ...(kept ? [`--ambient-caps=${kept.slice(1)}`] : []),
   ];
 
   it.each([

@@ -1,5 +1,20 @@
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it, onTestFinished } from "vitest";
@@ -77,17 +92,20 @@ describe.skipIf(!canMakeDevices)("a full disk: a /dev/full node, char 1:7 (needs
     expect(statSync(full!).isCharacterDevice()).toBe(true);
   });
 
-  it.each([["stats", "--file", sample], ["simulate"], ["detect", "--json"], ["--help"]])("stdout on a full disk (vmballoon %s …): exit 1, one line, no stack trace", (...args) => {
-    const fd = openSync(full!, "w");
-    try {
-      const run = spawnSync(process.execPath, [BIN, ...args], { stdio: ["ignore", fd, "pipe"], encoding: "utf8", timeout: 60_000 });
-      expect(run.stderr).toBe("vmballoon: cannot write to stdout: no space left on device\n");
-      expect(run.stderr).not.toMatch(STACK);
-      expect(run.status).toBe(EXIT.FAILURE);
-    } finally {
-      closeSync(fd);
-    }
-  });
+  it.each([["stats", "--file", sample], ["simulate"], ["detect", "--json"], ["--help"]])(
+    "stdout on a full disk (vmballoon %s …): exit 1, one line, no stack trace",
+    (...args) => {
+      const fd = openSync(full!, "w");
+      try {
+        const run = spawnSync(process.execPath, [BIN, ...args], { stdio: ["ignore", fd, "pipe"], encoding: "utf8", timeout: 60_000 });
+        expect(run.stderr).toBe("vmballoon: cannot write to stdout: no space left on device\n");
+        expect(run.stderr).not.toMatch(STACK);
+        expect(run.status).toBe(EXIT.FAILURE);
+      } finally {
+        closeSync(fd);
+      }
+    },
+  );
 });
 
 describe.skipIf(!canMakeDevices)("run --json with stdout on a full disk (needs mknod: root with CAP_MKNOD)", () => {
@@ -243,7 +261,11 @@ describe("the write path: one helper (OutputFile) for --trace, stats --output an
     writeFileSync(out, "");
     const fd = openSync(out, "a");
     try {
-      const run = spawnSync(process.execPath, [BIN, "stats", "--file", sample, "--format", "debugfs", "--output", stdoutLink], { stdio: ["ignore", fd, "pipe"], encoding: "utf8", timeout: 60_000 });
+      const run = spawnSync(process.execPath, [BIN, "stats", "--file", sample, "--format", "debugfs", "--output", stdoutLink], {
+        stdio: ["ignore", fd, "pipe"],
+        encoding: "utf8",
+        timeout: 60_000,
+      });
       expect(run.stderr).toBe("");
       expect(run.status).toBe(0);
     } finally {

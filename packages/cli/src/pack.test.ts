@@ -87,7 +87,8 @@ function appLockfile(tarballOf: (name: string) => string): object {
   const visit = (path: string) => {
     const entry = root.packages[path]!;
     const name = workspaces.get(path);
-    packages[appPath(path)] = name === undefined ? { ...entry, resolved: entry.resolved ?? registryTarball(path, entry) } : { ...entry, resolved: tarballOf(name) };
+    packages[appPath(path)] =
+      name === undefined ? { ...entry, resolved: entry.resolved ?? registryTarball(path, entry) } : { ...entry, resolved: tarballOf(name) };
     const wanted = [...Object.keys(entry.dependencies ?? {}), ...Object.keys(entry.optionalDependencies ?? {})];
     for (const dependency of wanted) {
       // Node's resolution over the lockfile's paths: the nearest node_modules up from the dependent.
@@ -122,7 +123,11 @@ beforeAll(() => {
   const tarballs = join(scratch, "tarballs");
   mkdirSync(tarballs);
   for (const name of NAMES) {
-    const out = execFileSync("npm", ["pack", "--json", "--ignore-scripts", "--pack-destination", tarballs], { cwd: join(PACKAGES, name), env: cleanEnv(), encoding: "utf8" });
+    const out = execFileSync("npm", ["pack", "--json", "--ignore-scripts", "--pack-destination", tarballs], {
+      cwd: join(PACKAGES, name),
+      env: cleanEnv(),
+      encoding: "utf8",
+    });
     const [info] = JSON.parse(out) as { name: string; filename: string; files: { path: string }[] }[];
     packed.push({ name: info!.name, filename: join(tarballs, info!.filename), files: info!.files.map((file) => file.path) });
   }
@@ -130,7 +135,10 @@ beforeAll(() => {
   mkdirSync(app);
   const tarballOf = (name: string) => `file:${packed.find((p) => p.name === name)!.filename}`;
   const lock = appLockfile(tarballOf) as { packages: { "": { dependencies: Record<string, string> } } };
-  writeFileSync(join(app, "package.json"), `${JSON.stringify({ name: "vmballoon-pack-test", private: true, dependencies: lock.packages[""].dependencies }, null, 2)}\n`);
+  writeFileSync(
+    join(app, "package.json"),
+    `${JSON.stringify({ name: "vmballoon-pack-test", private: true, dependencies: lock.packages[""].dependencies }, null, 2)}\n`,
+  );
   writeFileSync(join(app, "package-lock.json"), `${JSON.stringify(lock, null, 2)}\n`);
   const install = run("npm", ["ci", "--offline", "--no-audit", "--no-fund"], app);
   if (install.status !== 0) throw new Error(`npm ci of the tarballs failed:\n${install.stderr}`);

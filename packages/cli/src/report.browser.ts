@@ -131,7 +131,11 @@ describe.skipIf(NO_CHROMIUM)("the report in chromium (skipped without Debian's c
                 const r = window.document.querySelector(selector)!.getBoundingClientRect();
                 return { left: r.left + window.scrollX, top: r.top + window.scrollY, width: r.width, height: r.height };
               };
-              return { scrollWidth: window.document.documentElement.scrollWidth, size: box('[data-chart="size"] svg'), events: box('[data-chart="events"] svg') };
+              return {
+                scrollWidth: window.document.documentElement.scrollWidth,
+                size: box('[data-chart="size"] svg'),
+                events: box('[data-chart="events"] svg'),
+              };
             });
             expect(layout.scrollWidth).toBeLessThanOrEqual(viewport.width);
             expect(layout.size.width).toBeGreaterThan(viewport.width / 3);

@@ -93,7 +93,10 @@ describe("vmballoon report: the page", () => {
     const trace = join(FIXTURES, "reset-midway.trace.jsonl.gz");
     const text = golden(trace);
     const page = dom(reportOf(trace));
-    const lines = text.split("\n").filter(Boolean).map((l) => JSON.parse(l) as { t: string; cmd?: string; status?: number; text?: string });
+    const lines = text
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { t: string; cmd?: string; status?: number; text?: string });
     const get = page.querySelector('[data-command="GET_TARGET"]')!;
     const cells = [...get.querySelectorAll("td")].map((td) => td.textContent);
     const sent = lines.filter((r) => r.cmd === "GET_TARGET").length;
@@ -152,14 +155,18 @@ describe("simulate --report", () => {
     ["the built-in scenario", []],
     ["a conformance scenario", ["--scenario", join(FIXTURES, "start-fails-in-reset.scenario.json")]],
     ["a failed load", ["--scenario", join(FIXTURES, "init-fails.scenario.json")]],
-  ])("writes the same page as vmballoon report of simulate --trace's file (%s)", (_what, scenario) => {
-    const dir = temp();
-    const run = vmballoon(["simulate", ...scenario, "--trace", join(dir, "t.jsonl"), "--report", join(dir, "r.html")]);
-    expect(run.status).toBe(0);
-    const page = readFileSync(join(dir, "r.html"), "utf8");
-    expect(reportOf(join(dir, "t.jsonl"))).toBe(page);
-    expect(page).toMatch(/^<!doctype html>/);
-  }, 60_000);
+  ])(
+    "writes the same page as vmballoon report of simulate --trace's file (%s)",
+    (_what, scenario) => {
+      const dir = temp();
+      const run = vmballoon(["simulate", ...scenario, "--trace", join(dir, "t.jsonl"), "--report", join(dir, "r.html")]);
+      expect(run.status).toBe(0);
+      const page = readFileSync(join(dir, "r.html"), "utf8");
+      expect(reportOf(join(dir, "t.jsonl"))).toBe(page);
+      expect(page).toMatch(/^<!doctype html>/);
+    },
+    60_000,
+  );
 
   it("writes the page alone to stdout with --report -, and refuses --report - with --json", () => {
     const run = vmballoon(["simulate", "--scenario", join(FIXTURES, "notneeded.scenario.json"), "--report", "-"]);
@@ -183,15 +190,47 @@ describe("vmballoon report: bad input", () => {
   const head = (n: number) => `${resetLines.slice(0, n).join("\n")}\n`;
 
   it.each([
-    ["a scenario file", () => join(FIXTURES, "reset-midway.scenario.json"), 'reset-midway.scenario.json: line 1: "{" alone: one JSON document over several lines (a scenario?), not a trace, which has one JSON object on each line'],
-    ["binary data", () => write("binary.bin", Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0x02, 0x01, 0x01, 0x00, 0xff, 0xfe, 0x0a])), "binary.bin: line 1: binary data, not a trace (JSON Lines text)"],
-    ["a trace cut in the middle of a line", () => write("cut.jsonl", head(40).slice(0, -20)), "cut.jsonl: line 40: no line break at its end: the file is cut short in the middle of a record"],
-    ["a trace without its end", () => write("noend.jsonl", head(resetLines.length - 2)), `noend.jsonl: line ${resetLines.length - 1}: the file ends after cycle 8 without the trace's end (its final "debugfs", "exit" or "initFailed" record): cut short?`],
-    ["a gzipped trace cut short", () => write("cut.jsonl.gz", gzipSync(reset).subarray(0, 3000)), /^cannot read the trace cut\.jsonl\.gz: a broken gzip file \(.+\)$/],
-    ["a vmmemctl text", () => join(FIXTURES, "debugfs", "seed-signed.txt"), /^seed-signed\.txt: line 1: ".*": a text of "name: value" lines \(a vmmemctl text\?\), not a trace$/],
-    ["vmballoon run --json's output", () => write("run.jsonl", '{"t":"start","host":"simulated","target":16384}\n{"t":"cycle","cycle":1,"size":1,"target":2,"mlockedPages":1}\n'), 'run.jsonl: line 1: a trace cannot begin with a "start" record (the output of `vmballoon run --json`?): it begins with the load\'s commands'],
+    [
+      "a scenario file",
+      () => join(FIXTURES, "reset-midway.scenario.json"),
+      'reset-midway.scenario.json: line 1: "{" alone: one JSON document over several lines (a scenario?), not a trace, which has one JSON object on each line',
+    ],
+    [
+      "binary data",
+      () => write("binary.bin", Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0x02, 0x01, 0x01, 0x00, 0xff, 0xfe, 0x0a])),
+      "binary.bin: line 1: binary data, not a trace (JSON Lines text)",
+    ],
+    [
+      "a trace cut in the middle of a line",
+      () => write("cut.jsonl", head(40).slice(0, -20)),
+      "cut.jsonl: line 40: no line break at its end: the file is cut short in the middle of a record",
+    ],
+    [
+      "a trace without its end",
+      () => write("noend.jsonl", head(resetLines.length - 2)),
+      `noend.jsonl: line ${resetLines.length - 1}: the file ends after cycle 8 without the trace's end (its final "debugfs", "exit" or "initFailed" record): cut short?`,
+    ],
+    [
+      "a gzipped trace cut short",
+      () => write("cut.jsonl.gz", gzipSync(reset).subarray(0, 3000)),
+      /^cannot read the trace cut\.jsonl\.gz: a broken gzip file \(.+\)$/,
+    ],
+    [
+      "a vmmemctl text",
+      () => join(FIXTURES, "debugfs", "seed-signed.txt"),
+      /^seed-signed\.txt: line 1: ".*": a text of "name: value" lines \(a vmmemctl text\?\), not a trace$/,
+    ],
+    [
+      "vmballoon run --json's output",
+      () => write("run.jsonl", '{"t":"start","host":"simulated","target":16384}\n{"t":"cycle","cycle":1,"size":1,"target":2,"mlockedPages":1}\n'),
+      'run.jsonl: line 1: a trace cannot begin with a "start" record (the output of `vmballoon run --json`?): it begins with the load\'s commands',
+    ],
     ["an empty file", () => write("empty.jsonl", ""), "empty.jsonl: line 1: no records: an empty file is not a trace"],
-    ["a record with a wrong field", () => write("field.jsonl", head(3).replace('"status":0,"result":50000', '"status":"0","result":50000')), 'field.jsonl: line 3: "status" of a "cmd" record should be a whole number, not "0"'],
+    [
+      "a record with a wrong field",
+      () => write("field.jsonl", head(3).replace('"status":0,"result":50000', '"status":"0","result":50000')),
+      'field.jsonl: line 3: "status" of a "cmd" record should be a whole number, not "0"',
+    ],
     ["a missing file", () => join(dir, "nothing-here.jsonl"), /^cannot read the trace .*nothing-here\.jsonl: no such file or directory$/],
   ])("%s: one line naming what is wrong, exit status 2, no page", (_what, file, message) => {
     const path = file();
@@ -201,7 +240,11 @@ describe("vmballoon report: bad input", () => {
     expect(run.stderr).not.toMatch(STACK);
     const lines = run.stderr.split("\n").filter(Boolean);
     expect(lines.length).toBe(1);
-    const shown = lines[0]!.replace(/^vmballoon: /, "").replace(`${dir}/`, "").replace(`${join(FIXTURES, "debugfs")}/`, "").replace(FIXTURES, "");
+    const shown = lines[0]!
+      .replace(/^vmballoon: /, "")
+      .replace(`${dir}/`, "")
+      .replace(`${join(FIXTURES, "debugfs")}/`, "")
+      .replace(FIXTURES, "");
     if (typeof message === "string") expect(shown).toBe(message);
     else expect(shown).toMatch(message);
     expect(existsSync(out)).toBe(false);

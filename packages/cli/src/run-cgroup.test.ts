@@ -25,9 +25,26 @@ describe.skipIf(!linuxX64 || !cgroupV1)("vmballoon run in a memory cgroup of 512
     mkdirSync(CGROUP);
     writeFileSync(`${CGROUP}/memory.limit_in_bytes`, String(LIMIT));
     // The child joins the cgroup before node starts, so that all of its memory is charged there.
-    const child = spawn("/bin/sh", ["-c", `echo $$ > ${CGROUP}/cgroup.procs && exec "$0" "$@"`, process.execPath, BIN, "run", "--json", "--host", "simulated", "--target", "262144", "--interval", "5ms"], {
-      env: { ...process.env, NO_COLOR: "1" },
-    });
+    const child = spawn(
+      "/bin/sh",
+      [
+        "-c",
+        `echo $$ > ${CGROUP}/cgroup.procs && exec "$0" "$@"`,
+        process.execPath,
+        BIN,
+        "run",
+        "--json",
+        "--host",
+        "simulated",
+        "--target",
+        "262144",
+        "--interval",
+        "5ms",
+      ],
+      {
+        env: { ...process.env, NO_COLOR: "1" },
+      },
+    );
     const records: Record<string, any>[] = [];
     let buffered = "";
     let stderr = "";
@@ -42,13 +59,15 @@ describe.skipIf(!linuxX64 || !cgroupV1)("vmballoon run in a memory cgroup of 512
       wake();
     });
     child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
-    const exited = new Promise<{ status: number | null; signal: string | null }>((resolve) => child.on("close", (status, signal) => resolve({ status, signal })));
+    const exited = new Promise<{ status: number | null; signal: string | null }>((resolve) =>
+      child.on("close", (status, signal) => resolve({ status, signal })),
+    );
     child.on("close", () => wake());
 
     // Wait (for cycle records, not for time) until the balloon has not grown for 40 cycles.
     let steady = 0;
     let last = -1;
-    for (let seen = 0; steady < 40; ) {
+    for (let seen = 0; steady < 40;) {
       while (seen < records.length && steady < 40) {
         const record = records[seen++]!;
         if (record.t !== "cycle") continue;

@@ -31,7 +31,10 @@ describe("vmballoon simulate --driver modern", () => {
   it("prints today's driver's debugfs text for the final state when stdout is not a terminal", () => {
     const run = vmballoon(["simulate", "--driver", "modern", "--scenario", join(MODERN, "inflate-batched.scenario.json")]);
     expect(run.status).toBe(0);
-    const records = golden("inflate-batched").trim().split("\n").map((l) => JSON.parse(l) as { t: string; text?: string });
+    const records = golden("inflate-batched")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { t: string; text?: string });
     expect(run.stdout).toBe(records.filter((r) => r.t === "debugfs").at(-1)!.text);
     expect(run.stdout.split("\n")[1]).toBe("used capabilities     :             0x36");
   });
@@ -41,7 +44,10 @@ describe("vmballoon simulate --driver modern", () => {
     const run = vmballoon(["simulate", "--driver", "modern", "--scenario", join(MODERN, "debugfs-before-first-start.scenario.json"), "--json", "--trace", out]);
     expect(run.status).toBe(0);
     const summary = JSON.parse(run.stdout);
-    const records = readFileSync(out, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    const records = readFileSync(out, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     const last = records.filter((r) => r.t === "cycle").at(-1);
     expect(summary.driver).toBe("modern");
     expect(summary.final.size).toBe(last.size);
@@ -85,14 +91,30 @@ describe("vmballoon simulate --driver modern", () => {
   describe("bad input: one line naming what is wrong, exit status 2, nothing run", () => {
     const guest = { totalPages: 100, freePages: 100, firstPfn: 0, nosleepReserve: 0, sleepReserve: 0 };
     const cases: [string, unknown, RegExp][] = [
-      ["a capability mask with neither BASIC nor BATCHED", { cycles: 3, capabilities: 0x38, guest, events: [] }, /: capabilities: 56 has neither BASIC_CMDS \(2\) nor BATCHED_CMDS \(4\)/],
+      [
+        "a capability mask with neither BASIC nor BATCHED",
+        { cycles: 3, capabilities: 0x38, guest, events: [] },
+        /: capabilities: 56 has neither BASIC_CMDS \(2\) nor BATCHED_CMDS \(4\)/,
+      ],
       ["a capability with bit 0", { cycles: 3, capabilities: 0x3, guest, events: [] }, /: capabilities: 3 has bit 0 set/],
-      ["a refusal status that does not fit 5 bits", { cycles: 3, guest, events: [{ cycle: 1, refuse: { pfn: 5, status: 32 } }] }, /: events\[0\]\.refuse\.status: 32 is not a refusal that fits/],
+      [
+        "a refusal status that does not fit 5 bits",
+        { cycles: 3, guest, events: [{ cycle: 1, refuse: { pfn: 5, status: 32 } }] },
+        /: events\[0\]\.refuse\.status: 32 is not a refusal that fits/,
+      ],
       ["shrink: 0", { cycles: 3, shrinker: true, guest, events: [{ cycle: 1, shrink: 0 }] }, /: events\[0\]\.shrink: expected at least 1/],
-      ["a forced failure that is a success", { cycles: 3, guest, events: [{ cycle: 1, failNext: { cmd: "BATCHED_LOCK", count: 1, status: 0x03000000 } }] }, /: events\[0\]\.failNext\.status: 50331648 is a success/],
+      [
+        "a forced failure that is a success",
+        { cycles: 3, guest, events: [{ cycle: 1, failNext: { cmd: "BATCHED_LOCK", count: 1, status: 0x03000000 } }] },
+        /: events\[0\]\.failNext\.status: 50331648 is a success/,
+      ],
       ["an unknown start reply", { cycles: 3, startReply: "all", guest, events: [] }, /: startReply: expected "offered" or "intersection"/],
       ["debugfs before the load", { cycles: 3, guest, events: [{ cycle: 0, debugfs: true }] }, /: events\[0\]\.debugfs: cycle 0 is before the load/],
-      ["frames beyond 52 bits", { cycles: 3, guest: { ...guest, firstPfn: 2 ** 52 - 10 }, events: [] }, /: guest\.firstPfn: firstPfn \+ freePages is \d+, above 2\^52/],
+      [
+        "frames beyond 52 bits",
+        { cycles: 3, guest: { ...guest, firstPfn: 2 ** 52 - 10 }, events: [] },
+        /: guest\.firstPfn: firstPfn \+ freePages is \d+, above 2\^52/,
+      ],
     ];
 
     it.each(cases)("%s", (_what, scenario, message) => {

@@ -83,7 +83,10 @@ describe("vmballoon simulate", () => {
     expect(run.stderr).toBe("");
     expect(run.status).toBe(0);
     const summary = JSON.parse(run.stdout);
-    const records = readFileSync(out, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    const records = readFileSync(out, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     // The scenario does not unload: the final state is the last cycle's record, field for field.
     expect(records.some((r) => r.t === "exit")).toBe(false);
     const { t: _t, cycle: _cycle, ...last } = records.filter((r) => r.t === "cycle").at(-1);
@@ -101,8 +104,20 @@ describe("vmballoon simulate", () => {
   describe("bad input: one line naming what is wrong, exit status 2, nothing run", () => {
     const cases: [string, unknown, string][] = [
       ["a missing field", { cycles: 3, guest: { totalPages: 1, freePages: 1, firstPfn: 0, nosleepReserve: 0 }, events: [] }, "guest.sleepReserve: missing"],
-      ["an unknown command", { cycles: 3, guest: { totalPages: 1, freePages: 1, firstPfn: 0, nosleepReserve: 0, sleepReserve: 0 }, events: [{ cycle: 1, failNext: { cmd: "NOPE", count: 1, status: 1 } }] }, 'events[0].failNext.cmd: unknown command "NOPE" (expected START, GET_TARGET, LOCK, UNLOCK, GUEST_ID)'],
-      ["an event past the last cycle", { cycles: 3, guest: { totalPages: 1, freePages: 1, firstPfn: 0, nosleepReserve: 0, sleepReserve: 0 }, events: [{ cycle: 4, setTarget: 1 }] }, "events[0].cycle: cycle 4 is past the scenario's last cycle (3)"],
+      [
+        "an unknown command",
+        {
+          cycles: 3,
+          guest: { totalPages: 1, freePages: 1, firstPfn: 0, nosleepReserve: 0, sleepReserve: 0 },
+          events: [{ cycle: 1, failNext: { cmd: "NOPE", count: 1, status: 1 } }],
+        },
+        'events[0].failNext.cmd: unknown command "NOPE" (expected START, GET_TARGET, LOCK, UNLOCK, GUEST_ID)',
+      ],
+      [
+        "an event past the last cycle",
+        { cycles: 3, guest: { totalPages: 1, freePages: 1, firstPfn: 0, nosleepReserve: 0, sleepReserve: 0 }, events: [{ cycle: 4, setTarget: 1 }] },
+        "events[0].cycle: cycle 4 is past the scenario's last cycle (3)",
+      ],
     ];
 
     it.each(cases)("%s", (_what, scenario, message) => {

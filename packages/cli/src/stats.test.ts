@@ -14,7 +14,15 @@ const sampleFile = (name: string) => join(SAMPLES, name);
 const sampleText = (name: string) => readFileSync(sampleFile(name), "utf8");
 /** What `--format json` prints for a sample: the library's document, indented. */
 const jsonOf = (name: string) => `${JSON.stringify(toJson(parse(sampleText(name))), null, 2)}\n`;
-const ALL = ["seed-typical.txt", "seed-zero.txt", "seed-signed.txt", "modern-busy.txt", "modern-fresh.txt", "modern-huge-counters.txt", "modern-resetting-basic.txt"];
+const ALL = [
+  "seed-typical.txt",
+  "seed-zero.txt",
+  "seed-signed.txt",
+  "modern-busy.txt",
+  "modern-fresh.txt",
+  "modern-huge-counters.txt",
+  "modern-resetting-basic.txt",
+];
 
 const scratch = mkdtempSync(join(tmpdir(), "vmballoon-stats-test-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -48,7 +56,12 @@ describe("vmballoon stats --file F", () => {
     expect(run.stdout).toBe(sampleText(name));
   });
 
-  it.each(ALL.flatMap((name) => [[name, "--format", "json"], [name, "--json"]]))("%s %s %s: the library's JSON document (toJson), indented, with byte sizes", (name, ...flags) => {
+  it.each(
+    ALL.flatMap((name) => [
+      [name, "--format", "json"],
+      [name, "--json"],
+    ]),
+  )("%s %s %s: the library's JSON document (toJson), indented, with byte sizes", (name, ...flags) => {
     const run = vmballoon(["stats", "--file", sampleFile(name), ...flags.filter(Boolean)]);
     expect(run.stderr).toBe("");
     expect(run.status).toBe(0);
@@ -92,7 +105,9 @@ describe("vmballoon stats: bad input and bad usage", () => {
     const run = vmballoon(["stats", "--file", "-"], { input: "MemTotal: 1 kB\n" });
     expect(run.status).toBe(EXIT.USAGE);
     expect(run.stdout).toBe("");
-    expect(run.stderr).toBe(`vmballoon: stdin: line 1: expected "target:" (the seed's layout) or "balloon capabilities" (today's Linux layout), found "MemTotal: 1 kB"\n`);
+    expect(run.stderr).toBe(
+      `vmballoon: stdin: line 1: expected "target:" (the seed's layout) or "balloon capabilities" (today's Linux layout), found "MemTotal: 1 kB"\n`,
+    );
   });
 
   it("a file that never ends (/dev/zero) or a stdin of more than 1 MiB: exit 2, one line, read no further", () => {
@@ -107,7 +122,9 @@ describe("vmballoon stats: bad input and bad usage", () => {
   it.each(["debugfs", "json", "prometheus", undefined])("--output F writes what stdout would get (--format %s), replacing F whole", (format) => {
     const args = ["stats", "--file", sampleFile("modern-busy.txt"), ...(format ? ["--format", format] : [])];
     const record = parse(sampleText("modern-busy.txt"));
-    const expected = { debugfs: sampleText("modern-busy.txt"), json: jsonOf("modern-busy.txt"), prometheus: toPrometheus(record) }[format ?? ""] ?? summary(sampleFile("modern-busy.txt"), record);
+    const expected =
+      { debugfs: sampleText("modern-busy.txt"), json: jsonOf("modern-busy.txt"), prometheus: toPrometheus(record) }[format ?? ""] ??
+      summary(sampleFile("modern-busy.txt"), record);
     const out = join(scratch, `out-${format ?? "summary"}.txt`);
     writeFileSync(out, "an older file\n");
     const before = statSync(out).ino;
@@ -157,7 +174,10 @@ os.write(w, text[half:])
 os.close(w)
 sys.exit(child.wait())`;
     const text = sampleText("seed-typical.txt");
-    const run = spawnSync("python3", ["-c", feeder, sampleFile("seed-typical.txt"), process.execPath, BIN, "stats", "--file", "-", "--format", "debugfs"], { encoding: "utf8", timeout: 60_000 });
+    const run = spawnSync("python3", ["-c", feeder, sampleFile("seed-typical.txt"), process.execPath, BIN, "stats", "--file", "-", "--format", "debugfs"], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
     expect(run.stderr).toBe("");
     expect(run.status).toBe(0);
     expect(run.stdout).toBe(text);
@@ -210,12 +230,30 @@ describe("explaining a missing vmmemctl", () => {
   const vmware: HostFacts = { systemVendor: "VMware, Inc.", hypervisor: true, balloonDriver: "vmw_balloon", debugfsMounted: true };
 
   it.each<[string, HostFacts, string | undefined, string, RegExp]>([
-    ["not a VMware guest", { ...vmware, systemVendor: "QEMU", balloonDriver: null }, "ENOENT", "E_NO_VMMEMCTL", /not a VMware guest \(system vendor "QEMU"\).*--file/],
+    [
+      "not a VMware guest",
+      { ...vmware, systemVendor: "QEMU", balloonDriver: null },
+      "ENOENT",
+      "E_NO_VMMEMCTL",
+      /not a VMware guest \(system vendor "QEMU"\).*--file/,
+    ],
     ["bare metal", { ...vmware, systemVendor: undefined, hypervisor: false, balloonDriver: null }, "ENOENT", "E_NO_VMMEMCTL", /not a virtual machine/],
     ["no driver", { ...vmware, balloonDriver: null }, "ENOENT", "E_NO_VMMEMCTL", /balloon driver is not loaded \(load it with 'modprobe vmw_balloon'\)$/],
-    ["no debugfs", { ...vmware, debugfsMounted: false }, "ENOENT", "E_NO_VMMEMCTL", /debugfs is not mounted \(mount it with 'mount -t debugfs none \/sys\/kernel\/debug'\)$/],
+    [
+      "no debugfs",
+      { ...vmware, debugfsMounted: false },
+      "ENOENT",
+      "E_NO_VMMEMCTL",
+      /debugfs is not mounted \(mount it with 'mount -t debugfs none \/sys\/kernel\/debug'\)$/,
+    ],
     ["no driver and no debugfs", { ...vmware, balloonDriver: null, debugfsMounted: false }, "ENOENT", "E_NO_VMMEMCTL", /not loaded .*; debugfs is not mounted/],
-    ["unknown hypervisor without the driver", { systemVendor: undefined, hypervisor: true, balloonDriver: null, debugfsMounted: true }, "ENOENT", "E_NO_VMMEMCTL", /nothing says this machine is one/],
+    [
+      "unknown hypervisor without the driver",
+      { systemVendor: undefined, hypervisor: true, balloonDriver: null, debugfsMounted: true },
+      "ENOENT",
+      "E_NO_VMMEMCTL",
+      /nothing says this machine is one/,
+    ],
     ["everything there but the file", vmware, "ENOENT", "E_NO_VMMEMCTL", /loaded and debugfs is mounted, but there is no vmmemctl/],
     ["not root", vmware, "EACCES", "E_VMMEMCTL_DENIED", /permission denied; debugfs is for root only: run as root/],
   ])("%s", (_name, facts, errno, code, message) => {

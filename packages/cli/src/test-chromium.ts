@@ -11,7 +11,8 @@ export const CHROMIUM = "/usr/bin/chromium";
 const APT_ENV = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
 
 function aptInstall(): boolean {
-  const install = () => spawnSync("apt-get", ["install", "-y", "--no-install-recommends", "chromium"], { env: APT_ENV, stdio: "ignore", timeout: 600_000 }).status === 0;
+  const install = () =>
+    spawnSync("apt-get", ["install", "-y", "--no-install-recommends", "chromium"], { env: APT_ENV, stdio: "ignore", timeout: 600_000 }).status === 0;
   if (install()) return true;
   spawnSync("apt-get", ["update"], { env: APT_ENV, stdio: "ignore", timeout: 300_000 });
   return install();

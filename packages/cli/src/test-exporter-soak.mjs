@@ -51,7 +51,7 @@ const heap = {};
 const statuses = {};
 let bytes = 0;
 const started = performance.now();
-for (let done = 0; done < scrapes; ) {
+for (let done = 0; done < scrapes;) {
   // Four at a time, as a few Prometheus servers would.
   const batch = await Promise.all([scrape(), scrape(), scrape(), scrape()]);
   for (const { status, length } of batch) {

@@ -80,8 +80,12 @@ for (const [capabilities, what] of [
     const same = ["calls", "size", "free"].every((key) => ours[0][key] === c[key]);
     if (!same) console.log(`    (the two models differ: TypeScript ${JSON.stringify(ours[0])}, C ${JSON.stringify(c)})`);
     const paired = median(ours.map((r, i) => r.wall / theirs[i].wall)).toFixed(2);
-    console.log(`    ratio, start-up included: best ${(best(ours.map((r) => r.wall)) / best(theirs.map((r) => r.wall))).toFixed(2)}x, median of side-by-side runs ${paired}x (goal: within 2x)`);
-    console.log(`    hypervisor calls: ${ours[0].calls.toLocaleString("en-US")} for ${ops.toLocaleString("en-US")} frames locked or unlocked: one per ${(ops / ours[0].calls).toFixed(0)} (the C: one per ${(ops / c.calls).toFixed(0)}; the seed: one per frame)`);
+    console.log(
+      `    ratio, start-up included: best ${(best(ours.map((r) => r.wall)) / best(theirs.map((r) => r.wall))).toFixed(2)}x, median of side-by-side runs ${paired}x (goal: within 2x)`,
+    );
+    console.log(
+      `    hypervisor calls: ${ours[0].calls.toLocaleString("en-US")} for ${ops.toLocaleString("en-US")} frames locked or unlocked: one per ${(ops / ours[0].calls).toFixed(0)} (the C: one per ${(ops / c.calls).toFixed(0)}; the seed: one per frame)`,
+    );
   } else {
     console.log("    (no gcc here: the driver's C was not built)");
   }

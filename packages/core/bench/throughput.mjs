@@ -49,11 +49,7 @@ writeFileSync(scenarioFile, JSON.stringify(churnScenario()));
 const cliSide = existsSync(join(dirname(cli), "../dist/cli.js")) ? [[process.execPath, [cli, "simulate", "--scenario", scenarioFile, "--json"]]] : [];
 
 const seedModel = buildSeed();
-const [ours, ...others] = measure([
-  [process.execPath, [fileURLToPath(import.meta.url), "once"]],
-  ...cliSide,
-  ...(seedModel ? [[seedModel, seedArgs]] : []),
-]);
+const [ours, ...others] = measure([[process.execPath, [fileURLToPath(import.meta.url), "once"]], ...cliSide, ...(seedModel ? [[seedModel, seedArgs]] : [])]);
 const viaCli = cliSide.length > 0 ? others.shift() : undefined;
 const seed = others.shift();
 const ops = ours[0].ops;
@@ -61,7 +57,10 @@ const ops = ours[0].ops;
 console.log(`engine throughput: churning 4 Mi-page guest, 3000 cycles, ${ops.toLocaleString("en-US")} page operations; ${RUNS} fresh processes each`);
 /** A side's line: whole-process times, and the scenario alone where the process timed it. */
 const row = (name, runs, note = "") => {
-  const inside = runs[0].ns === undefined ? "" : ` · scenario alone best ${perOp(best(runs.map((r) => r.ns)), ops)} (${Math.round((ops / best(runs.map((r) => r.ns))) * 1e9).toLocaleString("en-US")} ops/s)`;
+  const inside =
+    runs[0].ns === undefined
+      ? ""
+      : ` · scenario alone best ${perOp(best(runs.map((r) => r.ns)), ops)} (${Math.round((ops / best(runs.map((r) => r.ns))) * 1e9).toLocaleString("en-US")} ops/s)`;
   console.log(`  ${name.padEnd(22)} whole process best ${ms(best(runs.map((r) => r.wall)))}, median ${ms(median(runs.map((r) => r.wall)))}${inside}${note}`);
 };
 row("TypeScript engine", ours);
@@ -76,7 +75,9 @@ if (seed) {
     const ratio = (f) => (f(runs.map((r) => r.wall)) / f(seed.map((r) => r.wall))).toFixed(2);
     // Each run beside the C's run of the same turn: the two saw the same spell of the machine.
     const paired = median(runs.map((r, i) => r.wall / seed[i].wall)).toFixed(2);
-    console.log(`  ratio, start-up included, ${name}: best ${ratio(best)}x, median ${ratio(median)}x, median of side-by-side runs ${paired}x (goal: within 2x)`);
+    console.log(
+      `  ratio, start-up included, ${name}: best ${ratio(best)}x, median ${ratio(median)}x, median of side-by-side runs ${paired}x (goal: within 2x)`,
+    );
   };
   ratios("engine", ours);
   if (viaCli) ratios("CLI", viaCli);

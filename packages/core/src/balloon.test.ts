@@ -233,8 +233,7 @@ describe("inflate (vmballoon_inflate)", () => {
 
   it("keeps refused pages until the cycle ends, then frees them, most recent first", () => {
     const { hv, pages, balloon } = loaded(5);
-    hv.answer = (command, argument) =>
-      command === COMMANDS.LOCK && argument % 2 === 0 ? STATUS.ERROR_PPN_PINNED : STATUS.SUCCESS;
+    hv.answer = (command, argument) => (command === COMMANDS.LOCK && argument % 2 === 0 ? STATUS.ERROR_PPN_PINNED : STATUS.SUCCESS);
     balloon.work();
     // Frames 1000 … 1009: even ones refused, odd ones locked.
     expect(balloon.balloonedPages()).toEqual(Uint32Array.from([1001, 1003, 1005, 1007, 1009]));

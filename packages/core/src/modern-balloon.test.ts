@@ -10,7 +10,16 @@ const event: fc.Arbitrary<Omit<ModernScenarioEvent, "cycle">> = fc.oneof(
   fc.record({ refuse: fc.record({ pfn: fc.integer({ min: 4096, max: 4096 + 12000 }), status: fc.integer({ min: 1, max: 31 }) }) }),
   fc.record({
     failNext: fc.record({
-      cmd: fc.constantFrom("BATCHED_LOCK", "BATCHED_UNLOCK", "BATCHED_2M_LOCK", "BATCHED_2M_UNLOCK", "LOCK", "UNLOCK", "GET_TARGET", "START") as fc.Arbitrary<"LOCK">,
+      cmd: fc.constantFrom(
+        "BATCHED_LOCK",
+        "BATCHED_UNLOCK",
+        "BATCHED_2M_LOCK",
+        "BATCHED_2M_UNLOCK",
+        "LOCK",
+        "UNLOCK",
+        "GET_TARGET",
+        "START",
+      ) as fc.Arbitrary<"LOCK">,
       count: fc.integer({ min: 1, max: 3 }),
       status: fc.integer({ min: 1, max: 8 }),
     }),

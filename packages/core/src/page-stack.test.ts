@@ -52,7 +52,14 @@ describe("PageStack", () => {
     expect(stack.remove(new Set([0, 5, 1 << 16, count - 1, 999_999_999]))).toBe(4);
     expect(stack.length).toBe(count - 4);
     const left = stack.toArray();
-    expect([left[0], left[4], left[5], left[(1 << 16) - 3], left[(1 << 16) - 2], left.at(-1)]).toStrictEqual([1, 6, 7, (1 << 16) - 1, (1 << 16) + 1, count - 2]);
+    expect([left[0], left[4], left[5], left[(1 << 16) - 3], left[(1 << 16) - 2], left.at(-1)]).toStrictEqual([
+      1,
+      6,
+      7,
+      (1 << 16) - 1,
+      (1 << 16) + 1,
+      count - 2,
+    ]);
     expect(stack.peek()).toBe(count - 2);
   });
 });

@@ -46,11 +46,24 @@ function u64(value: number): number[] {
 /** `movabs r8, block; mov [r8], eax; mov [r8+4], ebx; mov [r8+8], ecx; mov [r8+12], edx; pop rbx; ret`. */
 function storeRegistersAndReturn(block: number): number[] {
   return [
-    0x49, 0xb8, ...u64(block), // movabs r8, block
-    0x41, 0x89, 0x00, // mov [r8], eax
-    0x41, 0x89, 0x58, 0x04, // mov [r8+4], ebx
-    0x41, 0x89, 0x48, 0x08, // mov [r8+8], ecx
-    0x41, 0x89, 0x50, 0x0c, // mov [r8+12], edx
+    0x49,
+    0xb8,
+    ...u64(block), // movabs r8, block
+    0x41,
+    0x89,
+    0x00, // mov [r8], eax
+    0x41,
+    0x89,
+    0x58,
+    0x04, // mov [r8+4], ebx
+    0x41,
+    0x89,
+    0x48,
+    0x08, // mov [r8+8], ecx
+    0x41,
+    0x89,
+    0x50,
+    0x0c, // mov [r8+12], edx
     0x5b, // pop rbx
     0xc3, // ret
   ];
@@ -63,9 +76,12 @@ function storeRegistersAndReturn(block: number): number[] {
 export function cpuidCode(block: number): Uint8Array {
   return Uint8Array.from([
     0x53, // push rbx
-    0x89, 0xf8, // mov eax, edi   (leaf)
-    0x89, 0xf1, // mov ecx, esi   (subleaf)
-    0x0f, 0xa2, // cpuid
+    0x89,
+    0xf8, // mov eax, edi   (leaf)
+    0x89,
+    0xf1, // mov ecx, esi   (subleaf)
+    0x0f,
+    0xa2, // cpuid
     ...storeRegistersAndReturn(block),
   ]);
 }
@@ -92,10 +108,14 @@ export function backdoorCode(options: BackdoorCodeOptions): Uint8Array {
   const slot = options.harmless ? HARMLESS_SLOT : BACKDOOR_SLOT;
   const code = Uint8Array.from([
     0x53, // push rbx
-    0x89, 0xf9, // mov ecx, edi   (command)
-    0x89, 0xf3, // mov ebx, esi   (argument)
-    0xb8, ...u32(options.magic), // mov eax, magic
-    0xba, ...u32(options.port), // mov edx, port
+    0x89,
+    0xf9, // mov ecx, edi   (command)
+    0x89,
+    0xf3, // mov ebx, esi   (argument)
+    0xb8,
+    ...u32(options.magic), // mov eax, magic
+    0xba,
+    ...u32(options.port), // mov edx, port
     ...slot, // in eax, dx  (or the harmless instruction)
     ...storeRegistersAndReturn(options.block),
   ]);
@@ -132,18 +152,41 @@ export function backdoorCode64(options: BackdoorCodeOptions): Uint8Array {
   const slot = options.harmless ? HARMLESS_SLOT_64 : BACKDOOR_SLOT_64;
   return Uint8Array.from([
     0x53, // push rbx
-    0x89, 0xf9, // mov ecx, edi   (command)
-    0x48, 0x89, 0xf3, // mov rbx, rsi   (argument)
-    0x48, 0x89, 0xd6, // mov rsi, rdx   (argument2, before EDX takes the port)
-    0xb8, ...u32(options.magic), // mov eax, magic
-    0xba, ...u32(options.port), // mov edx, port
+    0x89,
+    0xf9, // mov ecx, edi   (command)
+    0x48,
+    0x89,
+    0xf3, // mov rbx, rsi   (argument)
+    0x48,
+    0x89,
+    0xd6, // mov rsi, rdx   (argument2, before EDX takes the port)
+    0xb8,
+    ...u32(options.magic), // mov eax, magic
+    0xba,
+    ...u32(options.port), // mov edx, port
     ...slot, // in eax, dx  (or the harmless instructions)
-    0x49, 0xb8, ...u64(options.block), // movabs r8, block
-    0x49, 0x89, 0x00, // mov [r8], rax
-    0x49, 0x89, 0x58, 0x08, // mov [r8+8], rbx
-    0x49, 0x89, 0x48, 0x10, // mov [r8+16], rcx
-    0x49, 0x89, 0x50, 0x18, // mov [r8+24], rdx
-    0x49, 0x89, 0x70, 0x20, // mov [r8+32], rsi
+    0x49,
+    0xb8,
+    ...u64(options.block), // movabs r8, block
+    0x49,
+    0x89,
+    0x00, // mov [r8], rax
+    0x49,
+    0x89,
+    0x58,
+    0x08, // mov [r8+8], rbx
+    0x49,
+    0x89,
+    0x48,
+    0x10, // mov [r8+16], rcx
+    0x49,
+    0x89,
+    0x50,
+    0x18, // mov [r8+24], rdx
+    0x49,
+    0x89,
+    0x70,
+    0x20, // mov [r8+32], rsi
     0x5b, // pop rbx
     0xc3, // ret
   ]);

@@ -98,7 +98,10 @@ export function findMemoryCgroup(cgroupText: string, mountinfoText: string): Cgr
   const lines = cgroupText.split("\n").filter((line) => line !== "");
   const v1 = lines.map((line) => line.split(":")).find((fields) => fields.length >= 3 && fields[1]!.split(",").includes("memory"));
   const v2 = lines.map((line) => line.split(":")).find((fields) => fields.length >= 3 && fields[0] === "0" && fields[1] === "");
-  for (const [version, fields] of [[1, v1], [2, v2]] as const) {
+  for (const [version, fields] of [
+    [1, v1],
+    [2, v2],
+  ] as const) {
     if (fields === undefined) continue;
     const path = fields.slice(2).join(":");
     for (const line of mountinfoText.split("\n")) {
@@ -136,7 +139,8 @@ export class CgroupMemoryReader {
   private readonly buffer = Buffer.alloc(8192);
 
   constructor(private readonly place: CgroupPlace) {
-    const [limit, usage, stat] = place.version === 1 ? ["memory.limit_in_bytes", "memory.usage_in_bytes", "memory.stat"] : ["memory.max", "memory.current", "memory.stat"];
+    const [limit, usage, stat] =
+      place.version === 1 ? ["memory.limit_in_bytes", "memory.usage_in_bytes", "memory.stat"] : ["memory.max", "memory.current", "memory.stat"];
     for (const path of place.directories) {
       const fds: number[] = [];
       try {

@@ -65,7 +65,9 @@ describe.skipIf(!linuxX64)("the page source's error paths, through its system-ca
       expect(source.memory).toBe("mlock");
       take(source, 600);
       expect(limits).toHaveLength(1);
-      expect(limits[0]).toMatch(/^memfd_secret is not available \(this kernel has no secret memory .*\): pages are locked with mlock instead, which compaction may move; the frame check .* repairs moved pages .*vm\.compact_unevictable_allowed=0/);
+      expect(limits[0]).toMatch(
+        /^memfd_secret is not available \(this kernel has no secret memory .*\): pages are locked with mlock instead, which compaction may move; the frame check .* repairs moved pages .*vm\.compact_unevictable_allowed=0/,
+      );
       expect(limits[0]).not.toContain("\n");
     });
 
@@ -117,7 +119,9 @@ describe.skipIf(!linuxX64)("the page source's error paths, through its system-ca
       kernel.refuse("mmap", EAGAIN);
       expect(source.allocate(ALLOC.NOSLEEP)).toBe(NO_PAGE);
       expect(limits).toHaveLength(1);
-      expect(limits[0]).toMatch(/^cannot lock more memory \(EAGAIN from mmap\): RLIMIT_MEMLOCK \(8 MiB\) is reached, which counts secret memory by the size of its mappings and this process lacks CAP_IPC_LOCK/);
+      expect(limits[0]).toMatch(
+        /^cannot lock more memory \(EAGAIN from mmap\): RLIMIT_MEMLOCK \(8 MiB\) is reached, which counts secret memory by the size of its mappings and this process lacks CAP_IPC_LOCK/,
+      );
       expect(source.mappings).toBe(0);
     });
 

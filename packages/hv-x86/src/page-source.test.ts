@@ -244,24 +244,30 @@ describe.skipIf(!linuxX64 || !root)("the Linux page source: the rest (needs root
     expect(statusKiB("VmLck")).toBe(vmLckBefore);
   }, 300_000);
 
-  it.skipIf(!secretMemory)("512 MiB of secret memory freed in random order (seed 99): every page comes back (needs memfd_secret)", () => {
-    const vmLckBefore = statusKiB("VmLck");
-    const source = open({ memory: "secret" });
-    const pages = shuffle(allocateMany(source, 1 << 17, ALLOC.CANSLEEP), 99);
-    for (const page of pages) source.free(page);
-    source.releaseIdle();
-    expect([source.heldPages, source.mlockedPages, source.mappings]).toStrictEqual([0, 0, 0]);
-    expect(statusKiB("VmLck")).toBe(vmLckBefore);
-  }, 300_000);
+  it.skipIf(!secretMemory)(
+    "512 MiB of secret memory freed in random order (seed 99): every page comes back (needs memfd_secret)",
+    () => {
+      const vmLckBefore = statusKiB("VmLck");
+      const source = open({ memory: "secret" });
+      const pages = shuffle(allocateMany(source, 1 << 17, ALLOC.CANSLEEP), 99);
+      for (const page of pages) source.free(page);
+      source.releaseIdle();
+      expect([source.heldPages, source.mlockedPages, source.mappings]).toStrictEqual([0, 0, 0]);
+      expect(statusKiB("VmLck")).toBe(vmLckBefore);
+    },
+    300_000,
+  );
 });
 
 /** util-linux's prlimit and setpriv, to run a child with a small RLIMIT_MEMLOCK and without CAP_IPC_LOCK. */
 const limitTools = spawnSync("setpriv", ["--version"]).status === 0 && spawnSync("prlimit", ["--version"]).status === 0;
 
 describe.skipIf(!linuxX64 || !root || !limitTools)("RLIMIT_MEMLOCK of 8 MiB without CAP_IPC_LOCK (needs root, setpriv and prlimit)", () => {
-  it.each(secretMemory ? (["secret", "mlock"] as const) : (["mlock"] as const))("%s memory: the balloon stops at the limit, and one line says what and how to raise it", (memory) => {
-    const entry = fileURLToPath(new URL("../dist/index.js", import.meta.url));
-    const script = `import(${JSON.stringify(entry)}).then((hv) => {
+  it.each(secretMemory ? (["secret", "mlock"] as const) : (["mlock"] as const))(
+    "%s memory: the balloon stops at the limit, and one line says what and how to raise it",
+    (memory) => {
+      const entry = fileURLToPath(new URL("../dist/index.js", import.meta.url));
+      const script = `import(${JSON.stringify(entry)}).then((hv) => {
       const limits = [];
       const source = hv.LinuxPageSource.open({ memory: ${JSON.stringify(memory)}, onLimit: (message) => limits.push(message) });
       let pages = 0;
@@ -269,18 +275,23 @@ describe.skipIf(!linuxX64 || !root || !limitTools)("RLIMIT_MEMLOCK of 8 MiB with
       while (pages < 100000 && source.allocate(pages % 2) !== -1) pages++;
       console.log(JSON.stringify({ pages, locked: source.mlockedPages, limits, chunkPages: source.chunkPages }));
     })`;
-    const child = spawnSync("prlimit", ["--memlock=8388608", "setpriv", "--bounding-set", "-ipc_lock", "--inh-caps", "-ipc_lock", process.execPath, "-e", script], { encoding: "utf8" });
-    expect(child.stderr).toBe("");
-    const { pages, locked, limits, chunkPages } = JSON.parse(child.stdout) as { pages: number; locked: number; limits: string[]; chunkPages: number };
-    // 8 MiB: 2048 pages of mlock; of secret memory, the chunks (mappings, counted whole) that fit.
-    const expected = memory === "mlock" ? 2048 : Math.floor(2048 / chunkPages) * chunkPages;
-    expect([pages, locked]).toStrictEqual([expected, expected]);
-    const call = memory === "secret" ? "EAGAIN from mmap" : "ENOMEM from mlock";
-    const counted = memory === "secret" ? ", which counts secret memory by the size of its mappings" : "";
-    expect(limits).toStrictEqual([
-      `cannot lock more memory (${call}): RLIMIT_MEMLOCK (8 MiB) is reached${counted} and this process lacks CAP_IPC_LOCK; raise it (ulimit -l unlimited, LimitMEMLOCK=infinity in a systemd unit) or run as root with CAP_IPC_LOCK`,
-    ]);
-  });
+      const child = spawnSync(
+        "prlimit",
+        ["--memlock=8388608", "setpriv", "--bounding-set", "-ipc_lock", "--inh-caps", "-ipc_lock", process.execPath, "-e", script],
+        { encoding: "utf8" },
+      );
+      expect(child.stderr).toBe("");
+      const { pages, locked, limits, chunkPages } = JSON.parse(child.stdout) as { pages: number; locked: number; limits: string[]; chunkPages: number };
+      // 8 MiB: 2048 pages of mlock; of secret memory, the chunks (mappings, counted whole) that fit.
+      const expected = memory === "mlock" ? 2048 : Math.floor(2048 / chunkPages) * chunkPages;
+      expect([pages, locked]).toStrictEqual([expected, expected]);
+      const call = memory === "secret" ? "EAGAIN from mmap" : "ENOMEM from mlock";
+      const counted = memory === "secret" ? ", which counts secret memory by the size of its mappings" : "";
+      expect(limits).toStrictEqual([
+        `cannot lock more memory (${call}): RLIMIT_MEMLOCK (8 MiB) is reached${counted} and this process lacks CAP_IPC_LOCK; raise it (ulimit -l unlimited, LimitMEMLOCK=infinity in a systemd unit) or run as root with CAP_IPC_LOCK`,
+      ]);
+    },
+  );
 });
 
 describe.skipIf(!linuxX64 || !root)("without CAP_SYS_ADMIN (needs root to drop to nobody)", () => {

@@ -212,14 +212,14 @@ function realSystem(pagemap: number, zero: number, vmstat: number | undefined): 
         return -1;
       }
     },
-    mmap: libc.mmap,
-    munmap: libc.munmap,
-    mlock: libc.mlock,
-    munlock: libc.munlock,
-    madvise: libc.madvise,
+    mmap: (address, length, protection, flags, fd, offset) => libc.mmap(address, length, protection, flags, fd, offset),
+    munmap: (address, length) => libc.munmap(address, length),
+    mlock: (address, length) => libc.mlock(address, length),
+    munlock: (address, length) => libc.munlock(address, length),
+    madvise: (address, length, advice) => libc.madvise(address, length, advice),
     memfdSecret: (flags) => libc.syscall1(SYS_MEMFD_SECRET, flags),
-    ftruncate: libc.ftruncate,
-    close: libc.close,
+    ftruncate: (fd, length) => libc.ftruncate(fd, length),
+    close: (fd) => libc.close(fd),
     fill: (address, length) => libc.read(zero, address, length),
     readPagemap(buffer, length, position) {
       try {

@@ -19,7 +19,10 @@ function child(name: string, body: string): string {
 
 describe("reading a probe's child", () => {
   it("QEMU with vmport=on: GETVERSION answers version 6, the magic in EBX, product type 2 in ECX", async () => {
-    const script = child("qemu-vmport", `say({ stage: "in", ioperm: "granted" }); say({ stage: "done", ioperm: "granted", eax: 6, ebx: ${BACKDOOR_MAGIC}, ecx: 2, edx: 0 });`);
+    const script = child(
+      "qemu-vmport",
+      `say({ stage: "in", ioperm: "granted" }); say({ stage: "done", ioperm: "granted", eax: 6, ebx: ${BACKDOOR_MAGIC}, ecx: 2, edx: 0 });`,
+    );
     const { backdoor, probe } = await probeBackdoor({ childScript: script });
     expect(backdoor).toEqual({ version: 6, productType: 2 });
     expect(probe).toMatchObject({ outcome: "answered", port: 0x5658, command: 10, ioperm: "granted", signal: null });
@@ -27,7 +30,10 @@ describe("reading a probe's child", () => {
   });
 
   it("QEMU with vmport=off, as root: the IN reads all ones and nothing answers", async () => {
-    const script = child("qemu-no-vmport", `say({ stage: "in", ioperm: "granted" }); say({ stage: "done", ioperm: "granted", eax: 0xffffffff, ebx: 0xffffffff, ecx: 10, edx: 0x5658 });`);
+    const script = child(
+      "qemu-no-vmport",
+      `say({ stage: "in", ioperm: "granted" }); say({ stage: "done", ioperm: "granted", eax: 0xffffffff, ebx: 0xffffffff, ecx: 10, edx: 0x5658 });`,
+    );
     const { backdoor, probe } = await probeBackdoor({ childScript: script });
     expect(backdoor).toBeNull();
     expect(probe.outcome).toBe("silent");
@@ -42,14 +48,20 @@ describe("reading a probe's child", () => {
   });
 
   it("the balloon port in QEMU: START reads 0xffffffff, nothing speaks the protocol", async () => {
-    const script = child("qemu-balloon", `say({ stage: "in", ioperm: "granted" }); say({ stage: "done", ioperm: "granted", eax: 0xffffffff, ebx: 2, ecx: 0, edx: 0x5670 });`);
+    const script = child(
+      "qemu-balloon",
+      `say({ stage: "in", ioperm: "granted" }); say({ stage: "done", ioperm: "granted", eax: 0xffffffff, ebx: 2, ecx: 0, edx: 0x5670 });`,
+    );
     const probe = await probeBalloon({ childScript: script });
     expect(probe).toMatchObject({ outcome: "silent", port: 0x5670, command: 0 });
     expect(probe.detail).toBe("nothing speaks the balloon protocol on port 0x5670: START read 0xffffffff");
   });
 
   it("a balloon that answers START with a status of the protocol has answered", async () => {
-    const script = child("vmware-balloon", `say({ stage: "in", ioperm: "granted" }); say({ stage: "done", ioperm: "granted", eax: 0, ebx: 0, ecx: 0, edx: 0 });`);
+    const script = child(
+      "vmware-balloon",
+      `say({ stage: "in", ioperm: "granted" }); say({ stage: "done", ioperm: "granted", eax: 0, ebx: 0, ecx: 0, edx: 0 });`,
+    );
     const probe = await probeBalloon({ childScript: script });
     expect(probe.outcome).toBe("answered");
     expect(probe.detail).toMatch(/answered START with SUCCESS/);
@@ -57,7 +69,10 @@ describe("reading a probe's child", () => {
 
   it("a child that fails before the IN, or hangs, is a failed probe, not a fault", async () => {
     const failing = child("fails", `say({ stage: "failed", error: "the native layer works on Linux x64 only" }); process.exitCode = 3;`);
-    expect(await probeBalloon({ childScript: failing })).toMatchObject({ outcome: "failed", detail: "could not probe port 0x5670: the native layer works on Linux x64 only" });
+    expect(await probeBalloon({ childScript: failing })).toMatchObject({
+      outcome: "failed",
+      detail: "could not probe port 0x5670: the native layer works on Linux x64 only",
+    });
     const hanging = child("hangs", `say({ stage: "in", ioperm: "granted" }); setInterval(() => {}, 1000);`);
     const probe = await probeBalloon({ childScript: hanging, timeoutMs: 300 });
     expect(probe).toMatchObject({ outcome: "failed", detail: "could not probe port 0x5670: the probe timed out" });

@@ -101,14 +101,8 @@ function runChild(kind: "backdoor" | "balloon", options: ProbeOptions): Promise<
   });
 }
 
-
 /** Shared reading of a child's outcome; `judge` decides about completed `IN`s. */
-function interpret(
-  port: number,
-  command: number,
-  outcome: ChildOutcome,
-  judge: (registers: Registers) => { answered: boolean; detail: string },
-): ProbeResult {
+function interpret(port: number, command: number, outcome: ChildOutcome, judge: (registers: Registers) => { answered: boolean; detail: string }): ProbeResult {
   const last = outcome.reports[outcome.reports.length - 1];
   const ioperm = outcome.reports.find((report) => report.ioperm !== undefined)?.ioperm ?? null;
   const base = { port, command, ioperm, signal: outcome.signal };
@@ -121,12 +115,17 @@ function interpret(
   }
   if (last?.stage === "in" && outcome.signal !== null && !outcome.timedOut) {
     const permission = ioperm === "granted" ? "" : `; ioperm: ${ioperm}`;
-    return { ...base, outcome: "faulted", registers: null, detail: `the IN on ${where} faulted (${outcome.signal}${permission}): nothing answers there for this process` };
+    return {
+      ...base,
+      outcome: "faulted",
+      registers: null,
+      detail: `the IN on ${where} faulted (${outcome.signal}${permission}): nothing answers there for this process`,
+    };
   }
   const why = outcome.timedOut
     ? "the probe timed out"
     : last?.stage === "failed"
-      ? last.error ?? "the probe failed"
+      ? (last.error ?? "the probe failed")
       : (outcome.stderr.trim().split("\n").pop() ?? "") || `the probe ended with ${outcome.signal ?? `status ${outcome.status}`}`;
   return { ...base, outcome: "failed", registers: null, detail: `could not probe ${where}: ${why}` };
 }

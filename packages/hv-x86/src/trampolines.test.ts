@@ -4,7 +4,6 @@ import { describe, expect, it } from "vitest";
 import { BACKDOOR_MAGIC, BACKDOOR_PORT, COMMANDS, HV_MAGIC, HV_PORT, MODERN_COMMANDS } from "@vmballoon/protocol";
 import { BACKDOOR, BALLOON, backdoorCall, backdoorCall64, codePage, cpuid, register64 } from "./trampolines.js";
 
-
 const linuxX64 = process.platform === "linux" && process.arch === "x64";
 /** Leaf 0xB (topology) echoes its subleaf; CPUs from before 2008 have none. */
 const hasLeaf0xB = linuxX64 && cpuid(0).eax >= 0xb;
@@ -75,12 +74,34 @@ describe.skipIf(!linuxX64)("the backdoor trampoline, test build: the IN replaced
     const { address } = backdoorCall({ ...BALLOON, harmless: true });
     const caller = Uint8Array.from([
       0x53, // push rbx
-      0x48, 0xbb, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, // movabs rbx, 0x1122334455667788
-      0xbf, 0x02, 0x00, 0x00, 0x00, // mov edi, 2 (command)
-      0xbe, 0x39, 0x30, 0x00, 0x00, // mov esi, 12345 (argument)
-      0x48, 0xb8, ...new Uint8Array(new BigUint64Array([BigInt(address)]).buffer), // movabs rax, trampoline
-      0xff, 0xd0, // call rax
-      0x48, 0x89, 0xd8, // mov rax, rbx
+      0x48,
+      0xbb,
+      0x88,
+      0x77,
+      0x66,
+      0x55,
+      0x44,
+      0x33,
+      0x22,
+      0x11, // movabs rbx, 0x1122334455667788
+      0xbf,
+      0x02,
+      0x00,
+      0x00,
+      0x00, // mov edi, 2 (command)
+      0xbe,
+      0x39,
+      0x30,
+      0x00,
+      0x00, // mov esi, 12345 (argument)
+      0x48,
+      0xb8,
+      ...new Uint8Array(new BigUint64Array([BigInt(address)]).buffer), // movabs rax, trampoline
+      0xff,
+      0xd0, // call rax
+      0x48,
+      0x89,
+      0xd8, // mov rax, rbx
       0x5b, // pop rbx
       0xc3, // ret
     ]);
@@ -100,13 +121,13 @@ describe.skipIf(!linuxX64)("today's driver's backdoor trampoline, test build (th
     const status = call(MODERN_COMMANDS.BATCHED_LOCK, 0x1234, 512);
     // After the exchanges: RAX had the argument, RBX the magic, RCX the port, RDX the command; RSI kept argument2.
     expect(status).toBe(0x1234);
-    expect([register64(registers, "rax"), register64(registers, "rbx"), register64(registers, "rcx"), register64(registers, "rdx"), register64(registers, "rsi")]).toEqual([
-      0x1234,
-      HV_MAGIC,
-      HV_PORT,
-      MODERN_COMMANDS.BATCHED_LOCK,
-      512,
-    ]);
+    expect([
+      register64(registers, "rax"),
+      register64(registers, "rbx"),
+      register64(registers, "rcx"),
+      register64(registers, "rdx"),
+      register64(registers, "rsi"),
+    ]).toEqual([0x1234, HV_MAGIC, HV_PORT, MODERN_COMMANDS.BATCHED_LOCK, 512]);
   });
 
   it("carries 64-bit arguments whole (frames and targets above 2^32), call after call", () => {
@@ -129,13 +150,39 @@ describe.skipIf(!linuxX64)("today's driver's backdoor trampoline, test build (th
     const { address } = backdoorCall64({ ...BALLOON, harmless: true });
     const caller = Uint8Array.from([
       0x53, // push rbx
-      0x48, 0xbb, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, // movabs rbx, 0x1122334455667788
-      0xbf, 0x06, 0x00, 0x00, 0x00, // mov edi, 6 (command)
-      0xbe, 0x39, 0x30, 0x00, 0x00, // mov esi, 12345 (argument)
-      0xba, 0x00, 0x02, 0x00, 0x00, // mov edx, 512 (argument2)
-      0x48, 0xb8, ...new Uint8Array(new BigUint64Array([BigInt(address)]).buffer), // movabs rax, trampoline
-      0xff, 0xd0, // call rax
-      0x48, 0x89, 0xd8, // mov rax, rbx
+      0x48,
+      0xbb,
+      0x88,
+      0x77,
+      0x66,
+      0x55,
+      0x44,
+      0x33,
+      0x22,
+      0x11, // movabs rbx, 0x1122334455667788
+      0xbf,
+      0x06,
+      0x00,
+      0x00,
+      0x00, // mov edi, 6 (command)
+      0xbe,
+      0x39,
+      0x30,
+      0x00,
+      0x00, // mov esi, 12345 (argument)
+      0xba,
+      0x00,
+      0x02,
+      0x00,
+      0x00, // mov edx, 512 (argument2)
+      0x48,
+      0xb8,
+      ...new Uint8Array(new BigUint64Array([BigInt(address)]).buffer), // movabs rax, trampoline
+      0xff,
+      0xd0, // call rax
+      0x48,
+      0x89,
+      0xd8, // mov rax, rbx
       0x5b, // pop rbx
       0xc3, // ret
     ]);

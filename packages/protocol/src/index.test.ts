@@ -2,17 +2,7 @@ import { readFileSync } from "node:fs";
 import { build } from "esbuild";
 import { describe, expect, it } from "vitest";
 import * as protocol from "./index.js";
-import {
-  COMMANDS,
-  COMMAND_NAMES,
-  STATUS,
-  STATUS_INFO,
-  STAT_NAMES,
-  commandName,
-  commandNumber,
-  describeStatus,
-  statusNumber,
-} from "./index.js";
+import { COMMANDS, COMMAND_NAMES, STATUS, STATUS_INFO, STAT_NAMES, commandName, commandNumber, describeStatus, statusNumber } from "./index.js";
 
 /** The seed's `#define`s, read from the seed itself: name without VMW_BALLOON_ → value. */
 function seedDefines(): Map<string, number> {

@@ -80,7 +80,11 @@ describe("today's driver's constants", () => {
   it("knows which commands return the target, as VMW_BALLOON_CMD_WITH_TARGET_MASK", () => {
     const mask = /#define VMW_BALLOON_CMD_WITH_TARGET_MASK[\s\S]*?BATCHED_2M_UNLOCK\)\)/.exec(driver)![0];
     const named = [...mask.matchAll(/VMW_BALLOON_CMD_(\w+)\)/g)].map((m) => m[1]!);
-    expect(named.sort()).toEqual(Object.keys(MODERN_COMMANDS).filter((n) => returnsTarget(MODERN_COMMANDS[n as keyof typeof MODERN_COMMANDS])).sort());
+    expect(named.sort()).toEqual(
+      Object.keys(MODERN_COMMANDS)
+        .filter((n) => returnsTarget(MODERN_COMMANDS[n as keyof typeof MODERN_COMMANDS]))
+        .sort(),
+    );
     expect(COMMANDS_WITH_TARGET_MASK).toBe(named.reduce((m, n) => m | (1 << MODERN_COMMANDS[n as keyof typeof MODERN_COMMANDS]), 0));
     expect(returnsTarget(MODERN_COMMANDS.START)).toBe(false);
     expect(returnsTarget(31)).toBe(false);

@@ -3,7 +3,6 @@ import { describe, expect, it } from "vitest";
 import { StatsParseError, format, parse } from "./index.js";
 import { samples as readSamples } from "./test-fixtures.js";
 
-
 /**
  * Garbled input never crashes the parser: whatever the text, `parse` either
  * gives a record that formats back to the same bytes, or throws a

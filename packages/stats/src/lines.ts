@@ -70,10 +70,7 @@ export class LineReader {
     let result = line === undefined ? ({ kind: "shape" } as const) : scan(template, line, options.hexZero === undefined ? {} : { hexZero: options.hexZero });
     if (!failed(result) && options.accept && !options.accept(result.values)) result = { kind: "shape" };
     if (failed(result)) {
-      const expected =
-        result.kind === "range"
-          ? `${what} that fits ${result.conversion} (${rangeOf(result.conversion)})`
-          : `${what}: ${template.shown}`;
+      const expected = result.kind === "range" ? `${what} that fits ${result.conversion} (${rangeOf(result.conversion)})` : `${what}: ${template.shown}`;
       throw new StatsParseError(this.lineNumber, expected, this.found());
     }
     this.index++;

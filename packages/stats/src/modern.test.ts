@@ -1,17 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import {
-  MODERN_COMMANDS,
-  MODERN_PAGE_STATS,
-  PAGE_SIZE_NAMES,
-  StatsParseError,
-  capabilityNames,
-  format,
-  parse,
-  type ModernRecord,
-} from "./index.js";
+import { MODERN_COMMANDS, MODERN_PAGE_STATS, PAGE_SIZE_NAMES, StatsParseError, capabilityNames, format, parse, type ModernRecord } from "./index.js";
 import { sample } from "./test-fixtures.js";
-
 
 function modern(text: string): ModernRecord {
   const record = parse(text);
@@ -143,7 +133,9 @@ describe("format of the modern layout", () => {
         const text = format(r);
         // fast-check builds its records without a prototype: compare with a plain copy.
         expect(parse(text)).toStrictEqual(structuredClone(r));
-        expect(text.split("\n")).toHaveLength(1 + 3 + 2 + MODERN_COMMANDS.length + Object.keys(r.general).length + MODERN_PAGE_STATS.length * PAGE_SIZE_NAMES.length);
+        expect(text.split("\n")).toHaveLength(
+          1 + 3 + 2 + MODERN_COMMANDS.length + Object.keys(r.general).length + MODERN_PAGE_STATS.length * PAGE_SIZE_NAMES.length,
+        );
       }),
       { numRuns: 200 },
     );

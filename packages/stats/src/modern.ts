@@ -16,18 +16,7 @@ import { render, type HexZero } from "./printf.js";
  */
 
 /** The commands the modern driver counts, in the order it prints them (its `vmballoon_cmd_names`). */
-export const MODERN_COMMANDS = [
-  "start",
-  "target",
-  "lock",
-  "unlock",
-  "guestType",
-  "batchLock",
-  "batchUnlock",
-  "2m-lock",
-  "2m-unlock",
-  "doorbellSet",
-] as const;
+export const MODERN_COMMANDS = ["start", "target", "lock", "unlock", "guestType", "batchLock", "batchUnlock", "2m-lock", "2m-unlock", "doorbellSet"] as const;
 
 /** A command's name in the modern layout, such as `"2m-lock"`. */
 export type ModernCommandName = (typeof MODERN_COMMANDS)[number];
@@ -157,7 +146,10 @@ const lines = {
     MODERN_PAGE_STATS.map((name) => [name, Object.fromEntries(PAGE_SIZE_NAMES.map((size) => [size, lineTemplate(PAGE, MODERN_PAGE_STAT_LABELS[name], size)]))]),
   ) as Record<ModernPageStatName, Record<PageSizeName, LineTemplate>>,
   pageWithFailed: Object.fromEntries(
-    MODERN_PAGE_STATS.map((name) => [name, Object.fromEntries(PAGE_SIZE_NAMES.map((size) => [size, lineTemplate(PAGE_WITH_FAILED, MODERN_PAGE_STAT_LABELS[name], size)]))]),
+    MODERN_PAGE_STATS.map((name) => [
+      name,
+      Object.fromEntries(PAGE_SIZE_NAMES.map((size) => [size, lineTemplate(PAGE_WITH_FAILED, MODERN_PAGE_STAT_LABELS[name], size)])),
+    ]),
   ) as Record<ModernPageStatName, Record<PageSizeName, LineTemplate>>,
 };
 

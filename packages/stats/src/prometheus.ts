@@ -1,11 +1,5 @@
 import { PAGE_SIZE } from "@vmballoon/protocol";
-import {
-  CAPABILITIES,
-  MODERN_COMMANDS,
-  MODERN_COMMAND_IDS,
-  PAGE_SIZE_NAMES,
-  type ModernRecord,
-} from "./modern.js";
+import { CAPABILITIES, MODERN_COMMANDS, MODERN_COMMAND_IDS, PAGE_SIZE_NAMES, type ModernRecord } from "./modern.js";
 import type { VmmemctlRecord } from "./parse.js";
 import type { SeedRecord } from "./seed.js";
 
@@ -151,8 +145,7 @@ function seedFamilies(record: SeedRecord): Family[] {
 
 function modernFamilies(record: ModernRecord): Family[] {
   const page = BigInt(PAGE_SIZE);
-  const perSize = (counters: ModernRecord["pages"]["alloc"]) =>
-    PAGE_SIZE_NAMES.map((size) => ({ labels: { page_size: size }, value: counters[size] }));
+  const perSize = (counters: ModernRecord["pages"]["alloc"]) => PAGE_SIZE_NAMES.map((size) => ({ labels: { page_size: size }, value: counters[size] }));
   const capabilitySamples = Object.entries(CAPABILITIES).flatMap(([name, bit]) =>
     (["driver", "used"] as const).map((set) => ({
       labels: { capability: name.toLowerCase(), set },
@@ -187,9 +180,7 @@ function modernFamilies(record: ModernRecord): Family[] {
       name: "page_allocations_total",
       help: COMMON_HELP.allocations,
       type: "counter",
-      samples: PAGE_SIZE_NAMES.flatMap((size) =>
-        withResult({ page_size: size }, record.pages.alloc[size], record.pages.allocFail[size], 64),
-      ),
+      samples: PAGE_SIZE_NAMES.flatMap((size) => withResult({ page_size: size }, record.pages.alloc[size], record.pages.allocFail[size], 64)),
     },
     { name: "pages_freed_total", help: COMMON_HELP.freed, type: "counter", samples: perSize(record.pages.free) },
     { name: "refused_pages_total", help: COMMON_HELP.refused, type: "counter", samples: perSize(record.pages.refusedAlloc) },

@@ -4,7 +4,6 @@ import { describe, expect, it } from "vitest";
 import { format, formatSeed, parse, type SeedRecord } from "./index.js";
 import { sample } from "./test-fixtures.js";
 
-
 function zeroStats(): Record<keyof BalloonStats, number> {
   return Object.fromEntries(STAT_NAMES.map((name) => [name, 0])) as Record<keyof BalloonStats, number>;
 }

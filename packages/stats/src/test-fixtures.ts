@@ -34,4 +34,3 @@ export function scenarios(): string[] {
     .map((name) => name.slice(0, -".trace.jsonl.gz".length))
     .sort();
 }
-

@@ -39,11 +39,7 @@ function report(record: DetectRecord, probed: boolean): string {
   const paint = styler(colorsFor(process.stdout));
   const yes = (text: string) => paint("green", text);
   const no = (text: string) => paint("yellow", text);
-  const hypervisor = record.hypervisor
-    ? `${record.hypervisor}`
-    : record.hypervisorPresent
-      ? "present, without a signature"
-      : "none (CPUID.1:ECX bit 31 clear)";
+  const hypervisor = record.hypervisor ? `${record.hypervisor}` : record.hypervisorPresent ? "present, without a signature" : "none (CPUID.1:ECX bit 31 clear)";
 
   let backdoor: string;
   if (record.backdoor) {

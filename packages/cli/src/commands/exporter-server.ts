@@ -52,9 +52,17 @@ function read(source: MetricsSource): Reading {
     if (code === "ENOENT" || code === "ENOTDIR") {
       // No file: no driver, unless the kernel says its module is loaded (debugfs not mounted, say).
       const loaded = source.root !== undefined && gatherFacts(source.root).balloonDriver !== undefined;
-      return { body: "", driverLoaded: loaded, error: loaded ? `cannot read ${source.file}: no such file, though the balloon driver is loaded (debugfs not mounted?)` : undefined };
+      return {
+        body: "",
+        driverLoaded: loaded,
+        error: loaded ? `cannot read ${source.file}: no such file, though the balloon driver is loaded (debugfs not mounted?)` : undefined,
+      };
     }
-    return { body: "", driverLoaded: true, error: `cannot read ${source.file}: ${code === "EACCES" || code === "EPERM" ? "permission denied (debugfs is root's: run as root, see the systemd unit)" : (error as Error).message}` };
+    return {
+      body: "",
+      driverLoaded: true,
+      error: `cannot read ${source.file}: ${code === "EACCES" || code === "EPERM" ? "permission denied (debugfs is root's: run as root, see the systemd unit)" : (error as Error).message}`,
+    };
   }
   try {
     return { body: toPrometheus(parse(text)), driverLoaded: true, error: undefined };
@@ -105,7 +113,12 @@ export class Scraper {
         type: "gauge",
         samples: [{ value: reading.error === undefined ? 1 : 0 }],
       },
-      { name: "scrape_errors_total", help: "Scrapes that failed to read the balloon's statistics since the exporter started.", type: "counter", samples: [{ value: this.errors }] },
+      {
+        name: "scrape_errors_total",
+        help: "Scrapes that failed to read the balloon's statistics since the exporter started.",
+        type: "counter",
+        samples: [{ value: this.errors }],
+      },
     ];
     const loaded: MetricFamily = {
       name: "driver_loaded",
@@ -168,7 +181,13 @@ export class Authenticator {
     const user = decoded.slice(0, colon);
     const password = decoded.slice(colon + 1);
     const hash = this.users.get(user);
-    const key = createHash("sha256").update(user).update("\0").update(hash ?? "").update("\0").update(password).digest("base64");
+    const key = createHash("sha256")
+      .update(user)
+      .update("\0")
+      .update(hash ?? "")
+      .update("\0")
+      .update(password)
+      .digest("base64");
     const known = this.cache.get(key);
     if (known !== undefined) return known;
     const run = this.queue.then(() => bcrypt.compare(password, hash ?? DECOY_HASH));

@@ -143,19 +143,37 @@ function section(file: string, name: string, value: unknown): Record<string, unk
   for (const [key, field] of Object.entries(value)) {
     const kind = Object.hasOwn(schema, key) ? schema[key] : undefined;
     if (kind === undefined) throw new WebConfigError(file, `${name}.${key}: unknown field (known: ${Object.keys(schema).join(", ")})`);
-    if (kind === "unsupported") throw new WebConfigError(file, `${name}.${key}: not supported by vmballoon exporter (remove it, or put a reverse proxy in front)`);
+    if (kind === "unsupported")
+      throw new WebConfigError(file, `${name}.${key}: not supported by vmballoon exporter (remove it, or put a reverse proxy in front)`);
     if (field === null) continue;
     const ok =
-      kind === "string" ? typeof field === "string" :
-      kind === "boolean" ? typeof field === "boolean" :
-      kind === "int" ? Number.isInteger(field) :
-      kind === "duration" ? field === 0 || (typeof field === "string" && /^(\d+(\.\d*)?(ns|us|µs|ms|s|m|h))+$|^0$/.test(field)) :
-      kind === "strings" ? Array.isArray(field) && field.every((item) => typeof item === "string") :
-      typeof field === "object" && !Array.isArray(field);
-    const wanted = kind === "strings" ? "a list of strings" : kind === "map" ? "a mapping" : kind === "duration" ? "a duration (1s, 500ms)" : kind === "int" ? "an integer" : `a ${kind}`;
+      kind === "string"
+        ? typeof field === "string"
+        : kind === "boolean"
+          ? typeof field === "boolean"
+          : kind === "int"
+            ? Number.isInteger(field)
+            : kind === "duration"
+              ? field === 0 || (typeof field === "string" && /^(\d+(\.\d*)?(ns|us|µs|ms|s|m|h))+$|^0$/.test(field))
+              : kind === "strings"
+                ? Array.isArray(field) && field.every((item) => typeof item === "string")
+                : typeof field === "object" && !Array.isArray(field);
+    const wanted =
+      kind === "strings"
+        ? "a list of strings"
+        : kind === "map"
+          ? "a mapping"
+          : kind === "duration"
+            ? "a duration (1s, 500ms)"
+            : kind === "int"
+              ? "an integer"
+              : `a ${kind}`;
     if (!ok) throw new WebConfigError(file, `${name}.${key}: expected ${wanted}, found ${kindOf(field)}`);
     if (kind === "duration" && !/^[0.]*$/.test(String(field).replace(/ns|us|µs|ms|s|m|h/g, ""))) {
-      throw new WebConfigError(file, `${name}.${key}: a rate limit is not supported by vmballoon exporter (remove it, set the interval to 0, or put a reverse proxy in front)`);
+      throw new WebConfigError(
+        file,
+        `${name}.${key}: a rate limit is not supported by vmballoon exporter (remove it, set the interval to 0, or put a reverse proxy in front)`,
+      );
     }
     out[key] = field;
   }
@@ -202,7 +220,8 @@ function tlsSettings(file: string, tls: Record<string, unknown>): TlsSettings | 
   const version = (key: string, fallback: string) => {
     const name = text(key) ?? fallback;
     const node = TLS_VERSIONS[name];
-    if (node === undefined) throw new WebConfigError(file, `tls_server_config.${key}: unknown TLS version '${name}' (one of ${Object.keys(TLS_VERSIONS).join(", ")})`);
+    if (node === undefined)
+      throw new WebConfigError(file, `tls_server_config.${key}: unknown TLS version '${name}' (one of ${Object.keys(TLS_VERSIONS).join(", ")})`);
     return node;
   };
   const minVersion = version("min_version", "TLS12");
@@ -288,7 +307,8 @@ export function loadWebConfig(file: string): WebConfig {
     text = readBounded(file, WEB_CONFIG, "read");
   } catch (error) {
     const described = describeFileError(error, "read", file);
-    if (described instanceof CliError) throw new CliError(`cannot read the web config ${file}: ${described.message.replace(/^cannot read [^:]*: /, "")}`, described.exitStatus);
+    if (described instanceof CliError)
+      throw new CliError(`cannot read the web config ${file}: ${described.message.replace(/^cannot read [^:]*: /, "")}`, described.exitStatus);
     throw described;
   }
   // YAML 1.1, as Go's yaml.v2 (exporter-toolkit's) reads it; a key given twice is an error there too.

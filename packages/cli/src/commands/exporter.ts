@@ -94,8 +94,15 @@ export async function exporter(options: ExporterOptions): Promise<number> {
 
   const bound = server.address();
   const scheme = web.tls === undefined ? "http" : "https";
-  const shown = bound !== null && typeof bound === "object" ? (bound.family === "IPv6" ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}`) : listenText;
-  log(`listening on ${scheme}://${shown}/metrics, reading ${source.file} at every scrape; TLS ${web.tls ? "on" : "off"}, basic auth ${web.users.size > 0 ? "on" : "off"}`);
+  const shown =
+    bound !== null && typeof bound === "object"
+      ? bound.family === "IPv6"
+        ? `[${bound.address}]:${bound.port}`
+        : `${bound.address}:${bound.port}`
+      : listenText;
+  log(
+    `listening on ${scheme}://${shown}/metrics, reading ${source.file} at every scrape; TLS ${web.tls ? "on" : "off"}, basic auth ${web.users.size > 0 ? "on" : "off"}`,
+  );
 
   // Until SIGTERM or SIGINT: stop accepting, let the requests under way finish, exit 0.
   const signal = await new Promise<NodeJS.Signals>((resolve) => {

@@ -18,7 +18,10 @@ function readTraceFile(file: string): string {
   try {
     return gunzipSync(bytes, { maxOutputLength: TRACE.limit }).toString("utf8");
   } catch (error) {
-    const why = (error as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE" ? `more than ${TRACE.limit / 2 ** 20} MiB once unpacked, too much for a trace` : `a broken gzip file (${(error as Error).message})`;
+    const why =
+      (error as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE"
+        ? `more than ${TRACE.limit / 2 ** 20} MiB once unpacked, too much for a trace`
+        : `a broken gzip file (${(error as Error).message})`;
     throw new CliError(`cannot read the trace ${inputName(file)}: ${why}`, EXIT.USAGE);
   }
 }

@@ -268,7 +268,8 @@ const memFreePages = () => (procKiB("/proc/meminfo", "MemFree") * 1024) / PAGE_S
  * command has been sent): a write error is kept, and thrown by {@link flush}.
  */
 class TraceSink {
-  private failure: unknown;
+  /** The first write error, boxed: whatever was thrown, even `undefined`, is kept. */
+  private failure: { readonly error: unknown } | undefined;
   private closed = false;
   constructor(private readonly writer: LineWriter) {}
 
@@ -277,7 +278,7 @@ class TraceSink {
     try {
       this.writer.write(formatTraceRecord(record));
     } catch (error) {
-      this.failure = error;
+      this.failure = { error };
     }
   }
 
@@ -286,10 +287,10 @@ class TraceSink {
       try {
         this.writer.flush();
       } catch (error) {
-        this.failure = error;
+        this.failure = { error };
       }
     }
-    if (this.failure !== undefined) throw this.failure;
+    if (this.failure !== undefined) throw this.failure.error;
   }
 
   /** At the end: flushed and closed; throws a write error. */

@@ -248,6 +248,11 @@ function modernSummary(r: ModernRecord, paint: Paint): [string, string][] {
     ["caps", `used ${caps(r.usedCapabilities)} of ${caps(r.balloonCapabilities)}`],
     ["commands", MODERN_COMMANDS.map((name) => `${name} ${counted(paint, r.commands[name].total, r.commands[name].failed)}`).join(", ")],
     ...pages,
-    ["general", MODERN_GENERAL_STATS.filter((name) => r.general[name] !== undefined).map((name) => `${name} ${r.general[name]}`).join(", ")],
+    [
+      "general",
+      MODERN_GENERAL_STATS.filter((name) => r.general[name] !== undefined)
+        .map((name) => `${name} ${r.general[name]}`)
+        .join(", "),
+    ],
   ];
 }

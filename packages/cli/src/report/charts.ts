@@ -195,7 +195,13 @@ export function drawCharts(model: ReportModel): Chart[] {
   const free = seriesOf(points, (p) => p.guestFree);
   if (free.length > 0) {
     charts.push(
-      pages("guest-free", "The guest's free pages", `Pages the guest had free after each cycle (${every}).`, [{ label: "free pages", color: COLORS.guestFree }], lineWithDots(free, "guestFree", COLORS.guestFree)),
+      pages(
+        "guest-free",
+        "The guest's free pages",
+        `Pages the guest had free after each cycle (${every}).`,
+        [{ label: "free pages", color: COLORS.guestFree }],
+        lineWithDots(free, "guestFree", COLORS.guestFree),
+      ),
     );
   }
 
@@ -227,7 +233,10 @@ export function drawCharts(model: ReportModel): Chart[] {
           { label: "inflated", color: COLORS.inflated },
           { label: "deflated", color: COLORS.deflated },
         ],
-        [...stems(thin(changes.filter((c) => c.value > 0)), "inflated", COLORS.inflated), ...stems(thin(changes.filter((c) => c.value < 0)), "deflated", COLORS.deflated)],
+        [
+          ...stems(thin(changes.filter((c) => c.value > 0)), "inflated", COLORS.inflated),
+          ...stems(thin(changes.filter((c) => c.value < 0)), "deflated", COLORS.deflated),
+        ],
       ),
     );
   }
@@ -238,8 +247,7 @@ export function drawCharts(model: ReportModel): Chart[] {
 function eventsChart(document: Document, marks: readonly Mark[], x: Plot.ScaleOptions): Chart {
   const present = new Set(marks.map((m) => m.kind));
   const kinds = [...MARK_KINDS, ...[...present].filter((k) => !(MARK_KINDS as readonly string[]).includes(k)).sort()];
-  const title = (m: Mark) =>
-    `cycle ${m.cycle}: ${[...m.causes].map(([cause, n]) => (n > 1 ? `${cause} ×${n}` : cause)).join(", ")}`;
+  const title = (m: Mark) => `cycle ${m.cycle}: ${[...m.causes].map(([cause, n]) => (n > 1 ? `${cause} ×${n}` : cause)).join(", ")}`;
   return {
     id: "events",
     title: "Failures, refusals and resets",

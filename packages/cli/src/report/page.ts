@@ -146,9 +146,9 @@ function debugfs(model: ReportModel): string {
   const texts = model.debugfs;
   if (texts.length === 0) return "";
   const final = texts[texts.length - 1]!;
-  const earlier = texts.slice(0, -1).map(
-    (d) => `<details><summary>printed ${d.cycle === undefined ? "earlier" : `in cycle ${d.cycle}`}</summary><pre>${escape(d.text)}</pre></details>`,
-  );
+  const earlier = texts
+    .slice(0, -1)
+    .map((d) => `<details><summary>printed ${d.cycle === undefined ? "earlier" : `in cycle ${d.cycle}`}</summary><pre>${escape(d.text)}</pre></details>`);
   return `<h2>debugfs <code>vmmemctl</code> at the end</h2><pre data-debugfs="final">${escape(final.text)}</pre>${earlier.join("")}`;
 }
 

@@ -16,8 +16,7 @@ const COMMAND_COUNT = Object.keys(COMMANDS).length;
 // Module-local bindings of the constants of the per-page paths: V8 folds
 // these into compiled code, where it loads an imported one each time.
 const { START, GET_TARGET, LOCK, UNLOCK, GUEST_ID } = COMMANDS;
-const { SUCCESS, ERROR_CMD_INVALID, ERROR_PPN_INVALID, ERROR_PPN_LOCKED, ERROR_PPN_UNLOCKED, ERROR_PPN_NOTNEEDED, ERROR_RESET } =
-  STATUS;
+const { SUCCESS, ERROR_CMD_INVALID, ERROR_PPN_INVALID, ERROR_PPN_LOCKED, ERROR_PPN_UNLOCKED, ERROR_PPN_NOTNEEDED, ERROR_RESET } = STATUS;
 
 /**
  * The reference monitor of SIMULATION.md. Each command is answered by the

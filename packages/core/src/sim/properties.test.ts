@@ -5,7 +5,6 @@ import { Simulation, runScenario } from "./runner.js";
 import { formatTraceRecord } from "./trace.js";
 import { validateScenario, type Scenario } from "./scenario.js";
 
-
 const STATUSES = [1, 2, 3, 4, 5, 6, 7, 8, 0xffffffff];
 const COMMAND_NAMES = Object.keys(COMMANDS) as CommandName[];
 

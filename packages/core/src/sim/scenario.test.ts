@@ -2,7 +2,6 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ScenarioError, parseScenario, validateScenario } from "./scenario.js";
 
-
 const valid = () => ({
   cycles: 10,
   unload: true,

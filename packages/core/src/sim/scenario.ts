@@ -105,10 +105,7 @@ function guest(value: unknown): GuestSpec {
   const freePages = count(g, "freePages", "guest", MAX_PFN);
   const firstPfn = count(g, "firstPfn", "guest", MAX_PFN);
   if (firstPfn + freePages > MAX_PFN) {
-    throw new ScenarioError(
-      "guest.firstPfn",
-      `firstPfn + freePages is ${firstPfn + freePages}, above ${MAX_PFN} (protocol 2 carries 32-bit frame numbers)`,
-    );
+    throw new ScenarioError("guest.firstPfn", `firstPfn + freePages is ${firstPfn + freePages}, above ${MAX_PFN} (protocol 2 carries 32-bit frame numbers)`);
   }
   return {
     totalPages,

@@ -59,20 +59,60 @@ describe("readTrace", () => {
   it.each([
     ["an empty file", "", "line 1: no records: an empty file is not a trace"],
     ["binary data", "\u0000\u0001\u0002garbage\n", "line 1: binary data, not a trace (JSON Lines text)"],
-    ["a scenario, pretty-printed", '{\n "cycles": 3,\n "guest": {}\n}\n', 'line 1: "{" alone: one JSON document over several lines (a scenario?), not a trace, which has one JSON object on each line'],
-    ["a scenario on one line", '{"cycles":3,"guest":{},"events":[]}\n', 'line 1: no "t" field: not a trace record (this is a scenario: `vmballoon simulate --scenario F --report F.html` runs it)'],
-    ["a vmmemctl text", "target:                20000 pages\ncurrent: 1 pages\n", 'line 1: "target:                20000 pages": a text of "name: value" lines (a vmmemctl text?), not a trace'],
-    ["vmballoon run --json's output", '{"t":"start","host":"simulated"}\n', 'line 1: a trace cannot begin with a "start" record (the output of `vmballoon run --json`?): it begins with the load\'s commands'],
+    [
+      "a scenario, pretty-printed",
+      '{\n "cycles": 3,\n "guest": {}\n}\n',
+      'line 1: "{" alone: one JSON document over several lines (a scenario?), not a trace, which has one JSON object on each line',
+    ],
+    [
+      "a scenario on one line",
+      '{"cycles":3,"guest":{},"events":[]}\n',
+      'line 1: no "t" field: not a trace record (this is a scenario: `vmballoon simulate --scenario F --report F.html` runs it)',
+    ],
+    [
+      "a vmmemctl text",
+      "target:                20000 pages\ncurrent: 1 pages\n",
+      'line 1: "target:                20000 pages": a text of "name: value" lines (a vmmemctl text?), not a trace',
+    ],
+    [
+      "vmballoon run --json's output",
+      '{"t":"start","host":"simulated"}\n',
+      'line 1: a trace cannot begin with a "start" record (the output of `vmballoon run --json`?): it begins with the load\'s commands',
+    ],
     ["a JSON array", "[1,2]\n", "line 1: an array, not a trace record (a JSON object)"],
-    ["a record with a mistyped field", lines(cmd(0, "START"), cycleRecord(1, { size: "12" })), 'line 2: "size" of a "cycle" record should be a whole number, 0 or more, not "12"'],
+    [
+      "a record with a mistyped field",
+      lines(cmd(0, "START"), cycleRecord(1, { size: "12" })),
+      'line 2: "size" of a "cycle" record should be a whole number, 0 or more, not "12"',
+    ],
     ["a command without its status", lines(JSON.stringify({ t: "cmd", cycle: 0, cmd: "START", arg: 2, result: 0 })), 'line 1: a "cmd" record without "status"'],
     ["cycles that go back", lines(cmd(0, "START"), cmd(2), cmd(1)), "line 3: cycle 1 after cycle 2: the cycles of a trace never go back"],
     ["two records for one cycle", lines(cmd(0, "START"), cycleRecord(1), cycleRecord(1)), 'line 3: a second "cycle" record for cycle 1'],
-    ["a record after the end", lines(cmd(0, "START"), '{"t":"initFailed"}', cmd(1)), 'line 3: a "cmd" record after the trace\'s end (its "initFailed" record on line 2)'],
-    ["a file cut in the middle of a line", `${lines(cmd(0, "START"), cycleRecord(1))}{"t":"cycle","cycle":2,"si`, "line 3: no line break at its end: the file is cut short in the middle of a record"],
-    ["a file cut where the JSON still parses", `${lines(cmd(0, "START"))}${cmd(1).slice(0, -1).replace('"result":0', '"result":1')}}`, "line 2: no line break at its end: the file is cut short in the middle of a record"],
-    ["a file without its end record", lines(cmd(0, "START"), cycleRecord(1), cmd(2)), 'line 4: the file ends after cycle 1 without the trace\'s end (its final "debugfs", "exit" or "initFailed" record): cut short?'],
-    ["a modern trace cut after a debugfs printed before its cycle", lines(cmd(1, "START"), cycleRecord(1), JSON.stringify({ t: "debugfs", cycle: 2, text: "x" })), 'line 4: the file ends after cycle 1 without the trace\'s end (its final "debugfs", "exit" or "initFailed" record): cut short?'],
+    [
+      "a record after the end",
+      lines(cmd(0, "START"), '{"t":"initFailed"}', cmd(1)),
+      'line 3: a "cmd" record after the trace\'s end (its "initFailed" record on line 2)',
+    ],
+    [
+      "a file cut in the middle of a line",
+      `${lines(cmd(0, "START"), cycleRecord(1))}{"t":"cycle","cycle":2,"si`,
+      "line 3: no line break at its end: the file is cut short in the middle of a record",
+    ],
+    [
+      "a file cut where the JSON still parses",
+      `${lines(cmd(0, "START"))}${cmd(1).slice(0, -1).replace('"result":0', '"result":1')}}`,
+      "line 2: no line break at its end: the file is cut short in the middle of a record",
+    ],
+    [
+      "a file without its end record",
+      lines(cmd(0, "START"), cycleRecord(1), cmd(2)),
+      'line 4: the file ends after cycle 1 without the trace\'s end (its final "debugfs", "exit" or "initFailed" record): cut short?',
+    ],
+    [
+      "a modern trace cut after a debugfs printed before its cycle",
+      lines(cmd(1, "START"), cycleRecord(1), JSON.stringify({ t: "debugfs", cycle: 2, text: "x" })),
+      'line 4: the file ends after cycle 1 without the trace\'s end (its final "debugfs", "exit" or "initFailed" record): cut short?',
+    ],
     ["a blank line", lines(cmd(0, "START"), ""), "line 2: an empty line: a trace has one JSON object on every line"],
   ])("refuses %s with one line naming the line", (_what, input, message) => {
     expect(verdict(input)).toBe(message);

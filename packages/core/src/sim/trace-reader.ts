@@ -248,7 +248,8 @@ export class TraceReader {
       if (cycle === this.lastCycleRecord) throw new TraceError(n, `a second "cycle" record for cycle ${cycle}`);
       this.lastCycleRecord = cycle!;
     }
-    if (kind === "initFailed" && this.lastCycleRecord >= 0) throw new TraceError(n, `"initFailed" after cycle ${this.lastCycleRecord} ran: a failed load ends the trace before any cycle`);
+    if (kind === "initFailed" && this.lastCycleRecord >= 0)
+      throw new TraceError(n, `"initFailed" after cycle ${this.lastCycleRecord} ran: a failed load ends the trace before any cycle`);
     // The debugfs record after the last cycle (SIMULATION.md's has no cycle; the
     // modern one names the last cycle) may end a trace; one printed by an event
     // before its cycle ran does not.
@@ -264,10 +265,7 @@ export class TraceReader {
     if (this.records === 0) throw new TraceError(1, "no records: an empty file is not a trace");
     if (this.endedAt !== 0 || (this.lastKind === "debugfs" && this.finalDebugfs)) return;
     const after = this.lastCycleRecord >= 0 ? ` after cycle ${this.lastCycleRecord}` : "";
-    throw new TraceError(
-      this.lineNumber + 1,
-      `the file ends${after} without the trace's end (its final "debugfs", "exit" or "initFailed" record): cut short?`,
-    );
+    throw new TraceError(this.lineNumber + 1, `the file ends${after} without the trace's end (its final "debugfs", "exit" or "initFailed" record): cut short?`);
   }
 }
 
