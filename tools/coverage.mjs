@@ -28,10 +28,11 @@ import { parseAstAsync } from "vitest/node";
 /**
  * Percentages the whole project must keep (today's, rounded down, with the
  * CI machine's capabilities: root, mknod, promtool, python3, script;
- * measured when set: lines 95.48%, branches 84.74%). Raise them as
+ * measured when set: lines 95.48%, branches 84.74%; with today's driver,
+ * run's safety and the report merged: lines 95.96%, branches 86.53%). Raise them as
  * tests are added; never lower them to let a change in.
  */
-export const THRESHOLDS = { lines: 95, branches: 84 };
+export const THRESHOLDS = { lines: 95, branches: 85 };
 
 const repo = fileURLToPath(new URL("..", import.meta.url));
 const out = join(repo, "coverage");
