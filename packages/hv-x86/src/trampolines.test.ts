@@ -22,6 +22,36 @@ function text(...values: number[]): string {
   return bytes.toString("latin1");
 }
 
+/** The `mov r32, imm32` opcodes (0xb8 + the register's number) of the argument registers. */
+const EDI = 0xbf;
+const ESI = 0xbe;
+const EDX = 0xba;
+
+/** `mov r32, value` (`opcode` one of the above). */
+function mov32(opcode: number, value: number): number[] {
+  return [opcode, ...new Uint8Array(new Uint32Array([value]).buffer)];
+}
+
+/**
+ * Calls the trampoline at `address` from a caller in machine code that sets RBX
+ * to a pattern, runs `setArguments` (the `mov`s of the arguments), calls the
+ * trampoline and returns RBX: the pattern must come back.
+ */
+function expectRbxKept(address: number, setArguments: readonly number[], name: string): void {
+  const caller = Uint8Array.from([
+    0x53, // push rbx
+    ...[0x48, 0xbb, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11], // movabs rbx, 0x1122334455667788
+    ...setArguments,
+    ...[0x48, 0xb8, ...new Uint8Array(new BigUint64Array([BigInt(address)]).buffer)], // movabs rax, trampoline
+    ...[0xff, 0xd0], // call rax
+    ...[0x48, 0x89, 0xd8], // mov rax, rbx
+    0x5b, // pop rbx
+    0xc3, // ret
+  ]);
+  const { fn } = codePage<() => bigint | number>(caller, `uint64_t ${name}(void)`);
+  expect(BigInt(fn())).toBe(0x1122334455667788n);
+}
+
 describe.skipIf(!linuxX64)("CPUID through the trampoline (needs Linux on x86-64)", () => {
   it("gives the vendor that /proc/cpuinfo shows", () => {
     const leaf0 = cpuid(0);
@@ -70,43 +100,8 @@ describe.skipIf(!linuxX64)("the backdoor trampoline, test build: the IN replaced
   });
 
   it("leaves RBX (callee-saved) as the caller had it", () => {
-    // A caller in machine code: RBX = a pattern, call the trampoline, return RBX.
     const { address } = backdoorCall({ ...BALLOON, harmless: true });
-    const caller = Uint8Array.from([
-      0x53, // push rbx
-      0x48,
-      0xbb,
-      0x88,
-      0x77,
-      0x66,
-      0x55,
-      0x44,
-      0x33,
-      0x22,
-      0x11, // movabs rbx, 0x1122334455667788
-      0xbf,
-      0x02,
-      0x00,
-      0x00,
-      0x00, // mov edi, 2 (command)
-      0xbe,
-      0x39,
-      0x30,
-      0x00,
-      0x00, // mov esi, 12345 (argument)
-      0x48,
-      0xb8,
-      ...new Uint8Array(new BigUint64Array([BigInt(address)]).buffer), // movabs rax, trampoline
-      0xff,
-      0xd0, // call rax
-      0x48,
-      0x89,
-      0xd8, // mov rax, rbx
-      0x5b, // pop rbx
-      0xc3, // ret
-    ]);
-    const { fn } = codePage<() => bigint | number>(caller, "uint64_t vmballoon_test_rbx_caller(void)");
-    expect(BigInt(fn())).toBe(0x1122334455667788n);
+    expectRbxKept(address, [...mov32(EDI, 2), ...mov32(ESI, 12345)], "vmballoon_test_rbx_caller"); // command, argument
   });
 
   it("caches one trampoline per port, magic and build", () => {
@@ -148,46 +143,7 @@ describe.skipIf(!linuxX64)("today's driver's backdoor trampoline, test build (th
 
   it("leaves RBX (callee-saved) as the caller had it", () => {
     const { address } = backdoorCall64({ ...BALLOON, harmless: true });
-    const caller = Uint8Array.from([
-      0x53, // push rbx
-      0x48,
-      0xbb,
-      0x88,
-      0x77,
-      0x66,
-      0x55,
-      0x44,
-      0x33,
-      0x22,
-      0x11, // movabs rbx, 0x1122334455667788
-      0xbf,
-      0x06,
-      0x00,
-      0x00,
-      0x00, // mov edi, 6 (command)
-      0xbe,
-      0x39,
-      0x30,
-      0x00,
-      0x00, // mov esi, 12345 (argument)
-      0xba,
-      0x00,
-      0x02,
-      0x00,
-      0x00, // mov edx, 512 (argument2)
-      0x48,
-      0xb8,
-      ...new Uint8Array(new BigUint64Array([BigInt(address)]).buffer), // movabs rax, trampoline
-      0xff,
-      0xd0, // call rax
-      0x48,
-      0x89,
-      0xd8, // mov rax, rbx
-      0x5b, // pop rbx
-      0xc3, // ret
-    ]);
-    const { fn } = codePage<() => bigint | number>(caller, "uint64_t vmballoon_test_rbx_caller64(void)");
-    expect(BigInt(fn())).toBe(0x1122334455667788n);
+    expectRbxKept(address, [...mov32(EDI, 6), ...mov32(ESI, 12345), ...mov32(EDX, 512)], "vmballoon_test_rbx_caller64"); // command, argument, argument2
   });
 
   it("caches one trampoline per port, magic and build, apart from the seed's", () => {
