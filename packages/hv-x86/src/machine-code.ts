@@ -43,31 +43,38 @@ function u64(value: number): number[] {
   return [...bytes];
 }
 
-/** `movabs r8, block; mov [r8], eax; mov [r8+4], ebx; mov [r8+8], ecx; mov [r8+12], edx; pop rbx; ret`. */
-function storeRegistersAndReturn(block: number): number[] {
+/** Register numbers in ModRM's reg field. */
+const RAX = 0;
+const RCX = 1;
+const RDX = 2;
+const RBX = 3;
+const RSI = 6;
+
+/**
+ * `movabs r8, block`, then each register stored in turn at `[r8]`, `[r8+width]`, …
+ * (`mov [r8+i*width], reg`: 32-bit with REX.B, 64-bit with REX.WB), then
+ * `pop rbx; ret`.
+ */
+function storeRegistersAndReturn(block: number, registers: readonly number[], width: 4 | 8): number[] {
+  const rex = width === 8 ? 0x49 : 0x41;
+  const stores = registers.flatMap(
+    (register, i) => (i === 0 ? [rex, 0x89, register << 3] : [rex, 0x89, 0x40 | (register << 3), i * width]), // mov [r8(+disp8)], reg
+  );
   return [
     0x49,
     0xb8,
     ...u64(block), // movabs r8, block
-    0x41,
-    0x89,
-    0x00, // mov [r8], eax
-    0x41,
-    0x89,
-    0x58,
-    0x04, // mov [r8+4], ebx
-    0x41,
-    0x89,
-    0x48,
-    0x08, // mov [r8+8], ecx
-    0x41,
-    0x89,
-    0x50,
-    0x0c, // mov [r8+12], edx
+    ...stores,
     0x5b, // pop rbx
     0xc3, // ret
   ];
 }
+
+/** EAX, EBX, ECX, EDX at `[r8]`, `[r8+4]`, `[r8+8]`, `[r8+12]`. */
+const REGISTERS_32 = [RAX, RBX, RCX, RDX];
+
+/** RAX, RBX, RCX, RDX, RSI at `[r8]`, `[r8+8]`, … `[r8+32]`. */
+const REGISTERS_64 = [RAX, RBX, RCX, RDX, RSI];
 
 /**
  * `uint32_t cpuid(uint32_t leaf, uint32_t subleaf)`: CPUID with EAX = leaf
@@ -82,7 +89,7 @@ export function cpuidCode(block: number): Uint8Array {
     0xf1, // mov ecx, esi   (subleaf)
     0x0f,
     0xa2, // cpuid
-    ...storeRegistersAndReturn(block),
+    ...storeRegistersAndReturn(block, REGISTERS_32, 4),
   ]);
 }
 
@@ -117,7 +124,7 @@ export function backdoorCode(options: BackdoorCodeOptions): Uint8Array {
     0xba,
     ...u32(options.port), // mov edx, port
     ...slot, // in eax, dx  (or the harmless instruction)
-    ...storeRegistersAndReturn(options.block),
+    ...storeRegistersAndReturn(options.block, REGISTERS_32, 4),
   ]);
   return code;
 }
@@ -165,29 +172,6 @@ export function backdoorCode64(options: BackdoorCodeOptions): Uint8Array {
     0xba,
     ...u32(options.port), // mov edx, port
     ...slot, // in eax, dx  (or the harmless instructions)
-    0x49,
-    0xb8,
-    ...u64(options.block), // movabs r8, block
-    0x49,
-    0x89,
-    0x00, // mov [r8], rax
-    0x49,
-    0x89,
-    0x58,
-    0x08, // mov [r8+8], rbx
-    0x49,
-    0x89,
-    0x48,
-    0x10, // mov [r8+16], rcx
-    0x49,
-    0x89,
-    0x50,
-    0x18, // mov [r8+24], rdx
-    0x49,
-    0x89,
-    0x70,
-    0x20, // mov [r8+32], rsi
-    0x5b, // pop rbx
-    0xc3, // ret
+    ...storeRegistersAndReturn(options.block, REGISTERS_64, 8),
   ]);
 }
