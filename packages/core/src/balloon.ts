@@ -23,6 +23,7 @@ import {
   STAT_NAMES,
   type BalloonStats,
 } from "@vmballoon/protocol";
+import { FrameCheckCounter, type FrameCheck, type FrameCheckTotals } from "./frame-check-counter.js";
 import { PageStack } from "./page-stack.js";
 import { NO_PAGE, type Hypervisor, type PageSource } from "./ports.js";
 
@@ -79,22 +80,7 @@ export interface BalloonSnapshot {
   readonly stats: BalloonStats;
 }
 
-/** What one frame check did ({@link Balloon.checkFrames}). */
-export interface FrameCheck {
-  /** Ballooned pages whose frame was read again. */
-  readonly checked: number;
-  /** Pages no longer on the frame the host was told. */
-  readonly moved: number;
-  /** Moved pages repaired: the old frame UNLOCKed, the new one LOCKed. */
-  readonly repaired: number;
-  /** Moved pages whose old frame was UNLOCKed but whose new one could not be LOCKed: they left the balloon and were freed. */
-  readonly released: number;
-}
-
-/** The frame checks since the balloon was made: how many, and the sums of their {@link FrameCheck}s. */
-export interface FrameCheckTotals extends FrameCheck {
-  readonly checks: number;
-}
+export type { FrameCheck, FrameCheckTotals } from "./frame-check-counter.js";
 
 export interface BalloonOptions {
   /** Receives the seed's `pr_err` messages. */
@@ -122,7 +108,7 @@ export class Balloon {
   private rateFree: number = RATE_FREE_MAX;
   private slowAllocationCycles = 0;
   private lastLockStatus = 0;
-  private frameTotals = { checks: 0, checked: 0, moved: 0, repaired: 0, released: 0 };
+  private readonly frameTotals = new FrameCheckCounter();
 
   constructor(
     private readonly hypervisor: Hypervisor,
@@ -215,18 +201,12 @@ export class Balloon {
         this.size--;
       }
     }
-    const totals = this.frameTotals;
-    totals.checks++;
-    totals.checked += checked;
-    totals.moved += moved;
-    totals.repaired += repaired;
-    totals.released += leaving.size;
-    return { checked, moved, repaired, released: leaving.size };
+    return this.frameTotals.add({ checked, moved, repaired, released: leaving.size });
   }
 
   /** The frame checks so far ({@link checkFrames}). */
   frameCheckTotals(): FrameCheckTotals {
-    return { ...this.frameTotals };
+    return this.frameTotals.totals();
   }
 
   /** A copy of the ballooned pages' handles, oldest first. */

@@ -37,7 +37,7 @@ import {
   type PageSizeName,
 } from "@vmballoon/protocol";
 import { MODERN_PAGE_STATS, formatModern, type ModernRecord } from "@vmballoon/stats";
-import type { FrameCheck } from "./balloon.js";
+import { FrameCheckCounter, type FrameCheck } from "./frame-check-counter.js";
 import { PageStack } from "./page-stack.js";
 import { NO_PAGE, type ModernHypervisor, type ModernPageSource } from "./ports.js";
 
@@ -219,7 +219,8 @@ export class ModernBalloon {
   private vmciDoorbell: DoorbellHandle | null;
   private readonly ctl: BalloonControl;
   private migrationUnlocked: boolean;
-  private readonly frameTotals = { checks: 0, checked: 0, moved: 0, repaired: 0, released: 0, batchPageMoves: 0 };
+  private readonly frameTotals = new FrameCheckCounter();
+  private batchPageMovesTotal = 0;
   /** Moved pages whose old frame the host still holds (an UNLOCK that failed): page → that frame, retried each check. */
   private readonly staleFrames = new Map<number, number>();
 
@@ -420,19 +421,13 @@ export class ModernBalloon {
         this.size--;
       }
     }
-    const totals = this.frameTotals;
-    totals.checks++;
-    totals.checked += checked;
-    totals.moved += moved;
-    totals.repaired += repaired;
-    totals.released += leaving.size;
-    totals.batchPageMoves += batchPageMoves;
-    return { checked, moved, repaired, released: leaving.size, batchPageMoves };
+    this.batchPageMovesTotal += batchPageMoves;
+    return this.frameTotals.add({ checked, moved, repaired, released: leaving.size, batchPageMoves });
   }
 
   /** The frame checks so far ({@link checkFrames}). */
   frameCheckTotals(): ModernFrameCheckTotals {
-    return { ...this.frameTotals };
+    return { ...this.frameTotals.totals(), batchPageMoves: this.batchPageMovesTotal };
   }
 
   /**
