@@ -1,32 +1,14 @@
-import { readFileSync, readdirSync } from "node:fs";
-import { gunzipSync } from "node:zlib";
-import { describe, expect, it } from "vitest";
 import { formatTraceRecord, parseScenario, runScenario } from "./index.js";
+import { describeConformance } from "./test-conformance.js";
 
-const dir = new URL("../../../../__fixtures__/conformance/", import.meta.url);
-const names = readdirSync(dir)
-  .filter((f) => f.endsWith(".scenario.json"))
-  .map((f) => f.slice(0, -".scenario.json".length));
-
-/** The trace the seed's own C produced for a scenario, one string per line. */
-export function goldenTrace(name: string): string[] {
-  const text = gunzipSync(readFileSync(new URL(`${name}.trace.jsonl.gz`, dir))).toString("utf8");
-  return text.split("\n").filter((line) => line !== "");
-}
-
-describe("conformance with the seed", () => {
-  it("has the public scenarios", () => {
-    expect(names.length).toBeGreaterThanOrEqual(21);
-  });
-
-  it.each(names)("%s reproduces the seed's trace record for record", (name) => {
-    const scenario = parseScenario(readFileSync(new URL(`${name}.scenario.json`, dir), "utf8"));
+describeConformance({
+  title: "conformance with the seed",
+  folder: "",
+  minimum: 21,
+  whose: "the seed's trace",
+  run(text) {
     const lines: string[] = [];
-    runScenario(scenario, { onRecord: (record) => lines.push(formatTraceRecord(record)) });
-    const golden = goldenTrace(name);
-    // Compare record by record, so that a failure names the first record that differs.
-    const first = lines.findIndex((line, i) => line !== golden[i]);
-    expect({ at: first, got: lines[first], want: golden[first] }).toEqual({ at: -1, got: undefined, want: undefined });
-    expect(lines.length).toBe(golden.length);
-  });
+    runScenario(parseScenario(text), { onRecord: (record) => lines.push(formatTraceRecord(record)) });
+    return lines;
+  },
 });
