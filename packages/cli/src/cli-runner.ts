@@ -43,3 +43,14 @@ export function vmballoon(args: readonly string[], options: RunOptions = {}): Ru
 
 /** A stack trace's marks, which an expected failure must never show. */
 export const STACK = /\n\s+at |internal error/;
+
+/**
+ * The records of JSON Lines text (a trace, `run --json`'s output): one JSON value a line, the final newline ignored.
+ * Typed as `JSON.parse` gives them: the tests that read them assert their shape.
+ */
+export function jsonLines(text: string): ReturnType<typeof JSON.parse>[] {
+  return text
+    .trimEnd()
+    .split("\n")
+    .map((line): ReturnType<typeof JSON.parse> => JSON.parse(line));
+}

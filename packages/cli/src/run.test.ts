@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { HvError, lockedFramesOf } from "@vmballoon/hv-x86";
-import { BIN, vmballoon } from "./cli-runner.js";
+import { BIN, jsonLines, vmballoon } from "./cli-runner.js";
 import { EXIT, exitStatusOf } from "./errors.js";
 
 const linuxX64 = process.platform === "linux" && process.arch === "x64";
@@ -101,10 +101,7 @@ class Runner {
 
 /** The trace's records. */
 function readTrace(file: string): Record<string, any>[] {
-  return readFileSync(file, "utf8")
-    .trimEnd()
-    .split("\n")
-    .map((line) => JSON.parse(line));
+  return jsonLines(readFileSync(file, "utf8"));
 }
 
 /**
@@ -313,19 +310,13 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
     const file = scenarioFile("short.json", { cycles: 3, unload: true, guest, events: [{ cycle: 0, setTarget: 500 }] });
     const runner = new Runner(["--host", "simulated", "--scenario", file, "--trace", "-", "--interval", "10ms"], { json: false });
     expect((await runner.exited).status).toBe(0);
-    const records = runner.stdout
-      .trimEnd()
-      .split("\n")
-      .map((line) => JSON.parse(line));
+    const records = jsonLines(runner.stdout);
     const cycles = records.filter((r) => r.t === "cycle");
     expect(cycles.map((r) => r.cycle)).toStrictEqual([1, 2, 3]);
     expect(cycles.every((r) => r.target === 500 && r.size <= 500)).toBe(true);
     expectUnloaded(records, { t: "exit", size: 0, freed: cycles.at(-1)!.size, mlockedPages: 0, vmLckKiB: 0 });
     // simulate's format: the same kinds of record, with the same keys in the same order.
-    const simulated = vmballoon(["simulate", "--scenario", file, "--trace", "-"])
-      .stdout.trimEnd()
-      .split("\n")
-      .map((line) => JSON.parse(line));
+    const simulated = jsonLines(vmballoon(["simulate", "--scenario", file, "--trace", "-"]).stdout);
     const shapes = (trace: Record<string, any>[]) => new Map(trace.map((r) => [r.t, Object.keys(r).join(",")]));
     expect(shapes(records)).toStrictEqual(shapes(simulated));
   });
@@ -498,12 +489,7 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
     const file = scenarioFile("refused.json", { cycles: 2, unload: true, guest, events: [{ cycle: 0, failNext: { cmd: "START", count: 1, status: 8 } }] });
     const { status, stdout, stderr } = vmballoon(["run", "--host", "simulated", "--scenario", file, "--json", "--lock-file", LOCK]);
     expect(status).toBe(1);
-    expect(
-      stdout
-        .trim()
-        .split("\n")
-        .map((line) => JSON.parse(line).t),
-    ).toEqual(["start", "initFailed"]);
+    expect(jsonLines(stdout).map((record) => record.t)).toEqual(["start", "initFailed"]);
     expect(stderr).toBe("vmballoon: the balloon did not load: START answered ERROR_BUSY\n");
   });
 

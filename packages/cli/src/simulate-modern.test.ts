@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { FIXTURES, STACK, vmballoon } from "./cli-runner.js";
+import { FIXTURES, STACK, jsonLines, vmballoon } from "./cli-runner.js";
 
 const MODERN = join(FIXTURES, "modern");
 const temp = () => mkdtempSync(join(tmpdir(), "vmballoon-cli-modern-"));
@@ -31,10 +31,7 @@ describe("vmballoon simulate --driver modern", () => {
   it("prints today's driver's debugfs text for the final state when stdout is not a terminal", () => {
     const run = vmballoon(["simulate", "--driver", "modern", "--scenario", join(MODERN, "inflate-batched.scenario.json")]);
     expect(run.status).toBe(0);
-    const records = golden("inflate-batched")
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l) as { t: string; text?: string });
+    const records: { t: string; text?: string }[] = jsonLines(golden("inflate-batched"));
     expect(run.stdout).toBe(records.filter((r) => r.t === "debugfs").at(-1)!.text);
     expect(run.stdout.split("\n")[1]).toBe("used capabilities     :             0x36");
   });
@@ -44,10 +41,7 @@ describe("vmballoon simulate --driver modern", () => {
     const run = vmballoon(["simulate", "--driver", "modern", "--scenario", join(MODERN, "debugfs-before-first-start.scenario.json"), "--json", "--trace", out]);
     expect(run.status).toBe(0);
     const summary = JSON.parse(run.stdout);
-    const records = readFileSync(out, "utf8")
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l));
+    const records = jsonLines(readFileSync(out, "utf8"));
     const last = records.filter((r) => r.t === "cycle").at(-1);
     expect(summary.driver).toBe("modern");
     expect(summary.final.size).toBe(last.size);

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { FIXTURES, vmballoon } from "./cli-runner.js";
+import { FIXTURES, jsonLines, vmballoon } from "./cli-runner.js";
 
 const temp = () => mkdtempSync(join(tmpdir(), "vmballoon-cli-"));
 const DID_NOT_LOAD = "vmballoon: the balloon did not load: START or GUEST_ID failed (see the trace)\n";
@@ -83,10 +83,7 @@ describe("vmballoon simulate", () => {
     expect(run.stderr).toBe("");
     expect(run.status).toBe(0);
     const summary = JSON.parse(run.stdout);
-    const records = readFileSync(out, "utf8")
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l));
+    const records = jsonLines(readFileSync(out, "utf8"));
     // The scenario does not unload: the final state is the last cycle's record, field for field.
     expect(records.some((r) => r.t === "exit")).toBe(false);
     const { t: _t, cycle: _cycle, ...last } = records.filter((r) => r.t === "cycle").at(-1);
