@@ -9,7 +9,21 @@ import {
 } from "@vmballoon/protocol";
 import type { ModernGuestSpec } from "./modern-guest.js";
 import type { StartReply } from "./modern-monitor.js";
-import { ScenarioError, commonEvent, count, describe, failNextAction, flag, join, object, onlyKeys, parseJson, refuseAction, type Json } from "./scenario.js";
+import {
+  ScenarioError,
+  commonEvent,
+  count,
+  describe,
+  failNextAction,
+  flag,
+  guestAndEvents,
+  join,
+  object,
+  onlyKeys,
+  parseJson,
+  refuseAction,
+  type Json,
+} from "./scenario.js";
 
 /** One event of a modern scenario: applied just before its cycle runs. */
 export interface ModernScenarioEvent {
@@ -150,11 +164,7 @@ export function validateModernScenario(value: unknown): ModernScenario {
   const reply = startReply(s);
   const shrinker = flag(s, "shrinker", "") ?? false;
   const statsOn = flag(s, "statsOn", "") ?? true;
-  if (s.guest === undefined) throw new ScenarioError("guest", "missing");
-  const g = guest(s.guest);
-  if (s.events === undefined) throw new ScenarioError("events", "missing");
-  if (!Array.isArray(s.events)) throw new ScenarioError("events", `expected an array, got ${describe(s.events)}`);
-  const events = s.events.map((e, i) => event(e, `events[${i}]`, cycles));
+  const { guest: g, events } = guestAndEvents(s, cycles, guest, event);
   return { cycles, unload, capabilities: caps, startReply: reply, shrinker, statsOn, guest: g, events };
 }
 

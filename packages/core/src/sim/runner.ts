@@ -62,12 +62,8 @@ function applyEvent(event: ScenarioEvent, monitor: SimMonitor, guest: SimGuest |
 }
 
 /** What both drivers' scenarios share: the event's actions a monitor and a guest take. */
-export interface MonitorEvent {
-  readonly setTarget?: number;
-  readonly reset?: boolean;
-  readonly guestUse?: number;
-  readonly guestRelease?: number;
-  readonly refuse?: { readonly pfn: number; readonly status: number };
+export interface MonitorEvent extends Omit<ScenarioEvent, "cycle" | "failNext"> {
+  /** The next `count` calls of `cmd` (a command of either driver's protocol) fail with `status`. */
   readonly failNext?: { readonly cmd: string; readonly count: number; readonly status: number };
 }
 

@@ -184,12 +184,22 @@ export function validateScenario(value: unknown): Scenario {
   onlyKeys(s, "", ["cycles", "unload", "guest", "events"]);
   const cycles = count(s, "cycles", "");
   const unload = flag(s, "unload", "") ?? false;
+  const { guest: g, events } = guestAndEvents(s, cycles, guest, event);
+  return { cycles, unload, guest: g, events };
+}
+
+/** The `guest` and `events` every scenario has, in that order: the guest read by `readGuest`, each event by `readEvent`. */
+export function guestAndEvents<Guest, Event>(
+  s: Json,
+  cycles: number,
+  readGuest: (value: unknown) => Guest,
+  readEvent: (value: unknown, field: string, cycles: number) => Event,
+): { guest: Guest; events: Event[] } {
   if (s.guest === undefined) throw new ScenarioError("guest", "missing");
-  const g = guest(s.guest);
+  const g = readGuest(s.guest);
   if (s.events === undefined) throw new ScenarioError("events", "missing");
   if (!Array.isArray(s.events)) throw new ScenarioError("events", `expected an array, got ${describe(s.events)}`);
-  const events = s.events.map((e, i) => event(e, `events[${i}]`, cycles));
-  return { cycles, unload, guest: g, events };
+  return { guest: g, events: s.events.map((e, i) => readEvent(e, `events[${i}]`, cycles)) };
 }
 
 /** Parses and validates a scenario file's text. Throws {@link ScenarioError}. */
