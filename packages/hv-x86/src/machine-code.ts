@@ -104,6 +104,17 @@ export interface BackdoorCodeOptions {
   readonly harmless?: boolean;
 }
 
+/** `mov eax, magic; mov edx, port`, then `slot`: `in eax, dx` and its NOPs (or the test build's exchanges). */
+function backdoorIn(options: BackdoorCodeOptions, slot: readonly number[]): number[] {
+  return [
+    0xb8,
+    ...u32(options.magic), // mov eax, magic
+    0xba,
+    ...u32(options.port), // mov edx, port
+    ...slot, // in eax, dx  (or the harmless instructions)
+  ];
+}
+
 /**
  * `uint32_t call(uint32_t command, uint32_t argument)`: the seed's
  * `VMWARE_BALLOON_CMD` — EAX = magic, EBX = argument, ECX = command,
@@ -119,11 +130,7 @@ export function backdoorCode(options: BackdoorCodeOptions): Uint8Array {
     0xf9, // mov ecx, edi   (command)
     0x89,
     0xf3, // mov ebx, esi   (argument)
-    0xb8,
-    ...u32(options.magic), // mov eax, magic
-    0xba,
-    ...u32(options.port), // mov edx, port
-    ...slot, // in eax, dx  (or the harmless instruction)
+    ...backdoorIn(options, slot),
     ...storeRegistersAndReturn(options.block, REGISTERS_32, 4),
   ]);
   return code;
@@ -167,11 +174,7 @@ export function backdoorCode64(options: BackdoorCodeOptions): Uint8Array {
     0x48,
     0x89,
     0xd6, // mov rsi, rdx   (argument2, before EDX takes the port)
-    0xb8,
-    ...u32(options.magic), // mov eax, magic
-    0xba,
-    ...u32(options.port), // mov edx, port
-    ...slot, // in eax, dx  (or the harmless instructions)
+    ...backdoorIn(options, slot),
     ...storeRegistersAndReturn(options.block, REGISTERS_64, 8),
   ]);
 }
