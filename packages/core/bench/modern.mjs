@@ -9,41 +9,10 @@
 // ballooned frame. Prints figures; asserts nothing.
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { runModernScenario, validateModernScenario } from "../dist/sim/index.js";
 import { RUNS, best, buildC, measure, median, ms, perOp } from "./measure.mjs";
-import { churnScenario, fullInflateScenario } from "./scenarios.mjs";
+import { modernChurn } from "./modern-child.mjs";
 
-const self = fileURLToPath(import.meta.url);
-
-/** The seed's churning scenario for today's driver: the host offers `capabilities`; statistics on. */
-function modernChurn(capabilities) {
-  const { guest, ...rest } = churnScenario();
-  return { ...rest, capabilities, guest: { ...guest, huge: true } };
-}
-
-/** Hypervisor commands sent: every one is counted (statistics on from the load). */
-function commandsOf(stats) {
-  return Object.values(stats.ops).reduce((sum, [count]) => sum + count, 0);
-}
-
-if (process.argv[2] === "once") {
-  const scenario = validateModernScenario(modernChurn(Number(process.argv[3])));
-  const begin = process.hrtime.bigint();
-  const result = runModernScenario(scenario);
-  const ns = Number(process.hrtime.bigint() - begin);
-  process.stdout.write(JSON.stringify({ calls: commandsOf(result.snapshot.stats), ns, size: result.snapshot.size, free: result.exit.guestFree }));
-  process.exit(0);
-}
-
-if (process.argv[2] === "memory") {
-  const pages = Number(process.argv[4]);
-  const scenario = { ...fullInflateScenario(pages), capabilities: Number(process.argv[3]) };
-  scenario.guest = { ...scenario.guest, huge: true };
-  const result = runModernScenario(validateModernScenario(scenario));
-  // maxRSS is in KiB.
-  process.stdout.write(JSON.stringify({ size: result.snapshot.size, huge: result.snapshot.hugePages, peak: process.resourceUsage().maxRSS * 1024 }));
-  process.exit(0);
-}
+const child = fileURLToPath(new URL("./modern-child.mjs", import.meta.url));
 
 /** Today's driver with its #includes dropped and its one `inl` replaced by the model's monitor. */
 function buildModern() {
@@ -64,7 +33,7 @@ for (const [capabilities, what] of [
   const args = [guest.totalPages, guest.freePages, guest.firstPfn, guest.nosleepReserve, guest.sleepReserve, cycles, capabilities]
     .map(String)
     .concat(events.map((e) => `${e.cycle}:${e.setTarget}`));
-  const sides = [[process.execPath, [self, "once", String(capabilities)]], ...(model ? [[model, args]] : [])];
+  const sides = [[process.execPath, [child, "churn", String(capabilities)]], ...(model ? [[model, args]] : [])];
   const [ours, theirs] = measure(sides);
   const c = theirs?.[0];
   // Frames locked and unlocked: the model in C counts them; the two models do the same work when they agree.
@@ -91,7 +60,8 @@ for (const [capabilities, what] of [
   }
 }
 
-const memory = (capabilities, pages) => JSON.parse(execFileSync(process.execPath, [self, "memory", String(capabilities), String(pages)], { encoding: "utf8" }));
+const memory = (capabilities, pages) =>
+  JSON.parse(execFileSync(process.execPath, [child, "memory", String(capabilities), String(pages)], { encoding: "utf8" }));
 console.log("memory, full inflate of a 16 Mi-page (64 GiB) simulated guest, today's driver");
 for (const [capabilities, what] of [
   [0x36, "4 KB pages (0x36)"],
