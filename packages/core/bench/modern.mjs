@@ -4,7 +4,8 @@
 // twice: with batching offered but not 2 MB pages (capabilities 0x36: up to
 // 512 4 KB pages a command), and with everything offered (0x3e: 2 MB pages).
 // Beside it, in the same run, the driver's own C (drivers/misc/vmw_balloon.c)
-// compiled with gcc -O2 against the same model in C (bench/modern/). Then
+// compiled with gcc -O2 against the same model in C (bench/modern/), and an
+// empty Node program (Node's own start-up, the floor of any ratio). Then
 // memory: a full inflate of a 16 Mi-page guest, in bytes of peak RSS per
 // ballooned frame. Prints figures; asserts nothing.
 import { execFileSync } from "node:child_process";
@@ -33,8 +34,10 @@ for (const [capabilities, what] of [
   const args = [guest.totalPages, guest.freePages, guest.firstPfn, guest.nosleepReserve, guest.sleepReserve, cycles, capabilities]
     .map(String)
     .concat(events.map((e) => `${e.cycle}:${e.setTarget}`));
-  const sides = [[process.execPath, [child, "churn", String(capabilities)]], ...(model ? [[model, args]] : [])];
-  const [ours, theirs] = measure(sides);
+  // Node's own start-up, in the same turns: an empty program (it prints the JSON the measure expects).
+  const floor = [process.execPath, ["-e", "process.stdout.write('{}')"]];
+  const sides = [floor, [process.execPath, [child, "churn", String(capabilities)]], ...(model ? [[model, args]] : [])];
+  const [empty, ours, theirs] = measure(sides);
   const c = theirs?.[0];
   // Frames locked and unlocked: the model in C counts them; the two models do the same work when they agree.
   const ops = c?.ops;
@@ -49,6 +52,10 @@ for (const [capabilities, what] of [
     const same = ["calls", "size", "free"].every((key) => ours[0][key] === c[key]);
     if (!same) console.log(`    (the two models differ: TypeScript ${JSON.stringify(ours[0])}, C ${JSON.stringify(c)})`);
     const paired = median(ours.map((r, i) => r.wall / theirs[i].wall)).toFixed(2);
+    const floorRatio = median(empty.map((r, i) => r.wall / theirs[i].wall)).toFixed(2);
+    console.log(
+      `    Node doing nothing   whole process best ${ms(best(empty.map((r) => r.wall)))}, median ${ms(median(empty.map((r) => r.wall)))}: ${floorRatio}x the C (paired median), the floor of any ratio here`,
+    );
     console.log(
       `    ratio, start-up included: best ${(best(ours.map((r) => r.wall)) / best(theirs.map((r) => r.wall))).toFixed(2)}x, median of side-by-side runs ${paired}x (goal: within 2x)`,
     );
