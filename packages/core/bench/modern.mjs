@@ -4,46 +4,16 @@
 // twice: with batching offered but not 2 MB pages (capabilities 0x36: up to
 // 512 4 KB pages a command), and with everything offered (0x3e: 2 MB pages).
 // Beside it, in the same run, the driver's own C (drivers/misc/vmw_balloon.c)
-// compiled with gcc -O2 against the same model in C (bench/modern/). Then
+// compiled with gcc -O2 against the same model in C (bench/modern/), and an
+// empty Node program (Node's own start-up, the floor of any ratio). Then
 // memory: a full inflate of a 16 Mi-page guest, in bytes of peak RSS per
 // ballooned frame. Prints figures; asserts nothing.
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { runModernScenario, validateModernScenario } from "../dist/sim/index.js";
 import { RUNS, best, buildC, measure, median, ms, perOp } from "./measure.mjs";
-import { churnScenario, fullInflateScenario } from "./scenarios.mjs";
+import { modernChurn } from "./modern-child.mjs";
 
-const self = fileURLToPath(import.meta.url);
-
-/** The seed's churning scenario for today's driver: the host offers `capabilities`; statistics on. */
-function modernChurn(capabilities) {
-  const { guest, ...rest } = churnScenario();
-  return { ...rest, capabilities, guest: { ...guest, huge: true } };
-}
-
-/** Hypervisor commands sent: every one is counted (statistics on from the load). */
-function commandsOf(stats) {
-  return Object.values(stats.ops).reduce((sum, [count]) => sum + count, 0);
-}
-
-if (process.argv[2] === "once") {
-  const scenario = validateModernScenario(modernChurn(Number(process.argv[3])));
-  const begin = process.hrtime.bigint();
-  const result = runModernScenario(scenario);
-  const ns = Number(process.hrtime.bigint() - begin);
-  process.stdout.write(JSON.stringify({ calls: commandsOf(result.snapshot.stats), ns, size: result.snapshot.size, free: result.exit.guestFree }));
-  process.exit(0);
-}
-
-if (process.argv[2] === "memory") {
-  const pages = Number(process.argv[4]);
-  const scenario = { ...fullInflateScenario(pages), capabilities: Number(process.argv[3]) };
-  scenario.guest = { ...scenario.guest, huge: true };
-  const result = runModernScenario(validateModernScenario(scenario));
-  // maxRSS is in KiB.
-  process.stdout.write(JSON.stringify({ size: result.snapshot.size, huge: result.snapshot.hugePages, peak: process.resourceUsage().maxRSS * 1024 }));
-  process.exit(0);
-}
+const child = fileURLToPath(new URL("./modern-child.mjs", import.meta.url));
 
 /** Today's driver with its #includes dropped and its one `inl` replaced by the model's monitor. */
 function buildModern() {
@@ -64,8 +34,10 @@ for (const [capabilities, what] of [
   const args = [guest.totalPages, guest.freePages, guest.firstPfn, guest.nosleepReserve, guest.sleepReserve, cycles, capabilities]
     .map(String)
     .concat(events.map((e) => `${e.cycle}:${e.setTarget}`));
-  const sides = [[process.execPath, [self, "once", String(capabilities)]], ...(model ? [[model, args]] : [])];
-  const [ours, theirs] = measure(sides);
+  // Node's own start-up, in the same turns: an empty program (it prints the JSON the measure expects).
+  const floor = [process.execPath, ["-e", "process.stdout.write('{}')"]];
+  const sides = [floor, [process.execPath, [child, "churn", String(capabilities)]], ...(model ? [[model, args]] : [])];
+  const [empty, ours, theirs] = measure(sides);
   const c = theirs?.[0];
   // Frames locked and unlocked: the model in C counts them; the two models do the same work when they agree.
   const ops = c?.ops;
@@ -80,6 +52,10 @@ for (const [capabilities, what] of [
     const same = ["calls", "size", "free"].every((key) => ours[0][key] === c[key]);
     if (!same) console.log(`    (the two models differ: TypeScript ${JSON.stringify(ours[0])}, C ${JSON.stringify(c)})`);
     const paired = median(ours.map((r, i) => r.wall / theirs[i].wall)).toFixed(2);
+    const floorRatio = median(empty.map((r, i) => r.wall / theirs[i].wall)).toFixed(2);
+    console.log(
+      `    Node doing nothing   whole process best ${ms(best(empty.map((r) => r.wall)))}, median ${ms(median(empty.map((r) => r.wall)))}: ${floorRatio}x the C (paired median), the floor of any ratio here`,
+    );
     console.log(
       `    ratio, start-up included: best ${(best(ours.map((r) => r.wall)) / best(theirs.map((r) => r.wall))).toFixed(2)}x, median of side-by-side runs ${paired}x (goal: within 2x)`,
     );
@@ -91,7 +67,8 @@ for (const [capabilities, what] of [
   }
 }
 
-const memory = (capabilities, pages) => JSON.parse(execFileSync(process.execPath, [self, "memory", String(capabilities), String(pages)], { encoding: "utf8" }));
+const memory = (capabilities, pages) =>
+  JSON.parse(execFileSync(process.execPath, [child, "memory", String(capabilities), String(pages)], { encoding: "utf8" }));
 console.log("memory, full inflate of a 16 Mi-page (64 GiB) simulated guest, today's driver");
 for (const [capabilities, what] of [
   [0x36, "4 KB pages (0x36)"],

@@ -31,6 +31,12 @@ export interface ModernGuestSpec extends GuestSpec {
 export class ModernSimGuest implements ModernPageSource {
   private stack: Int32Array;
   private depth: number;
+  /**
+   * Positions of the stack below this one still hold their first entry,
+   * `frames - 1 - position`, without it being written: a fresh guest's
+   * stack of millions of frames is not filled before the first pop.
+   */
+  private unwritten: number;
   private freeTotal: number;
   private readonly freeBits: Uint32Array;
   /** Free frames in each 512-aligned block wholly inside the guest. */
@@ -64,10 +70,9 @@ export class ModernSimGuest implements ModernPageSource {
     this.sleepReserve = spec.sleepReserve;
     this.huge = spec.huge;
     // Room for some stale entries before a compaction.
-    const stack = new Int32Array(frames + Math.max(1024, frames >>> 6));
-    for (let i = 0; i < frames; i++) stack[i] = frames - 1 - i;
-    this.stack = stack;
+    this.stack = new Int32Array(frames + Math.max(1024, frames >>> 6));
     this.depth = frames;
+    this.unwritten = frames;
     this.freeTotal = frames;
     this.freeBits = new Uint32Array(Math.ceil(frames / 32)).fill(0xffffffff);
     if (frames % 32 !== 0) this.freeBits[this.freeBits.length - 1] = (2 ** (frames % 32) - 1) >>> 0;
@@ -120,6 +125,7 @@ export class ModernSimGuest implements ModernPageSource {
     // The block's 512 frames as one run, first frame on top, as 512 pushes
     // would leave them; 16 whole words of the bitmap; the block's count.
     const block = (first - this.blockOffset) >>> 9;
+    if (this.depth < this.unwritten) this.unwritten = this.depth;
     this.runAt[block] = this.depth;
     this.runTaken[block] = 0;
     this.stack[this.depth++] = -(block + 1);
@@ -203,9 +209,21 @@ export class ModernSimGuest implements ModernPageSource {
     return (this.freeBits[index >>> 5]! & (1 << (index & 31))) !== 0;
   }
 
+  /** The entry at a position of the stack. */
+  private entryAt(at: number): number {
+    return at < this.unwritten ? this.frames - 1 - at : this.stack[at]!;
+  }
+
+  /** Writes the entries not yet written (see {@link unwritten}). */
+  private writeAll(): void {
+    const { stack, frames } = this;
+    for (let i = 0; i < this.unwritten; i++) stack[i] = frames - 1 - i;
+    this.unwritten = 0;
+  }
+
   /** The frames an entry of the stack stands for, top first (none for a stale run). */
   private entryFrames(at: number): number[] {
-    const entry = this.stack[at]!;
+    const entry = this.entryAt(at);
     if (entry >= 0) return [entry];
     const block = -entry - 1;
     if (this.runAt[block] !== at) return [];
@@ -236,7 +254,8 @@ export class ModernSimGuest implements ModernPageSource {
     const stack = this.stack;
     const bits = this.freeBits;
     for (;;) {
-      let index = stack[this.depth - 1]!;
+      const at = this.depth - 1;
+      let index = at < this.unwritten ? this.frames - 1 - at : stack[at]!;
       if (index < 0) {
         index = this.popRun(index);
         if (index < 0) continue;
@@ -256,6 +275,7 @@ export class ModernSimGuest implements ModernPageSource {
 
   private push(index: number): void {
     if (this.depth === this.stack.length) this.compact();
+    if (this.depth < this.unwritten) this.unwritten = this.depth;
     this.stack[this.depth++] = index;
     this.freeBits[index >>> 5]! |= 1 << (index & 31);
     this.freeTotal++;
@@ -265,6 +285,7 @@ export class ModernSimGuest implements ModernPageSource {
 
   /** Drops the stale entries, keeping the free frames' order (a live run stays one entry). */
   private compact(): void {
+    this.writeAll();
     const seen = new Uint32Array(this.freeBits.length);
     const stack = this.stack;
     const kept: number[] = [];
