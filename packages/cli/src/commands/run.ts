@@ -12,7 +12,7 @@
  * lock taken before START.
  */
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
-import { CAPABILITIES, MAX_PFN, PAGE_SIZE, commandName, describeStatus } from "@vmballoon/protocol";
+import { CAPABILITIES, MAX_PFN, commandName, describeStatus } from "@vmballoon/protocol";
 import {
   Balloon,
   ModernBalloon,
@@ -52,6 +52,7 @@ import {
   detect,
   hex,
   isHeld,
+  parseMeminfo,
   probeBalloon,
   tryLock,
   type HeldLock,
@@ -259,8 +260,8 @@ function procKiB(file: string, field: string): number {
 }
 
 const vmLckKiB = () => procKiB("/proc/self/status", "VmLck");
-/** The guest's free pages for the trace's `guestFree`: here the guest is this machine, so its MemFree. */
-const memFreePages = () => (procKiB("/proc/meminfo", "MemFree") * 1024) / PAGE_SIZE;
+/** The guest's free pages for the trace's `guestFree`: here the guest is this machine, so its MemFree (the page source's own reading of /proc/meminfo). */
+const memFreePages = () => parseMeminfo(readFileSync("/proc/meminfo", "latin1")).freePages;
 
 /**
  * The trace of `--trace`: every command as it returns, in simulate's format,
