@@ -27,3 +27,4 @@ export type {
   ProxmoxInput,
   ProxmoxParams,
 } from "./policy/types.js";
+export { PolicyInputError, parsePolicyInput, parsePolicyParams, validatePolicyInput } from "./policy/parse.js";
