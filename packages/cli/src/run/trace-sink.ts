@@ -11,7 +11,7 @@ export class TraceSink {
   /** The first write error, boxed: whatever was thrown, even `undefined`, is kept. */
   private failure: { readonly error: unknown } | undefined;
   private closed = false;
-  constructor(private readonly writer: LineWriter) {}
+  constructor(private readonly writer: Pick<LineWriter, "write" | "flush" | "close" | "abandon">) {}
 
   record(record: AnyTraceRecord): void {
     if (this.failure !== undefined) return;
