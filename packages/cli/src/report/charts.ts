@@ -43,14 +43,20 @@ export interface Chart {
   readonly title: string;
   /** What the chart shows, in a sentence. */
   readonly note: string;
-  readonly legend: readonly { readonly label: string; readonly color: string; readonly dashed?: boolean }[];
+  readonly legend: readonly {
+    readonly label: string;
+    readonly color: string;
+    readonly dashed?: boolean;
+    readonly shape?: "dot" | "area";
+    readonly band?: string;
+  }[];
   readonly svg: string;
 }
 
 type Row = { readonly cycle: number; readonly value: number };
 
 /** The little of the DOM used here (the CLI is compiled without the DOM's types): linkedom's. */
-type Document = ReturnType<typeof parseHTML>["document"];
+export type Document = ReturnType<typeof parseHTML>["document"];
 interface Element {
   readonly nodeType: number;
   readonly childNodes: ArrayLike<Element>;
@@ -74,21 +80,37 @@ export function seriesOf(points: readonly CyclePoint[], pick: (p: CyclePoint) =>
 
 /** The rows, or past {@link MAX_POINTS} the lowest and highest of each run (see {@link seriesOf}). */
 function thin(rows: readonly Row[]): readonly Row[] {
-  if (rows.length <= MAX_POINTS) return rows;
-  const run = Math.ceil(rows.length / (MAX_POINTS / 2));
-  const out: Row[] = [];
-  for (let start = 0; start < rows.length; start += run) {
-    let low = rows[start]!;
-    let high = low;
-    for (let i = start + 1; i < Math.min(rows.length, start + run); i++) {
-      const row = rows[i]!;
-      if (row.value < low.value) low = row;
-      if (row.value > high.value) high = row;
+  return thinRows(rows, MAX_POINTS, ["value"]).rows;
+}
+
+/**
+ * At most `max` of the rows, in their order: all of them, or for each run of
+ * `run` consecutive rows the ones that hold the lowest and the highest value
+ * of each of `keys` (a row that holds several is kept once), with the
+ * shortest run that keeps no more than `max`. Peaks and dips still show.
+ */
+export function thinRows<R>(rows: readonly R[], max: number, keys: readonly (keyof R & string)[]): { readonly rows: readonly R[]; readonly run: number } {
+  if (rows.length <= max) return { rows, run: 1 };
+  let run = Math.ceil(rows.length / Math.max(1, Math.floor(max / 2)));
+  for (;;) {
+    const out: R[] = [];
+    for (let start = 0; start < rows.length; start += run) {
+      const end = Math.min(rows.length, start + run);
+      const keep = new Set<number>();
+      for (const key of keys) {
+        let low = start;
+        let high = start;
+        for (let i = start + 1; i < end; i++) {
+          if ((rows[i]![key] as number) < (rows[low]![key] as number)) low = i;
+          if ((rows[i]![key] as number) > (rows[high]![key] as number)) high = i;
+        }
+        keep.add(low).add(high);
+      }
+      for (const i of [...keep].sort((a, b) => a - b)) out.push(rows[i]!);
     }
-    if (low === high) out.push(low);
-    else out.push(...(low.cycle < high.cycle ? [low, high] : [high, low]));
+    if (out.length <= max) return { rows: out, run };
+    run = Math.ceil((run * out.length) / max) + 1;
   }
-  return out;
 }
 
 /** Cycles per run when {@link seriesOf} thins a series of `cycles` cycles; 1 when it does not. */
@@ -97,7 +119,7 @@ export function runLength(cycles: number): number {
 }
 
 /** A render transform that tags each drawn element with data attributes, by the row it stands for. */
-function tagged(rows: readonly object[], attributes: (row: never) => Record<string, string>): Plot.RenderFunction {
+export function tagged(rows: readonly object[], attributes: (row: never) => Record<string, string>): Plot.RenderFunction {
   return (index, scales, values, dimensions, context, next) => {
     const g = next!(index, scales, values, dimensions, context) as unknown as Element;
     const shapes = Array.from(g.childNodes).filter((n) => n.nodeType === 1);
@@ -137,7 +159,7 @@ function stems(rows: readonly Row[], series: string, color: string): Plot.Markis
   return [Plot.ruleX(rows, { x: "cycle", y1: 0, y2: "value", stroke: color, strokeWidth: 1.5 }), dots(rows, series, color)];
 }
 
-function draw(document: Document, marks: Plot.Markish[], options: Plot.PlotOptions): string {
+export function draw(document: Document, marks: Plot.Markish[], options: Plot.PlotOptions): string {
   const svg = Plot.plot({
     document,
     width: WIDTH,
@@ -252,7 +274,7 @@ function eventsChart(document: Document, marks: readonly Mark[], x: Plot.ScaleOp
     id: "events",
     title: "Failures, refusals and resets",
     note: "Each dot is a cycle in which that happened (hover for what); a bigger dot, more times.",
-    legend: kinds.map((kind) => ({ label: kind, color: markColor(kind) })),
+    legend: kinds.map((kind) => ({ label: kind, color: markColor(kind), shape: "dot" as const })),
     svg: draw(
       document,
       [

@@ -12,15 +12,15 @@ declare const __VERSION__: string;
 
 const ESCAPES: Readonly<Record<string, string>> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 
-function escape(text: string): string {
+export function escape(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
 }
 
 /** A protocol name that may break after its underscores on a narrow screen: VMCI_DOORBELL_SET. */
 const breakable = (name: string) => escape(name).replace(/_/g, "_<wbr>");
 
-const number = (n: number) => n.toLocaleString("en-US");
-const mib = (pages: number) => `${((pages * PAGE_SIZE) / 2 ** 20).toFixed(1)} MiB`;
+export const number = (n: number) => n.toLocaleString("en-US");
+export const mib = (pages: number) => `${((pages * PAGE_SIZE) / 2 ** 20).toFixed(1)} MiB`;
 
 const STYLE = `
 :root { color-scheme: light; --ink: #0f172a; --muted: #475569; --rule: #e2e8f0; --panel: #f8fafc; }
@@ -48,6 +48,7 @@ figcaption { font-size: 0.85rem; color: var(--muted); }
 .swatch { display: inline-block; width: 1.1rem; height: 0; border-top: 3px solid; }
 .swatch.dashed { border-top-style: dashed; }
 .swatch.dot { width: 0.7rem; height: 0.7rem; border: 0; border-radius: 50%; }
+.swatch.area { width: 0.9rem; height: 0.7rem; border: 0; opacity: 0.75; }
 .table-wrap { overflow-x: auto; max-width: 100%; }
 table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
 th, td { text-align: left; padding: 0.3rem 0.5rem; border-bottom: 1px solid var(--rule); vertical-align: top; overflow-wrap: anywhere; }
@@ -74,22 +75,64 @@ footer { margin: 2rem 0 1rem; font-size: 0.8rem; color: var(--muted); }
 }
 `;
 
-function legend(chart: Chart): string {
-  const items = chart.legend.map((item) => {
-    const kind = chart.id === "events" ? "dot" : item.dashed ? "dashed" : "";
-    const style = kind === "dot" ? `background:${item.color}` : `border-color:${item.color}`;
+/** A chart's legend: a line (solid or dashed), a dot, a filled patch or a band of each series' colour. */
+export function legend(items: Chart["legend"]): string {
+  const swatches = items.map((item) => {
+    const kind = item.band !== undefined ? "area" : (item.shape ?? (item.dashed ? "dashed" : ""));
+    // A band: its fill, with a dashed line of the colour along its bottom edge (ESX's state and its threshold).
+    const style =
+      item.band !== undefined
+        ? `background:${item.band};border-bottom:2px dashed ${item.color}`
+        : kind === "dot" || kind === "area"
+          ? `background:${item.color}`
+          : `border-color:${item.color}`;
     return `<li><span class="swatch ${kind}" style="${style}"></span>${escape(item.label)}</li>`;
   });
-  return `<ul class="legend">${items.join("")}</ul>`;
+  return `<ul class="legend">${swatches.join("")}</ul>`;
 }
 
-function figure(chart: Chart): string {
+export function figure(chart: Chart): string {
   return `<figure data-chart="${chart.id}" id="chart-${chart.id}">
 <h3>${escape(chart.title)}</h3>
-${legend(chart)}
+${legend(chart.legend)}
 ${chart.svg}
 <figcaption>${escape(chart.note)}</figcaption>
 </figure>`;
+}
+
+/** The summary's boxes: a name and a value each. */
+export function summaryList(items: readonly (readonly [string, string])[]): string {
+  return `<dl class="summary">${items.map(([k, v]) => `<div><dt>${escape(k)}</dt><dd>${escape(v)}</dd></div>`).join("")}</dl>`;
+}
+
+/** A table that scrolls sideways inside its box on a narrow screen; the head's and rows' cells are HTML. */
+export function table(head: string, rows: readonly string[]): string {
+  return `<div class="table-wrap"><table><thead><tr>${head}</tr></thead><tbody>${rows.join("")}</tbody></table></div>`;
+}
+
+/** The page around a report's body: its head (the styles inline), its title and lede, its footer. */
+export function pageFrame(parts: { readonly title: string; readonly heading: string; readonly lede: string; readonly body: string }): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="vmballoon ${escape(__VERSION__)}">
+<title>${escape(parts.title)}</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<main>
+<header>
+<h1>${escape(parts.heading)}</h1>
+<p class="lede">${escape(parts.lede)}</p>
+</header>
+${parts.body}
+<footer>Written by vmballoon ${escape(__VERSION__)} from the trace alone.</footer>
+</main>
+</body>
+</html>
+`;
 }
 
 function summary(model: ReportModel): string {
@@ -118,7 +161,7 @@ function summary(model: ReportModel): string {
           ? `the unload hung with ${number(ending.size)} pages in the balloon`
           : "still loaded";
   items.push(["end", end]);
-  return `<dl class="summary">${items.map(([k, v]) => `<div><dt>${escape(k)}</dt><dd>${escape(v)}</dd></div>`).join("")}</dl>`;
+  return summaryList(items);
 }
 
 function commandsTable(model: ReportModel): string {
@@ -127,13 +170,13 @@ function commandsTable(model: ReportModel): string {
     const statuses = [...c.statuses].map(([name, n]) => `${breakable(name)}&nbsp;×${number(n)}`).join(", ");
     return `<tr data-command="${escape(c.name)}"><td>${breakable(c.name)}</td><td class="n">${number(c.sent)}</td><td class="n">${number(c.failed)}</td><td>${statuses}</td></tr>`;
   });
-  return `<div class="table-wrap"><table><thead><tr><th>command</th><th class="n">sent</th><th class="n">failed</th><th>failures by status</th></tr></thead><tbody>${rows.join("")}</tbody></table></div>`;
+  return table(`<th>command</th><th class="n">sent</th><th class="n">failed</th><th>failures by status</th>`, rows);
 }
 
 function otherRecords(model: ReportModel): string {
   if (model.otherKinds.size === 0) return "";
   const rows = [...model.otherKinds].map(([kind, n]) => `<tr><td>${escape(kind)}</td><td class="n">${number(n)}</td></tr>`);
-  return `<h2>Other records</h2><p>Events of the driver's environment, marked on the time axis above.</p><div class="table-wrap"><table><thead><tr><th>record</th><th class="n">count</th></tr></thead><tbody>${rows.join("")}</tbody></table></div>`;
+  return `<h2>Other records</h2><p>Events of the driver's environment, marked on the time axis above.</p>${table(`<th>record</th><th class="n">count</th>`, rows)}`;
 }
 
 function counters(model: ReportModel): string {
@@ -160,31 +203,16 @@ export function renderPage(model: ReportModel): string {
     model.ending.kind === "initFailed"
       ? "The balloon did not load: the driver's START or GUEST_ID failed, and nothing ran."
       : `The balloon following its target, cycle by cycle (a cycle is a second in the kernel), from a trace of ${number(model.records)} records.`;
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="vmballoon ${escape(__VERSION__)}">
-<title>${escape(title)}</title>
-<style>${STYLE}</style>
-</head>
-<body>
-<main>
-<header>
-<h1>The balloon, cycle by cycle</h1>
-<p class="lede">${escape(lede)}</p>
-</header>
-${summary(model)}
+  return pageFrame({
+    title,
+    heading: "The balloon, cycle by cycle",
+    lede,
+    body: `${summary(model)}
 ${charts.length > 0 ? `<section class="charts">${charts.map(figure).join("\n")}</section>` : ""}
 <h2>Commands</h2>
 ${commandsTable(model)}
 ${otherRecords(model)}
 ${counters(model)}
-${debugfs(model)}
-<footer>Written by vmballoon ${escape(__VERSION__)} from the trace alone.</footer>
-</main>
-</body>
-</html>
-`;
+${debugfs(model)}`,
+  });
 }
