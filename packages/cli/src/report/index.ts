@@ -1,33 +1,74 @@
 /**
- * The report of a run, from its trace: the trace's lines go through the one
- * trace reader of `@vmballoon/core/sim` (which checks them), the records into
- * the report's model, the model into the page. `vmballoon report` feeds it a
- * trace file's lines; `vmballoon simulate --report` the lines of the run it
- * does, as it would write them with `--trace`: one path, the same page.
+ * The report of a run, from its trace: a driver's trace (SIMULATION.md's) or
+ * a host's (HOST.md's), told apart by the first record (a host trace begins
+ * with a `host` record). The trace's lines go through the reader of their
+ * kind (which checks them), the records into the report's model, the model
+ * into the page. `vmballoon report` feeds it a trace file's lines;
+ * `vmballoon simulate --report` and `vmballoon host --report` the lines of
+ * the run they do, as they would write them with `--trace`: one path, the
+ * same page.
  */
-import { TraceReader, readTrace } from "@vmballoon/core/sim";
+import { TraceReader } from "@vmballoon/core/sim";
+import { HostReportBuilder } from "./host-model.js";
+import { renderHostPage } from "./host-page.js";
+import { HostTraceReader, isHostTraceLine } from "./host-trace.js";
 import { ReportBuilder } from "./model.js";
 import { renderPage } from "./page.js";
 
+/** A trace's reader and the page of what it read. */
+interface Report {
+  line(text: string, terminated: boolean): void;
+  page(): string;
+}
+
+function driverReport(): Report {
+  const builder = new ReportBuilder();
+  const reader = new TraceReader((record) => builder.add(record));
+  return {
+    line: (text, terminated) => reader.line(text, terminated),
+    page: () => {
+      reader.end();
+      return renderPage(builder.finish());
+    },
+  };
+}
+
+function hostReport(): Report {
+  const builder = new HostReportBuilder();
+  const reader = new HostTraceReader((record) => builder.add(record));
+  return {
+    line: (text, terminated) => reader.line(text, terminated),
+    page: () => {
+      reader.end();
+      return renderHostPage(builder.finish());
+    },
+  };
+}
+
 export class ReportWriter {
-  private readonly builder = new ReportBuilder();
-  private readonly reader = new TraceReader((record) => this.builder.add(record));
+  /** The report of the trace's kind, from its first line. */
+  private report: Report | undefined;
 
   /** One line of the trace, without its line break; `terminated`: false for a last line that had none. */
   line(text: string, terminated = true): void {
-    this.reader.line(text, terminated);
+    this.report ??= isHostTraceLine(text) ? hostReport() : driverReport();
+    this.report.line(text, terminated);
   }
 
   /** The page, once every line is in; throws when the trace stopped before its end. */
   page(): string {
-    this.reader.end();
-    return renderPage(this.builder.finish());
+    return (this.report ?? driverReport()).page();
   }
 }
 
-/** The page for a whole trace's text; a TraceError names the first line that is wrong. */
+/** The page for a whole trace's text; a TraceError names the first line that is wrong. Lines end at `\n`. */
 export function reportOf(text: string): string {
-  const builder = new ReportBuilder();
-  readTrace(text, (record) => builder.add(record));
-  return renderPage(builder.finish());
+  const writer = new ReportWriter();
+  let start = 0;
+  for (let end = text.indexOf("\n"); end !== -1; end = text.indexOf("\n", start)) {
+    writer.line(text.slice(start, end));
+    start = end + 1;
+  }
+  if (start < text.length) writer.line(text.slice(start), false);
+  return writer.page();
 }
