@@ -95,7 +95,7 @@ describe("the host scenario", () => {
       [60, 10],
     ]);
     expect(() => validateHostScenario(vm("b.csv"), { readFile })).toThrow('vms[0].workload.csv: b.csv: line 2: demandMiB is "x"');
-    expect(() => validateHostScenario(vm("c.csv"), { readFile })).toThrow("vms[0].workload.csv: c.csv: no such file");
+    expect(() => validateHostScenario(vm("c.csv"), { readFile })).toThrow("vms[0].workload.csv: no such file");
     expect(fieldOf(vm("a.csv"))).toBe("vms[0].workload.csv");
   });
 });

@@ -212,7 +212,10 @@ function csvWorkload(value: unknown, field: string, options: HostScenarioOptions
   try {
     text = options.readFile(file);
   } catch (error) {
-    throw new ScenarioError(at(field, "csv"), `${file}: ${(error as Error).message}`, { cause: error });
+    // The reader's error keeps its kind (a missing file, a permission), named by the field.
+    if (!(error instanceof Error)) throw new ScenarioError(at(field, "csv"), `${file}: ${String(error)}`);
+    error.message = `${at(field, "csv")}: ${error.message}`;
+    throw error;
   }
   try {
     return parseWorkloadCsv(text, activeRatio);
