@@ -276,7 +276,7 @@ export class HostSimulation {
       }
       this.moveWorkload(vm, t);
       if (t === 0) vm.driver.load();
-      else vm.driver.cycle(t);
+      else vm.driver.cycle();
     }
     this.account(t);
     const p = this.hostParams;

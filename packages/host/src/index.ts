@@ -43,3 +43,4 @@ export { HOST_EXPERIMENTS, hostExperiment, withOverrides } from "./experiments.j
 export type { HostExperiment } from "./experiments.js";
 export { createVmDriver } from "./vm-driver.js";
 export type { VmDriver, VmDriverOptions } from "./vm-driver.js";
+export { PolicyInputError, parsePolicyInput, parsePolicyParams, validatePolicyInput } from "./policy/parse.js";

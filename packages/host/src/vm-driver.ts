@@ -1,21 +1,11 @@
 /**
- * The one place that drives core's runners (`Simulation`, `ModernSimulation`)
- * for the host: a VM's driver engine against its reference guest and
+ * The one place that drives core's driver sessions (`DriverSession`) for the
+ * host: a VM's driver engine against its reference guest and
  * monitor, behind {@link VmDriver}. The host does only what a scenario's
  * events could do (setTarget, guestUse, guestRelease), so that each VM's
  * inputs can be written out as an ordinary scenario.
  */
-import { debugfsText } from "@vmballoon/core";
-import {
-  ModernSimulation,
-  SimGuest,
-  Simulation,
-  formatTraceRecord,
-  validateModernScenario,
-  validateScenario,
-  type ModernTraceRecord,
-  type TraceRecord,
-} from "@vmballoon/core/sim";
+import { ModernSimGuest, ModernSimMonitor, SimGuest, SimMonitor, driver as driverOf, formatTraceRecord, type DriverSession } from "@vmballoon/core/sim";
 import type { DriverName } from "./policy/types.js";
 import type { HostGuestSpec } from "./scenario.js";
 
@@ -23,8 +13,8 @@ import type { HostGuestSpec } from "./scenario.js";
 export interface VmDriver {
   /** Cycle 0: the load. */
   load(): void;
-  /** Work cycle `cycle` (1, 2, …). */
-  cycle(cycle: number): void;
+  /** The next work cycle (1, 2, …). */
+  cycle(): void;
   /** After the last work cycle (`cycles`): the trace's debugfs record; with `unload`, cycle `cycles + 1`, the unload. */
   end(unload: boolean): void;
   /** The monitor's target from now on. */
@@ -58,8 +48,7 @@ export interface VmDriverOptions {
 
 /** A VM's driver: the seed's, today's, or none (a guest the host can only swap). */
 export function createVmDriver(options: VmDriverOptions): VmDriver {
-  if (options.driver === "none") return new NoDriver(options);
-  return options.driver === "seed" ? new SeedDriver(options) : new ModernDriver(options);
+  return options.driver === "none" ? new NoDriver(options) : new SessionDriver(options.driver, options);
 }
 
 /** The guest spec of the seed's scenarios (no `huge`). */
@@ -93,128 +82,72 @@ class NoDriver implements VmDriver {
   }
 }
 
-class SeedDriver implements VmDriver {
-  private readonly sim: Simulation;
-  private readonly emit: ((record: TraceRecord) => void) | undefined;
+/**
+ * A VM with a balloon driver: a session of core's (the driver picked by
+ * core's `driver(name)`) against the reference guest and monitor, on a
+ * scenario without events: the host applies what the events would.
+ */
+class SessionDriver implements VmDriver {
+  private readonly session: DriverSession;
+  private readonly guest: SimGuest | ModernSimGuest;
+  private readonly monitor: SimMonitor | ModernSimMonitor;
+  private readonly tracing: boolean;
   private readonly totalPages: number;
-  private readonly cycles: number;
   private loaded = false;
 
-  constructor(options: VmDriverOptions) {
+  constructor(name: "seed" | "modern", options: VmDriverOptions) {
     const { onLine } = options;
-    this.emit = onLine === undefined ? undefined : (record) => onLine(formatTraceRecord(record));
-    const scenario = validateScenario({ cycles: options.cycles, guest: seedGuest(options.guest), events: [] });
-    this.sim = new Simulation(scenario, this.emit === undefined ? {} : { onRecord: this.emit });
-    this.sim.guest.onUse = options.onUse;
-    this.sim.monitor.onLock = options.onLock;
+    const guest = name === "seed" ? seedGuest(options.guest) : options.guest;
+    const kind = driverOf(name);
+    const scenario = kind.parseScenario(JSON.stringify({ cycles: options.cycles, guest, events: [] }));
+    this.tracing = onLine !== undefined;
+    this.session = kind.simulate(scenario, onLine === undefined ? {} : { onRecord: (record) => onLine(formatTraceRecord(record)) });
+    const { guest: simGuest, monitor } = this.session;
+    if (!(simGuest instanceof SimGuest || simGuest instanceof ModernSimGuest) || !(monitor instanceof SimMonitor || monitor instanceof ModernSimMonitor)) {
+      throw new Error("a simulated session has the reference guest and monitor");
+    }
+    simGuest.onUse = options.onUse;
+    monitor.onLock = options.onLock;
+    this.guest = simGuest;
+    this.monitor = monitor;
     this.totalPages = options.guest.totalPages;
-    this.cycles = options.cycles;
   }
 
   load(): void {
-    this.sim.enterCycle(0);
-    this.loaded = this.sim.balloon.init();
-    if (!this.loaded) this.emit?.({ t: "initFailed" });
+    this.loaded = this.session.load();
   }
 
-  cycle(cycle: number): void {
+  cycle(): void {
     if (!this.loaded) return;
-    this.sim.enterCycle(cycle);
-    this.sim.balloon.work();
-    this.emit?.(this.sim.cycleRecord(cycle));
+    this.session.cycle();
+    if (this.tracing) this.session.recordCycle();
   }
 
   end(unload: boolean): void {
     if (!this.loaded) return;
-    const { balloon, guest } = this.sim;
-    if (this.emit) this.emit({ t: "debugfs", text: debugfsText(balloon.snapshot()) });
-    if (!unload) return;
-    this.sim.enterCycle(this.cycles + 1);
-    balloon.exit();
-    this.emit?.({ t: "exit", size: balloon.snapshot().size, guestFree: guest.freeCount });
+    this.session.finish();
+    if (unload) this.session.unload();
   }
 
   setTarget(pages: number): void {
-    this.sim.monitor.target = pages;
+    this.monitor.target = pages;
   }
   use(pages: number): void {
-    this.sim.guest.use(pages);
+    this.guest.use(pages);
   }
   release(pages: number): void {
-    this.sim.guest.release(pages);
+    this.guest.release(pages);
   }
   get locked(): number {
-    return this.sim.monitor.lockedFrames;
+    return this.monitor.lockedFrames;
   }
   get target(): number {
-    return Math.min(this.sim.monitor.target, this.totalPages);
+    return Math.min(this.monitor.target, this.totalPages);
   }
   get guestFree(): number {
-    return this.sim.guest.freeCount;
+    return this.guest.freeCount;
   }
   get workload(): number {
-    return this.sim.guest.workloadCount;
-  }
-}
-
-class ModernDriver implements VmDriver {
-  private readonly sim: ModernSimulation;
-  private readonly emit: ((record: ModernTraceRecord) => void) | undefined;
-  private readonly totalPages: number;
-  private readonly cycles: number;
-
-  constructor(options: VmDriverOptions) {
-    const { onLine } = options;
-    this.emit = onLine === undefined ? undefined : (record) => onLine(formatTraceRecord(record));
-    const scenario = validateModernScenario({ cycles: options.cycles, guest: options.guest, events: [] });
-    this.sim = new ModernSimulation(scenario, this.emit === undefined ? {} : { onRecord: this.emit });
-    this.sim.guest.onUse = options.onUse;
-    this.sim.monitor.onLock = options.onLock;
-    this.totalPages = options.guest.totalPages;
-    this.cycles = options.cycles;
-  }
-
-  load(): void {
-    this.sim.enterCycle(0);
-    this.sim.balloon.init();
-    // As the modern runner does (statsOn, its default): debugfs is read once after the load.
-    this.sim.balloon.debugfsRecord();
-  }
-
-  cycle(cycle: number): void {
-    this.sim.enterCycle(cycle);
-    this.sim.balloon.work();
-    this.emit?.(this.sim.cycleRecord(cycle));
-  }
-
-  end(unload: boolean): void {
-    const { balloon, guest } = this.sim;
-    if (this.emit) this.emit({ t: "debugfs", cycle: this.cycles, text: balloon.debugfsText() });
-    if (!unload) return;
-    this.sim.enterCycle(this.cycles + 1);
-    const emptied = balloon.exit();
-    this.emit?.({ t: emptied ? "exit" : "exitHang", size: balloon.snapshot().size, guestFree: guest.freeCount });
-  }
-
-  setTarget(pages: number): void {
-    this.sim.monitor.target = pages;
-  }
-  use(pages: number): void {
-    this.sim.guest.use(pages);
-  }
-  release(pages: number): void {
-    this.sim.guest.release(pages);
-  }
-  get locked(): number {
-    return this.sim.monitor.lockedFrames;
-  }
-  get target(): number {
-    return Math.min(this.sim.monitor.target, this.totalPages);
-  }
-  get guestFree(): number {
-    return this.sim.guest.freeCount;
-  }
-  get workload(): number {
-    return this.sim.guest.workloadCount;
+    return this.guest.workloadCount;
   }
 }
