@@ -7,6 +7,7 @@ import { cac } from "cac";
 // Types only (erased): the commands' code is still imported when one runs.
 import type { DetectOptions } from "./commands/detect.js";
 import type { ExporterOptions } from "./commands/exporter.js";
+import type { HostOptions } from "./commands/host.js";
 import type { PolicyOptions } from "./commands/policy.js";
 import type { ReportOptions } from "./commands/report.js";
 import type { RunOptions } from "./commands/run.js";
@@ -34,6 +35,20 @@ export function program() {
     .example(`  $ ${NAME} simulate --report report.html`)
     .example(`  $ ${NAME} simulate --driver modern --scenario batched.json --json`)
     .action(async (options: SimulateOptions) => (await import("./commands/simulate.js")).simulate(options));
+
+  cli
+    .command("host", "Run a host of many VMs, each a balloon driver, under ESX's, oVirt MoM's or Proxmox's memory policy (docs/HOST.md)")
+    .option("--scenario <name|file>", "A built-in (overcommit, the default; idle-tax, slow-balloon, policies) or a host scenario file ('-' for stdin)")
+    .option("--policy <policy>", "Run the scenario under esx, mom or proxmox instead of its own policy (its parameters then dropped)")
+    .option("--driver <driver>", "Put every VM that has a balloon driver on seed or modern")
+    .option("--trace <file>", "Write the host's trace as JSON Lines to this file ('-' for stdout)")
+    .option("--every <seconds>", "In the trace, each VM's record every this many seconds (and at every round); default 1")
+    .option("--vm-traces <dir>", "Write each VM's driver trace and the scenario that gives it through simulate, NAME.trace.jsonl and NAME.scenario.json")
+    .option("--json", "Print one JSON summary and nothing else on stdout")
+    .example(`  $ ${NAME} host --scenario idle-tax`)
+    .example(`  $ ${NAME} host --scenario slow-balloon --driver modern --json`)
+    .example(`  $ ${NAME} host --scenario fleet.json --trace fleet.jsonl --every 60 --vm-traces vms/`)
+    .action(async (options: HostOptions) => (await import("./commands/host.js")).host(options));
 
   cli
     .command("report [trace]", "Write the report of a trace (from simulate --trace or run --trace) as one HTML page ('-': stdin)")

@@ -27,4 +27,20 @@ export type {
   ProxmoxInput,
   ProxmoxParams,
 } from "./policy/types.js";
+// The host model (docs/HOST.md): the scenario, the run, its trace.
+export { parseHostScenario, validateHostScenario } from "./scenario.js";
+export type { HostEvent, HostGuestSpec, HostScenario, HostScenarioOptions, HostVmSpec } from "./scenario.js";
+export { WorkloadError, parseWorkloadCsv } from "./workload-csv.js";
+export type { CsvWorkload } from "./workload-csv.js";
+export { Series } from "./series.js";
+export type { SeriesPoints } from "./series.js";
+export { mulberry32 } from "./mulberry32.js";
+export { HostSimulation, runHost } from "./host.js";
+export type { HostRunOptions, HostSecond, VmScenario, VmScenarioEvent } from "./host.js";
+export type { EndRecord, HostRecord, HostTraceRecord, PolicyRecord, VmRecord, VmTotals } from "./trace.js";
+export { checkHostTrace } from "./check.js";
+export { HOST_EXPERIMENTS, hostExperiment, withOverrides } from "./experiments.js";
+export type { HostExperiment } from "./experiments.js";
+export { createVmDriver } from "./vm-driver.js";
+export type { VmDriver, VmDriverOptions } from "./vm-driver.js";
 export { PolicyInputError, parsePolicyInput, parsePolicyParams, validatePolicyInput } from "./policy/parse.js";

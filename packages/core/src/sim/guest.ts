@@ -34,6 +34,8 @@ export class SimGuest implements PageSource {
   private readonly total: number;
   private readonly nosleepReserve: number;
   private readonly sleepReserve: number;
+  /** Called with each frame {@link use} pops (the host of HOST.md marks it touched); undefined by default. */
+  onUse: ((pfn: number) => void) | undefined = undefined;
 
   constructor(spec: GuestSpec) {
     this.total = spec.totalPages;
@@ -77,8 +79,17 @@ export class SimGuest implements PageSource {
 
   /** `guestUse`: the workload takes up to `count` free pages. */
   use(count: number): void {
+    const onUse = this.onUse;
+    if (onUse === undefined) {
+      for (let n = 0; n < count && this.freeDepth > 0; n++) {
+        this.workload.push(this.freeStack[--this.freeDepth]!);
+      }
+      return;
+    }
     for (let n = 0; n < count && this.freeDepth > 0; n++) {
-      this.workload.push(this.freeStack[--this.freeDepth]!);
+      const page = this.freeStack[--this.freeDepth]!;
+      this.workload.push(page);
+      onUse(page >>> 0);
     }
   }
 

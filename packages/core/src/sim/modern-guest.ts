@@ -60,6 +60,8 @@ export class ModernSimGuest implements ModernPageSource {
   private readonly sleepReserve: number;
   /** Whether 2 MB allocations can succeed (the `huge` event). */
   huge: boolean;
+  /** Called with each frame {@link use} pops (the host of HOST.md marks it touched); undefined by default. */
+  onUse: ((pfn: number) => void) | undefined;
 
   constructor(spec: ModernGuestSpec) {
     const frames = spec.freePages;
@@ -84,6 +86,7 @@ export class ModernSimGuest implements ModernPageSource {
     this.runTaken = new Uint16Array(this.blocks);
     this.workload = new PageStack();
     this.memory = new Map();
+    this.onUse = undefined;
   }
 
   allocate(flavour: AllocFlavour): number {
@@ -183,7 +186,16 @@ export class ModernSimGuest implements ModernPageSource {
 
   /** `guestUse`: the workload takes up to `count` free pages (reserves ignored). */
   use(count: number): void {
-    for (let n = 0; n < count && this.freeTotal > 0; n++) this.workload.push(this.pop());
+    const onUse = this.onUse;
+    if (onUse === undefined) {
+      for (let n = 0; n < count && this.freeTotal > 0; n++) this.workload.push(this.pop());
+      return;
+    }
+    for (let n = 0; n < count && this.freeTotal > 0; n++) {
+      const index = this.pop();
+      this.workload.push(index);
+      onUse(this.firstPfn + index);
+    }
   }
 
   /** `guestRelease`: the workload gives back up to `count` pages. */

@@ -85,6 +85,8 @@ export class ModernSimMonitor implements ModernHypervisor {
   private readonly memoryAt: (pfn: number) => Uint32Array | undefined;
   /** The registers: one reply object, rewritten by every call. */
   private readonly reply: ModernHypervisorReply;
+  /** Called with each frame or 2 MB block a lock locks, and its frame count (1 or 512); undefined by default. */
+  onLock: ((pfn: number, frames: number) => void) | undefined;
 
   constructor(spec: ModernMonitorSpec) {
     this.targetPages = 0;
@@ -109,6 +111,7 @@ export class ModernSimMonitor implements ModernHypervisor {
     this.doorbell = null;
     this.memoryAt = spec.memoryAt;
     this.reply = { status: 0, result: 0, ecx: 0 };
+    this.onLock = undefined;
   }
 
   /** The balloon target, in frames. */
@@ -262,6 +265,7 @@ export class ModernSimMonitor implements ModernHypervisor {
     if (this.lockedCount >= this.needed) return ERROR_PPN_NOTNEEDED;
     this.locked[word] = bits | mask;
     this.lockedCount++;
+    if (this.onLock !== undefined) this.onLock(pfn, 1);
     return SUCCESS;
   }
 
@@ -297,6 +301,7 @@ export class ModernSimMonitor implements ModernHypervisor {
     if (this.lockedCount >= this.needed) return ERROR_PPN_NOTNEEDED;
     this.locked.fill(-1, first, first + WORDS_PER_BLOCK);
     this.lockedCount += BLOCK;
+    if (this.onLock !== undefined) this.onLock(pfn, BLOCK);
     return SUCCESS;
   }
 

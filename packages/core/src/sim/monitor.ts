@@ -45,6 +45,8 @@ export class SimMonitor implements Hypervisor {
   private readonly forcedStatus = new Float64Array(COMMAND_COUNT);
   /** The registers: one reply object, rewritten by every call. */
   private readonly reply: HypervisorReply = { status: 0, result: 0 };
+  /** Called with each frame a LOCK locks, and 1 (its frame count); undefined by default. */
+  onLock: ((pfn: number, frames: number) => void) | undefined = undefined;
 
   constructor(spec: MonitorSpec) {
     this.firstPfn = spec.firstPfn;
@@ -168,6 +170,7 @@ export class SimMonitor implements Hypervisor {
     if (this.lockedCount >= this.needed) return ERROR_PPN_NOTNEEDED;
     this.locked[word] = bits | bit;
     this.lockedCount++;
+    if (this.onLock !== undefined) this.onLock(pfn, 1);
     return SUCCESS;
   }
 

@@ -1,0 +1,153 @@
+/**
+ * The one place that drives core's driver sessions (`DriverSession`) for the
+ * host: a VM's driver engine against its reference guest and
+ * monitor, behind {@link VmDriver}. The host does only what a scenario's
+ * events could do (setTarget, guestUse, guestRelease), so that each VM's
+ * inputs can be written out as an ordinary scenario.
+ */
+import { ModernSimGuest, ModernSimMonitor, SimGuest, SimMonitor, driver as driverOf, formatTraceRecord, type DriverSession } from "@vmballoon/core/sim";
+import type { DriverName } from "./policy/types.js";
+import type { HostGuestSpec } from "./scenario.js";
+
+/** A VM's driver, guest and monitor, as the host sees them. */
+export interface VmDriver {
+  /** Cycle 0: the load. */
+  load(): void;
+  /** The next work cycle (1, 2, …). */
+  cycle(): void;
+  /** After the last work cycle (`cycles`): the trace's debugfs record; with `unload`, cycle `cycles + 1`, the unload. */
+  end(unload: boolean): void;
+  /** The monitor's target from now on. */
+  setTarget(pages: number): void;
+  /** `guestUse`: the workload takes up to `pages` free frames. */
+  use(pages: number): void;
+  /** `guestRelease`: the workload gives back up to `pages` pages. */
+  release(pages: number): void;
+  /** B: frames locked at the monitor. */
+  readonly locked: number;
+  /** What the monitor answers GET_TARGET: `min(target, totalPages)` (0 without a driver). */
+  readonly target: number;
+  /** The guest's free frames. */
+  readonly guestFree: number;
+  /** Pages the workload holds. */
+  readonly workload: number;
+}
+
+export interface VmDriverOptions {
+  readonly driver: DriverName;
+  readonly guest: HostGuestSpec;
+  /** Work cycles, for the trace's last records. */
+  readonly cycles: number;
+  /** Each frame the workload pops. */
+  readonly onUse: (pfn: number) => void;
+  /** Each successful lock: its frame and frame count (1 or 512). */
+  readonly onLock: (pfn: number, frames: number) => void;
+  /** The VM's own driver trace, line by line (SIMULATION(-MODERN).md); absent: no trace is built. */
+  readonly onLine?: (line: string) => void;
+}
+
+/** A VM's driver: the seed's, today's, or none (a guest the host can only swap). */
+export function createVmDriver(options: VmDriverOptions): VmDriver {
+  return options.driver === "none" ? new NoDriver(options) : new SessionDriver(options.driver, options);
+}
+
+/** The guest spec of the seed's scenarios (no `huge`). */
+export function seedGuest(g: HostGuestSpec) {
+  return { totalPages: g.totalPages, freePages: g.freePages, firstPfn: g.firstPfn, nosleepReserve: g.nosleepReserve, sleepReserve: g.sleepReserve };
+}
+
+class NoDriver implements VmDriver {
+  private readonly guest: SimGuest;
+  readonly locked = 0;
+  readonly target = 0;
+  constructor(options: VmDriverOptions) {
+    this.guest = new SimGuest(options.guest);
+    this.guest.onUse = options.onUse;
+  }
+  load(): void {}
+  cycle(): void {}
+  end(): void {}
+  setTarget(): void {}
+  use(pages: number): void {
+    this.guest.use(pages);
+  }
+  release(pages: number): void {
+    this.guest.release(pages);
+  }
+  get guestFree(): number {
+    return this.guest.freeCount;
+  }
+  get workload(): number {
+    return this.guest.workloadCount;
+  }
+}
+
+/**
+ * A VM with a balloon driver: a session of core's (the driver picked by
+ * core's `driver(name)`) against the reference guest and monitor, on a
+ * scenario without events: the host applies what the events would.
+ */
+class SessionDriver implements VmDriver {
+  private readonly session: DriverSession;
+  private readonly guest: SimGuest | ModernSimGuest;
+  private readonly monitor: SimMonitor | ModernSimMonitor;
+  private readonly tracing: boolean;
+  private readonly totalPages: number;
+  private loaded = false;
+
+  constructor(name: "seed" | "modern", options: VmDriverOptions) {
+    const { onLine } = options;
+    const guest = name === "seed" ? seedGuest(options.guest) : options.guest;
+    const kind = driverOf(name);
+    const scenario = kind.parseScenario(JSON.stringify({ cycles: options.cycles, guest, events: [] }));
+    this.tracing = onLine !== undefined;
+    this.session = kind.simulate(scenario, onLine === undefined ? {} : { onRecord: (record) => onLine(formatTraceRecord(record)) });
+    const { guest: simGuest, monitor } = this.session;
+    if (!(simGuest instanceof SimGuest || simGuest instanceof ModernSimGuest) || !(monitor instanceof SimMonitor || monitor instanceof ModernSimMonitor)) {
+      throw new Error("a simulated session has the reference guest and monitor");
+    }
+    simGuest.onUse = options.onUse;
+    monitor.onLock = options.onLock;
+    this.guest = simGuest;
+    this.monitor = monitor;
+    this.totalPages = options.guest.totalPages;
+  }
+
+  load(): void {
+    this.loaded = this.session.load();
+  }
+
+  cycle(): void {
+    if (!this.loaded) return;
+    this.session.cycle();
+    if (this.tracing) this.session.recordCycle();
+  }
+
+  end(unload: boolean): void {
+    if (!this.loaded) return;
+    this.session.finish();
+    if (unload) this.session.unload();
+  }
+
+  setTarget(pages: number): void {
+    this.monitor.target = pages;
+  }
+  use(pages: number): void {
+    this.guest.use(pages);
+  }
+  release(pages: number): void {
+    this.guest.release(pages);
+  }
+  get locked(): number {
+    return this.monitor.lockedFrames;
+  }
+  get target(): number {
+    return Math.min(this.monitor.target, this.totalPages);
+  }
+  get guestFree(): number {
+    return this.guest.freeCount;
+  }
+  get workload(): number {
+    return this.guest.workloadCount;
+  }
+}
