@@ -252,7 +252,9 @@ function freeChart(document: Document, model: HostReportModel, x: Plot.ScaleOpti
   });
   const least = Math.min(0, model.leastFree?.free ?? 0);
   const most = Math.max(now.high, ...rows.map((r) => r.free));
-  const ticks = [...new Set([least, 0, now.low, now.hard, now.soft, now.high, ...[0.25, 0.5, 1].map((f) => Math.round((model.hostPages ?? 0) * f))])].filter(
+  // Ticks at the thresholds (every span's: the percents rarely move) and at a quarter, half and all of the host.
+  const levels = spans.flatMap((span) => ESX_STATES.map((state) => span[state]));
+  const ticks = [...new Set([least, 0, ...levels, ...[0.25, 0.5, 1].map((f) => Math.round((model.hostPages ?? 0) * f))])].filter(
     (t) => t >= least && t <= most,
   );
   return {

@@ -197,13 +197,18 @@ export class HostTraceReader {
   }
 }
 
-/** Whether a trace's first line is a host trace's: a JSON object whose `t` is "host". */
-export function isHostTraceLine(text: string): boolean {
-  if (!text.startsWith("{")) return false;
+/** A line's JSON object, or undefined when it is not one. */
+export function parseObject(text: string): Json | undefined {
+  if (!text.trimStart().startsWith("{")) return undefined;
   try {
     const value = JSON.parse(text) as unknown;
-    return isObject(value) && value.t === "host";
+    return isObject(value) ? value : undefined;
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+/** Whether a trace's first line is a host trace's: a JSON object whose `t` is "host". */
+export function isHostTraceLine(text: string): boolean {
+  return parseObject(text)?.t === "host";
 }

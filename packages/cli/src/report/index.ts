@@ -8,10 +8,10 @@
  * the run they do, as they would write them with `--trace`: one path, the
  * same page.
  */
-import { TraceReader } from "@vmballoon/core/sim";
+import { TraceError, TraceReader } from "@vmballoon/core/sim";
 import { HostReportBuilder } from "./host-model.js";
 import { renderHostPage } from "./host-page.js";
-import { HostTraceReader, isHostTraceLine } from "./host-trace.js";
+import { HostTraceReader, isHostTraceLine, parseObject } from "./host-trace.js";
 import { ReportBuilder } from "./model.js";
 import { renderPage } from "./page.js";
 
@@ -51,8 +51,15 @@ export class ReportWriter {
 
   /** One line of the trace, without its line break; `terminated`: false for a last line that had none. */
   line(text: string, terminated = true): void {
-    this.report ??= isHostTraceLine(text) ? hostReport() : driverReport();
-    this.report.line(text, terminated);
+    if (this.report !== undefined) return this.report.line(text, terminated);
+    this.report = isHostTraceLine(text) ? hostReport() : driverReport();
+    try {
+      this.report.line(text, terminated);
+    } catch (error) {
+      // A first record of a kind neither trace begins with: say what both begin with.
+      if (error instanceof TraceError && typeof parseObject(text)?.t === "string") error.message += ` (a host's trace begins with a "host" record)`;
+      throw error;
+    }
   }
 
   /** The page, once every line is in; throws when the trace stopped before its end. */
