@@ -13,6 +13,14 @@ export function optionValue(value: OptionValue, flag: string, what: string): str
   return String(value);
 }
 
+/** `--report F` of a command that runs something: the page's file; `-` (stdout) only when nothing else (`--json`, `--trace -`) wants stdout. */
+export function reportFileOf(value: OptionValue, json: boolean | undefined, traceFile: string | undefined): string | undefined {
+  const file = optionValue(value, "--report", "a file name ('-' for stdout)");
+  if (file === "-" && (json || traceFile === "-"))
+    throw new UsageError(`--report - and ${json ? "--json" : "--trace -"} both want stdout; give --report a file`);
+  return file;
+}
+
 /** A lone `-` given as an argument (not an option's value), which the argument parser would drop: stdin or stdout. */
 export const STDIN_ARGUMENT = "\u0000-";
 

@@ -45,13 +45,14 @@ export function program() {
     .option("--every <seconds>", "In the trace, each VM's record every this many seconds (and at every round); default 1")
     .option("--vm-traces <dir>", "Write each VM's driver trace and the scenario that gives it through simulate, NAME.trace.jsonl and NAME.scenario.json")
     .option("--json", "Print one JSON summary and nothing else on stdout")
+    .option("--report <file>", "Write the run's report, one HTML page (what vmballoon report makes of its --trace), to this file ('-' for stdout)")
     .example(`  $ ${NAME} host --scenario idle-tax`)
     .example(`  $ ${NAME} host --scenario slow-balloon --driver modern --json`)
     .example(`  $ ${NAME} host --scenario fleet.json --trace fleet.jsonl --every 60 --vm-traces vms/`)
     .action(async (options: HostOptions) => (await import("./commands/host.js")).host(options));
 
   cli
-    .command("report [trace]", "Write the report of a trace (from simulate --trace or run --trace) as one HTML page ('-': stdin)")
+    .command("report [trace]", "Write the report of a trace (from simulate, run or host --trace) as one HTML page ('-': stdin)")
     .option("--output <file>", "The HTML file to write, whole or not at all ('-' for stdout)")
     .example(`  $ ${NAME} report churn.jsonl --output churn.html`)
     .action(async (trace: string | undefined, options: ReportOptions) => (await import("./commands/report.js")).report(trace, options));

@@ -15,7 +15,7 @@ import {
 import { CliError, EXIT, UsageError } from "../errors.js";
 import { SCENARIO, inputName, readInput, writeAtomically } from "../files.js";
 import { colorsFor, isTerminal, mebibytes, styler } from "../output.js";
-import { driverOf, optionValue, type OptionValue } from "../options.js";
+import { driverOf, optionValue, reportFileOf, type OptionValue } from "../options.js";
 import { LineWriter } from "../trace-writer.js";
 
 export interface HostOptions {
@@ -26,6 +26,7 @@ export interface HostOptions {
   readonly every?: OptionValue;
   readonly vmTraces?: OptionValue;
   readonly json?: boolean;
+  readonly report?: OptionValue;
 }
 
 /** VM-seconds after which a run on a terminal shows its progress. */
@@ -109,7 +110,7 @@ class Timeline {
   }
 }
 
-export function host(options: HostOptions): number {
+export async function host(options: HostOptions): Promise<number> {
   // Everything is checked before anything runs or any file is touched.
   const scenarioValue = optionValue(options.scenario, "--scenario", "a built-in's name or a file name ('-' for stdin)");
   const policy = policyOf(options.policy);
@@ -118,13 +119,16 @@ export function host(options: HostOptions): number {
   const every = everyOf(options.every);
   const vmTraces = optionValue(options.vmTraces, "--vm-traces", "a directory");
   if (options.json && traceFile === "-") throw new UsageError("--json and --trace - both want stdout; give --trace a file");
+  const reportFile = reportFileOf(options.report, options.json, traceFile);
   const loaded = loadHostScenario(scenarioValue);
   const scenario = withOverrides(loaded.scenario, { ...(driver ? { driver } : {}), ...(policy ? { policy } : {}) });
   const dir = vmTraces === undefined ? undefined : vmTracesDir(vmTraces);
 
-  const stdoutTaken = options.json === true || traceFile === "-";
+  const stdoutTaken = options.json === true || traceFile === "-" || reportFile === "-";
   const progress = isTerminal(process.stderr) && (scenario.seconds + 1) * scenario.vms.length >= PROGRESS_AFTER;
   const writer = traceFile === undefined ? undefined : new LineWriter(traceFile);
+  // --report: the page `vmballoon report` makes of this run's --trace, from the same lines.
+  const reporter = reportFile === undefined ? undefined : new (await import("./report.js")).ReportWriter();
   const vmWriters =
     dir === undefined ? undefined : scenario.vms.map((vm) => (vm.driver === "none" ? undefined : new LineWriter(join(dir, `${vm.name}.trace.jsonl`))));
   const timeline = new Timeline(scenario.seconds);
@@ -134,7 +138,7 @@ export function host(options: HostOptions): number {
   try {
     sim = new HostSimulation(scenario, {
       every,
-      ...(writer ? { onLine: (line: string) => writer.write(line) } : {}),
+      ...(writer || reporter ? { onLine: (line: string) => (writer?.write(line), reporter?.line(line)) } : {}),
       ...(vmWriters ? { onVmLine: (i: number, line: string) => vmWriters[i]?.write(line) } : {}),
       onSecond: (s) => {
         timeline.observe(s);
@@ -164,6 +168,7 @@ export function host(options: HostOptions): number {
     });
   }
 
+  if (reporter !== undefined) (await import("./report.js")).writePage(reportFile!, reporter.page());
   if (options.json) process.stdout.write(`${JSON.stringify(summary(loaded.name, scenario, totals, timeline), null, 2)}\n`);
   else if (!stdoutTaken) process.stdout.write(report(loaded.name, scenario, totals, timeline, isTerminal(process.stdout)));
   return EXIT.OK;

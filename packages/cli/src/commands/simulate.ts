@@ -3,7 +3,7 @@ import { driver, formatTraceRecord, runSession, type AnyScenario, type SessionRu
 import { CycleObserver } from "../cycle-observer.js";
 import { UsageError } from "../errors.js";
 import { isTerminal } from "../output.js";
-import { driverOf, optionValue, type OptionValue } from "../options.js";
+import { driverOf, optionValue, reportFileOf, type OptionValue } from "../options.js";
 import { loadScenario } from "../scenario-file.js";
 import { simulateView } from "../simulate-views.js";
 import { LineWriter } from "../trace-writer.js";
@@ -24,10 +24,8 @@ export async function simulate(options: SimulateOptions): Promise<number> {
   const view = simulateView(kind.name);
   const scenarioFile = optionValue(options.scenario, "--scenario", "a file name");
   const traceFile = optionValue(options.trace, "--trace", "a file name ('-' for stdout)");
-  const reportFile = optionValue(options.report, "--report", "a file name ('-' for stdout)");
   if (options.json && traceFile === "-") throw new UsageError("--json and --trace - both want stdout; give --trace a file");
-  if (reportFile === "-" && (options.json || traceFile === "-"))
-    throw new UsageError(`--report - and ${options.json ? "--json" : "--trace -"} both want stdout; give --report a file`);
+  const reportFile = reportFileOf(options.report, options.json, traceFile);
 
   // Everything is checked before anything runs or any file is touched.
   const scenario: AnyScenario = scenarioFile === undefined ? kind.builtin : loadScenario(scenarioFile, (text) => kind.parseScenario(text));
