@@ -14,7 +14,7 @@
 import * as Plot from "@observablehq/plot";
 import { parseHTML } from "linkedom";
 import { ESX_STATES, type EsxState } from "@vmballoon/host";
-import { draw, tagged, thinRows, type Chart, type Document } from "./charts.js";
+import { draw as drawChart, tagged, thinRows, type Chart, type Document } from "./charts.js";
 import { ROUND_KINDS, estimatedPages, roundKind, type HostPoint, type HostReportModel, type Round, type VmPoint, type VmSeries } from "./host-model.js";
 
 /** At most this many points in each of the host's series: a chart is 400 units wide, and more than two a unit do not show. */
@@ -48,10 +48,10 @@ export const STATE_COLORS: Readonly<Record<EsxState, { readonly band: string; re
 };
 
 export const ROUND_COLORS: Readonly<Record<(typeof ROUND_KINDS)[number], string>> = {
-  raised: "#d97706",
-  lowered: "#047857",
+  "targets raised": "#d97706",
+  "targets lowered": "#047857",
   "raised and lowered": "#7c3aed",
-  unchanged: "#94a3b8",
+  "no change": "#94a3b8",
 };
 
 /** Axis labels: 0, 500, 26.2K, 1.31M (one prefix a tick, not one for the whole axis). */
@@ -68,6 +68,11 @@ function fromZero(rows: readonly object[], keys: readonly string[], label: strin
 /** The points each VM's series may have, with `vms` VMs. */
 export function vmPoints(vms: number): number {
   return Math.min(VM_POINTS_MOST, Math.max(VM_POINTS_LEAST, Math.floor(VM_POINTS / Math.max(1, vms))));
+}
+
+/** A chart as the driver's page draws one, with room above for the y axis's label and below for the x axis's. */
+function draw(document: Document, marks: Plot.Markish[], options: Plot.PlotOptions): string {
+  return drawChart(document, marks, { marginTop: 30, marginBottom: 42, marginLeft: 56, ...options });
 }
 
 /** A render transform that puts the same attributes on every element the mark draws (a line's or an area's path). */
@@ -167,14 +172,16 @@ export function drawHostCharts(model: HostReportModel): HostCharts {
       { label: "swapped", color: HOST_COLORS.swapped, shape: "area" },
       { label: "memory for VMs", color: HOST_COLORS.hostMemory, dashed: true },
     ],
-    svg: draw(document, [...stackMarks(memory), ...forVms, Plot.ruleY([0])], { x, y: { label: "pages", grid: true, tickFormat: tick }, marginBottom: 42 }),
+    svg: draw(document, [...stackMarks(memory), ...forVms, Plot.ruleY([0])], { x, y: { label: "pages", grid: true, tickFormat: tick } }),
   });
 
   const swap = hostThin(host, ["swapIn", "swapOut", "forced"]);
   charts.push({
     id: "swap",
     title: "Host swapping",
-    note: "Pages the host swapped in (the VMs' host-swap faults: what ballooning exists to avoid) and out each second, and of those out, the ones forced because free memory fell below zero.",
+    note:
+      "Pages the host swapped in (the VMs' host-swap faults: what ballooning exists to avoid) and out each second, and of those out, the ones forced because free memory fell below zero." +
+      (model.swapOut === 0 ? " The host never swapped in this run." : ""),
     legend: [
       { label: "swapped in", color: HOST_COLORS.swapIn },
       { label: "swapped out", color: HOST_COLORS.swapOut },
@@ -188,7 +195,7 @@ export function drawHostCharts(model: HostReportModel): HostCharts {
         line(swap, "forced", "forced", HOST_COLORS.forced, { dashed: true }),
         Plot.ruleY([0]),
       ],
-      { x, y: fromZero(swap, ["swapIn", "swapOut", "forced"], "pages a second"), marginBottom: 42 },
+      { x, y: fromZero(swap, ["swapIn", "swapOut", "forced"], "pages a second") },
     ),
   });
 
@@ -206,7 +213,7 @@ export function drawHostCharts(model: HostReportModel): HostCharts {
         Plot.areaY(shortfall, { x: "second", y: "value", fill: HOST_COLORS.shortfall, fillOpacity: 0.75, render: tagAll(label("shortfall", shortfall)) }),
         Plot.ruleY([0]),
       ],
-      { x, y: fromZero(shortfall, ["value"], "pages"), marginBottom: 42 },
+      { x, y: fromZero(shortfall, ["value"], "pages") },
     ),
   });
 
@@ -228,7 +235,7 @@ function freeChart(document: Document, model: HostReportModel, x: Plot.ScaleOpti
       title: "Free host memory",
       note: `${policy} has no free-memory states and no thresholds: free memory alone. Below zero the host pages synchronously.`,
       legend: [{ label: "free", color: HOST_COLORS.free }],
-      svg: draw(document, [freeLine, Plot.ruleY([0])], { x, y: { label: "free pages", grid: true, tickFormat: tick }, marginBottom: 42 }),
+      svg: draw(document, [freeLine, Plot.ruleY([0])], { x, y: { label: "free pages", grid: true, tickFormat: tick } }),
     };
   }
   const spans = model.thresholds;
@@ -271,7 +278,6 @@ function freeChart(document: Document, model: HostReportModel, x: Plot.ScaleOpti
       x,
       y: { label: "free pages", type: "symlog", constant: Math.max(1, now.low), domain: [least, most], ticks, tickFormat: tick, grid: true },
       color: { type: "identity" },
-      marginBottom: 42,
     }),
   };
 }
@@ -310,7 +316,6 @@ function roundsChart(document: Document, model: HostReportModel, x: Plot.ScaleOp
         y: { domain: [...ROUND_KINDS], label: null, type: "point", padding: 0.6 },
         height: 52 + 28 * ROUND_KINDS.length,
         marginLeft: 136,
-        marginBottom: 42,
         color: { type: "identity" },
       },
     ),
@@ -331,7 +336,6 @@ function vmCharts(
     x,
     y: { label: "memory, pages", grid: true, tickFormat: tick },
     height: 190,
-    marginBottom: 42,
   });
   const working = thin(
     vm.points.map((p: VmPoint) => ({ second: p.second, active: p.active, shortfall: p.shortfall, estimated: estimatedPages(vm, p) })),
@@ -341,12 +345,13 @@ function vmCharts(
   const workingSvg = draw(
     document,
     [
+      // The zero rule first: a small working set runs along it and stays in sight.
+      Plot.ruleY([0]),
       Plot.areaY(working, { x: "second", y: "shortfall", fill: HOST_COLORS.shortfall, fillOpacity: 0.75, render: tagAll(label("shortfall", working, name)) }),
       line(working, "active", "active", HOST_COLORS.active, { vm: name }),
       ...(estimated.length > 0 ? [line(estimated, "estimated", "estimate", HOST_COLORS.estimate, { dashed: true, step: true, vm: name })] : []),
-      Plot.ruleY([0]),
     ],
-    { x, y: fromZero(working, ["active", "shortfall", "estimated"], "working set, pages"), height: 150, marginBottom: 42 },
+    { x, y: fromZero(working, ["active", "shortfall", "estimated"], "working set, pages"), height: 150 },
   );
   return { memory: memorySvg, working: workingSvg };
 }

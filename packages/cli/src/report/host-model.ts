@@ -55,13 +55,13 @@ export interface Round {
 }
 
 /** What a round did to the balloon targets: the rows of the rounds chart, in order. */
-export const ROUND_KINDS = ["raised", "lowered", "raised and lowered", "unchanged"] as const;
+export const ROUND_KINDS = ["targets raised", "targets lowered", "raised and lowered", "no change"] as const;
 export type RoundKind = (typeof ROUND_KINDS)[number];
 
 export function roundKind(round: Round): RoundKind {
   const up = round.changes.some((c) => c.to > c.from);
   const down = round.changes.some((c) => c.to < c.from);
-  return up && down ? "raised and lowered" : up ? "raised" : down ? "lowered" : "unchanged";
+  return up && down ? "raised and lowered" : up ? "targets raised" : down ? "targets lowered" : "no change";
 }
 
 /** ESX's thresholds from one second to another (they move when an event changes the percents). */
