@@ -223,7 +223,8 @@ describe("vmballoon report: bad input", () => {
     [
       "vmballoon run --json's output",
       () => write("run.jsonl", '{"t":"start","host":"simulated","target":16384}\n{"t":"cycle","cycle":1,"size":1,"target":2,"mlockedPages":1}\n'),
-      'run.jsonl: line 1: a trace cannot begin with a "start" record (the output of `vmballoon run --json`?): it begins with the load\'s commands',
+      // The report reads host traces too: it says what theirs begins with.
+      'run.jsonl: line 1: a trace cannot begin with a "start" record (the output of `vmballoon run --json`?): it begins with the load\'s commands (a host\'s trace begins with a "host" record)',
     ],
     ["an empty file", () => write("empty.jsonl", ""), "empty.jsonl: line 1: no records: an empty file is not a trace"],
     [
