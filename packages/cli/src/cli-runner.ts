@@ -1,5 +1,8 @@
 /** Runs the built `vmballoon` as a user would, for the CLI's tests. */
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const BIN = fileURLToPath(new URL("../bin/vmballoon.js", import.meta.url));
@@ -53,4 +56,12 @@ export function jsonLines(text: string): ReturnType<typeof JSON.parse>[] {
     .trimEnd()
     .split("\n")
     .map((line): ReturnType<typeof JSON.parse> => JSON.parse(line));
+}
+
+/** The page `vmballoon report TRACE --output F` writes; a run that says anything or fails throws what it said. */
+export function reportPage(trace: string): string {
+  const out = join(mkdtempSync(join(tmpdir(), "vmballoon-report-")), "report.html");
+  const run = vmballoon(["report", trace, "--output", out]);
+  if (run.status !== 0 || run.stderr !== "") throw new Error(`vmballoon report ${trace}: exit status ${run.status}: ${run.stderr}`);
+  return readFileSync(out, "utf8");
 }

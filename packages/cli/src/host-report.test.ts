@@ -5,7 +5,7 @@ import { gzipSync } from "node:zlib";
 import { runHost, validateHostScenario } from "@vmballoon/host";
 import { parseHTML } from "linkedom";
 import { describe, expect, it } from "vitest";
-import { STACK, vmballoon } from "./cli-runner.js";
+import { STACK, reportPage, vmballoon } from "./cli-runner.js";
 import { thinRows } from "./report/charts.js";
 import { HOST_POINTS, drawHostCharts, vmPoints } from "./report/host-charts.js";
 import { HostReportBuilder, estimatedPages, type HostReportModel } from "./report/host-model.js";
@@ -199,14 +199,8 @@ describe("thinning a series", () => {
   }, 60_000);
 });
 
-/** The page `vmballoon report` writes of a trace file. */
-function reportOf(trace: string): string {
-  const out = join(temp(), "report.html");
-  const run = vmballoon(["report", trace, "--output", out]);
-  expect(run.stderr).toBe("");
-  expect(run.status).toBe(0);
-  return readFileSync(out, "utf8");
-}
+/** The report of a trace file, as `vmballoon report` writes it. */
+const reportOf = reportPage;
 
 const dom = (html: string) => parseHTML(html).document;
 

@@ -4,20 +4,14 @@ import { join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { parseHTML } from "linkedom";
 import { describe, expect, it } from "vitest";
-import { FIXTURES, STACK, vmballoon } from "./cli-runner.js";
+import { FIXTURES, STACK, reportPage, vmballoon } from "./cli-runner.js";
 
 const temp = () => mkdtempSync(join(tmpdir(), "vmballoon-report-"));
 const MODERN = join(FIXTURES, "modern");
 const golden = (file: string) => gunzipSync(readFileSync(file)).toString("utf8");
 
 /** The report of a trace file, as `vmballoon report` writes it. */
-function reportOf(trace: string): string {
-  const out = join(temp(), "report.html");
-  const run = vmballoon(["report", trace, "--output", out]);
-  expect(run.stderr).toBe("");
-  expect(run.status).toBe(0);
-  return readFileSync(out, "utf8");
-}
+const reportOf = reportPage;
 
 function dom(html: string) {
   return parseHTML(html).document;

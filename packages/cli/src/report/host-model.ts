@@ -5,11 +5,20 @@
  * (from each round's host and parameters), the state's runs, the VMs' summed
  * shortfall. As for a driver's report, everything comes from the trace.
  */
-import { ESX_STATES, esxThresholds, type EsxState, type EsxThresholds } from "@vmballoon/host";
-import type { ReadEnd, ReadHost, ReadHostRecord, ReadPolicy, ReadVm } from "./host-trace.js";
+import {
+  ESX_STATES,
+  esxThresholds,
+  type EndRecord,
+  type EsxState,
+  type EsxThresholds,
+  type HostRecord,
+  type HostTraceRecord,
+  type PolicyRecord,
+  type VmRecord,
+} from "@vmballoon/host";
 
 /** The host after a second's accounting (its `host` record, without the kind). */
-export type HostPoint = Omit<ReadHost, "t">;
+export type HostPoint = Omit<HostRecord, "t">;
 
 /** A VM at one of its records' seconds. */
 export interface VmPoint {
@@ -33,7 +42,7 @@ export interface VmSeries {
   driver: string | undefined;
   readonly points: VmPoint[];
   /** Its line of the `end` record. */
-  totals: ReadEnd["vms"][number] | undefined;
+  totals: EndRecord["vms"][number] | undefined;
 }
 
 /** The working set as ESX believes it: the estimate times the VM's pages (undefined outside ESX, or before the VM's pages are known). */
@@ -101,7 +110,7 @@ export interface HostReportModel {
   readonly forced: number;
   /** The VMs' shortfall summed at each second that has `vm` records. */
   readonly shortfall: readonly { readonly second: number; readonly value: number }[];
-  readonly end: ReadEnd | undefined;
+  readonly end: EndRecord | undefined;
 }
 
 /** Folds host trace records into a {@link HostReportModel}: {@link add} each, then {@link finish}. */
@@ -122,9 +131,9 @@ export class HostReportBuilder {
   private swapOut = 0;
   private forced = 0;
   private readonly shortfall: { second: number; value: number }[] = [];
-  private end: ReadEnd | undefined;
+  private end: EndRecord | undefined;
 
-  add(record: ReadHostRecord): void {
+  add(record: HostTraceRecord): void {
     this.records++;
     switch (record.t) {
       case "host":
@@ -146,7 +155,7 @@ export class HostReportBuilder {
     }
   }
 
-  private second(record: ReadHost): void {
+  private second(record: HostRecord): void {
     const { t: _, ...point } = record;
     this.host.push(point);
     this.swapIn += record.swapIn;
@@ -170,7 +179,7 @@ export class HostReportBuilder {
     return vm;
   }
 
-  private vm(record: ReadVm): void {
+  private vm(record: VmRecord): void {
     const vm = this.vmOf(record.vm);
     const { second, target, balloon, backed, swapped, demand, active, shortfall, swapIn, estimate } = record;
     vm.points.push({ second, target, balloon, backed, swapped, demand, active, shortfall, swapIn, estimate });
@@ -179,7 +188,7 @@ export class HostReportBuilder {
     else this.shortfall.push({ second, value: shortfall });
   }
 
-  private round(record: ReadPolicy): void {
+  private round(record: PolicyRecord): void {
     const { input, output } = record;
     if (this.policy === undefined) {
       this.policy = input.policy;

@@ -4,65 +4,11 @@
  * JSON object, a record of a kind the host does not write, a missing or
  * mistyped field, seconds that go back, a `vm` or `policy` record that is not
  * in its second's place, anything after the `end` record, or a file that
- * stops before it, is one {@link TraceError} naming the line.
+ * stops before it, is one {@link TraceError} naming the line. What passes
+ * is a record as `@vmballoon/host` writes it (its `HostTraceRecord`).
  */
 import { TraceError } from "@vmballoon/core/sim";
-import { ESX_STATES, type EsxState, type PolicyInput, type PolicyOutput } from "@vmballoon/host";
-
-/** Each second, after accounting. */
-export interface ReadHost {
-  readonly t: "host";
-  readonly second: number;
-  readonly free: number;
-  readonly freeBefore: number;
-  readonly state: EsxState | null;
-  readonly backed: number;
-  readonly balloon: number;
-  readonly swapped: number;
-  readonly swapIn: number;
-  readonly swapOut: number;
-  readonly forced: number;
-}
-
-/** A VM, each second divisible by `every` and at every round. */
-export interface ReadVm {
-  readonly t: "vm";
-  readonly second: number;
-  readonly vm: string;
-  readonly target: number;
-  readonly balloon: number;
-  readonly touched: number;
-  readonly backed: number;
-  readonly swapped: number;
-  readonly guestFree: number;
-  readonly demand: number;
-  readonly active: number;
-  readonly shortfall: number;
-  readonly swapIn: number;
-  readonly estimate: number | null;
-}
-
-/** A policy round: its input and output (HOST.md "Policy rounds"). */
-export interface ReadPolicy {
-  readonly t: "policy";
-  readonly second: number;
-  readonly input: PolicyInput;
-  readonly output: PolicyOutput;
-}
-
-export interface ReadEnd {
-  readonly t: "end";
-  readonly seconds: number;
-  readonly vms: readonly {
-    readonly vm: string;
-    readonly swapIn: number;
-    readonly swapOut: number;
-    readonly shortfallSeconds: number;
-    readonly peakBalloon: number;
-  }[];
-}
-
-export type ReadHostRecord = ReadHost | ReadVm | ReadPolicy | ReadEnd;
+import { ESX_STATES, type HostTraceRecord } from "@vmballoon/host";
 
 type Json = { readonly [key: string]: unknown };
 type Rule = "count" | "integer" | "text" | "state" | "estimate" | "object" | "list";
@@ -120,7 +66,7 @@ export class HostTraceReader {
   private hostSecond = -1;
   private endedAt = 0;
 
-  constructor(private readonly onRecord: (record: ReadHostRecord) => void) {}
+  constructor(private readonly onRecord: (record: HostTraceRecord) => void) {}
 
   /** One line, without its line break; `terminated`: false for a last line that had none. */
   line(text: string, terminated = true): void {
@@ -151,7 +97,7 @@ export class HostTraceReader {
     if (kind === "policy") this.checkRound(value, n);
     if (kind === "end") this.endedAt = n;
     else this.checkSecond(kind as string, value.second as number, n);
-    this.onRecord(value as unknown as ReadHostRecord);
+    this.onRecord(value as unknown as HostTraceRecord);
   }
 
   private checkSecond(kind: string, second: number, n: number): void {

@@ -21,29 +21,24 @@ interface Report {
   page(): string;
 }
 
-function driverReport(): Report {
-  const builder = new ReportBuilder();
-  const reader = new TraceReader((record) => builder.add(record));
+/** A report of one kind of trace: its reader checks each line and hands the records to its model's builder; the page is drawn from the model. */
+function reportWith<R, M>(
+  builder: { add(record: R): void; finish(): M },
+  readerOf: (onRecord: (record: R) => void) => { line(text: string, terminated: boolean): void; end(): void },
+  render: (model: M) => string,
+): Report {
+  const reader = readerOf((record) => builder.add(record));
   return {
     line: (text, terminated) => reader.line(text, terminated),
     page: () => {
       reader.end();
-      return renderPage(builder.finish());
+      return render(builder.finish());
     },
   };
 }
 
-function hostReport(): Report {
-  const builder = new HostReportBuilder();
-  const reader = new HostTraceReader((record) => builder.add(record));
-  return {
-    line: (text, terminated) => reader.line(text, terminated),
-    page: () => {
-      reader.end();
-      return renderHostPage(builder.finish());
-    },
-  };
-}
+const driverReport = () => reportWith(new ReportBuilder(), (onRecord) => new TraceReader(onRecord), renderPage);
+const hostReport = () => reportWith(new HostReportBuilder(), (onRecord) => new HostTraceReader(onRecord), renderHostPage);
 
 export class ReportWriter {
   /** The report of the trace's kind, from its first line. */
