@@ -135,9 +135,9 @@ export interface HostCharts {
   readonly charts: readonly Chart[];
   /** Each VM's two charts (memory, working set), in the trace's order. */
   readonly vms: readonly { readonly vm: VmSeries; readonly memory: string; readonly working: string }[];
-  /** The longest run of seconds a thinned host series was drawn by (1: not thinned). */
+  /** The longest run of rows a thinned host series was drawn by (1: not thinned): seconds, as the host has a record each second. */
   readonly hostRun: number;
-  /** The same for the VMs' series, and the points each may have. */
+  /** The same for the VMs' series (runs of their records, which may be every N seconds), and the points each may have. */
   readonly vmRun: number;
   readonly vmPoints: number;
 }

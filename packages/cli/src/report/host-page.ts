@@ -46,7 +46,7 @@ function thinning(drawn: HostCharts): string {
       `the host's series have more than ${number(HOST_POINTS)} points: each is drawn as the lowest and highest values of each run of up to ${number(drawn.hostRun)} seconds`,
     );
   if (drawn.vmRun > 1)
-    parts.push(`each VM's series have more than ${number(drawn.vmPoints)} points: drawn the same way, runs of up to ${number(drawn.vmRun)} seconds`);
+    parts.push(`each VM's series have more than ${number(drawn.vmPoints)} points: drawn the same way, runs of up to ${number(drawn.vmRun)} of its records`);
   return parts.length === 0 ? "" : `<p class="lede" data-thinned>Thinned: ${escape(parts.join("; "))}. Peaks and dips are kept; the tables are exact.</p>`;
 }
 
