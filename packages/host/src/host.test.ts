@@ -1,4 +1,4 @@
-import { formatTraceRecord, runModernScenario, runScenario, validateModernScenario, validateScenario } from "@vmballoon/core/sim";
+import { driver, formatTraceRecord, runModernScenario, runScenario, runSession, validateModernScenario, validateScenario } from "@vmballoon/core/sim";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { checkHostTrace } from "./check.js";
@@ -268,7 +268,7 @@ describe("the trace keeps HOST.md's books", () => {
     expect(checkHostTrace(s, records.slice(0, -1)).join()).toMatch(/no end record/);
   });
 
-  it("over random host scenarios: drivers, policies, overcommit, events", () => {
+  it("over random host scenarios (drivers, policies, overcommit, events): the books, and each VM's scenario replayed by its driver's session", () => {
     const point = fc.tuple(fc.integer({ min: 0, max: 90 }), fc.integer({ min: 0, max: 60 }));
     const series = fc.uniqueArray(point, { minLength: 1, maxLength: 4, selector: (p) => p[0] }).map((ps) => ps.sort((a, b) => a[0] - b[0]));
     const vm = fc.record({
@@ -313,7 +313,20 @@ describe("the trace keeps HOST.md's books", () => {
           })),
           events: g.policy === "esx" && g.tauAt <= g.seconds ? [{ second: g.tauAt, policy: { idleTax: 0.2 } }] : [],
         });
-        expect(checkHostTrace(s, trace(s))).toEqual([]);
+        const records: HostTraceRecord[] = [];
+        const own: string[][] = s.vms.map(() => []);
+        const host = new HostSimulation(s, { onLine: (line) => records.push(JSON.parse(line) as HostTraceRecord), onVmLine: (i, line) => own[i]!.push(line) });
+        host.run();
+        expect(checkHostTrace(s, records)).toEqual([]);
+        // Each VM's scenario, through a session of its driver as simulate runs it, gives the VM's trace.
+        s.vms.forEach((vm, i) => {
+          if (vm.driver === "none") return;
+          const kind = driver(vm.driver);
+          const replay: string[] = [];
+          const scenario = kind.parseScenario(JSON.stringify(host.vmScenario(i)));
+          runSession(kind.simulate(scenario, { onRecord: (r) => replay.push(formatTraceRecord(r)) }), scenario);
+          expect(replay).toEqual(own[i]);
+        });
       }),
       { numRuns: 40 },
     );
