@@ -6,7 +6,7 @@ import { HOST_EXPERIMENTS, hostExperiment, withOverrides } from "./experiments.j
 import { HostSimulation, runHost } from "./host.js";
 import { mulberry32 } from "./mulberry32.js";
 import { validateHostScenario, type HostScenario } from "./scenario.js";
-import type { HostRecord, HostTraceRecord, VmRecord } from "./trace.js";
+import type { EndRecord, HostRecord, HostTraceRecord, VmRecord } from "./trace.js";
 
 /** Runs a scenario and returns its trace's records. */
 function trace(scenario: HostScenario, every = 1): HostTraceRecord[] {
@@ -212,6 +212,53 @@ describe("the trace keeps HOST.md's books", () => {
       expect(records[records.length - 1]!.t).toBe("end");
     },
   );
+
+  it("writes HOST.md's records in its key order: host, vm, policy (input and output), end", () => {
+    const s = { ...hostExperiment("overcommit")!.scenario, seconds: 30 };
+    const records = trace(s);
+    const keys = (t: string) => Object.keys(records.find((r) => r.t === t)!);
+    expect(keys("host")).toEqual(["t", "second", "free", "freeBefore", "state", "backed", "balloon", "swapped", "swapIn", "swapOut", "forced"]);
+    expect(keys("vm")).toEqual([
+      "t",
+      "second",
+      "vm",
+      "target",
+      "balloon",
+      "touched",
+      "backed",
+      "swapped",
+      "guestFree",
+      "demand",
+      "active",
+      "shortfall",
+      "swapIn",
+      "estimate",
+    ]);
+    expect(keys("policy")).toEqual(["t", "second", "input", "output"]);
+    expect(keys("end")).toEqual(["t", "seconds", "vms"]);
+    const round = records.find((r) => r.t === "policy")!;
+    expect(Object.keys(round.input)).toEqual(["policy", "params", "host", "vms"]);
+    expect(Object.keys(round.input.host)).toEqual(["pages", "overheadPages", "free", "state", "freeSamples"]);
+    expect(Object.keys(round.input.vms[0]!)).toEqual([
+      "name",
+      "pages",
+      "reservation",
+      "limit",
+      "shares",
+      "driver",
+      "balloon",
+      "target",
+      "backed",
+      "swapped",
+      "active",
+      "guestFree",
+      "balloonSamples",
+      "guestFreeSamples",
+    ]);
+    expect(Object.keys((records[records.length - 1] as EndRecord).vms[0]!)).toEqual(["vm", "swapIn", "swapOut", "shortfallSeconds", "peakBalloon"]);
+    // Within a second: the host record, the vm records, then the round.
+    expect(records.slice(0, 6).map((r) => r.t)).toEqual(["host", "vm", "vm", "vm", "vm", "policy"]);
+  });
 
   it("with vm records only every 7 seconds (and at rounds), the checks that need them are skipped, the others kept", () => {
     const s = hostExperiment("overcommit")!.scenario;
