@@ -1,7 +1,6 @@
+import { MODERN_GENERAL_STAT_NAMES, PAGE_SIZE_NAMES } from "@vmballoon/protocol";
 import {
-  MODERN_COMMANDS,
-  MODERN_GENERAL_STATS,
-  PAGE_SIZE_NAMES,
+  MODERN_COMMAND_LABELS,
   capabilityNames,
   format as formatVmmemctl,
   parse,
@@ -127,11 +126,11 @@ function modernSummary(r: ModernRecord, paint: Paint): [string, string][] {
       `${r.size} pages (${mebibytes(r.size)}), target ${r.target} pages (${mebibytes(r.target)})${r.resetRequired ? paint("yellow", "; resetting") : ""}`,
     ],
     ["caps", `used ${caps(r.usedCapabilities)} of ${caps(r.balloonCapabilities)}`],
-    ["commands", MODERN_COMMANDS.map((name) => `${name} ${counted(paint, r.commands[name].total, r.commands[name].failed)}`).join(", ")],
+    ["commands", MODERN_COMMAND_LABELS.map((name) => `${name} ${counted(paint, r.commands[name].total, r.commands[name].failed)}`).join(", ")],
     ...pages,
     [
       "general",
-      MODERN_GENERAL_STATS.filter((name) => r.general[name] !== undefined)
+      MODERN_GENERAL_STAT_NAMES.filter((name) => r.general[name] !== undefined)
         .map((name) => `${name} ${r.general[name]}`)
         .join(", "),
     ],
