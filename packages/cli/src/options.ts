@@ -1,4 +1,4 @@
-import { CliError, EXIT, UsageError } from "./errors.js";
+import { UsageError } from "./errors.js";
 
 /** What the argument parser gives for an option: absent, a flag without its value, or the value (a number when it looks like one). */
 export type OptionValue = string | number | boolean | undefined;
@@ -29,7 +29,7 @@ export type Driver = (typeof DRIVERS)[number];
 export function driverOf(value: OptionValue): Driver {
   const driver = optionValue(value, "--driver", "seed or modern") ?? "seed";
   if (!(DRIVERS as readonly string[]).includes(driver)) {
-    throw new CliError(`--driver must be seed or modern, not ${JSON.stringify(driver)}`, EXIT.USAGE);
+    throw new UsageError(`--driver must be seed or modern, not ${JSON.stringify(driver)}`);
   }
   return driver as Driver;
 }
