@@ -1,6 +1,6 @@
 /*
  * The engine of today's Linux driver (drivers/misc/vmw_balloon.c, Linux 6.7
- * and later; the repository keeps it in __fixtures__/seed/modern/), function
+ * and later; its model is docs/SIMULATION-MODERN.md), function
  * for function. Each method carries the name of the C function it is; the
  * statements are in the C's order, so the two can be read side by side.
  * Quirks of the C are kept on purpose and marked "modern:".
