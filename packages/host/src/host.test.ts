@@ -1,10 +1,12 @@
 import { driver, formatTraceRecord, runModernScenario, runScenario, runSession, validateModernScenario, validateScenario } from "@vmballoon/core/sim";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { checkHostTrace } from "./check.js";
+import { checkHostTrace, nextState } from "./check.js";
 import { HOST_EXPERIMENTS, hostExperiment, withOverrides } from "./experiments.js";
 import { HostSimulation, runHost } from "./host.js";
 import { mulberry32 } from "./mulberry32.js";
+import { esxNextState } from "./policy/esx.js";
+import { ESX_STATES } from "./policy/types.js";
 import { validateHostScenario, type HostScenario } from "./scenario.js";
 import type { EndRecord, HostRecord, HostTraceRecord, VmRecord } from "./trace.js";
 
@@ -150,6 +152,32 @@ describe("what the host backs", () => {
       expect(b[t]!.estimate).toBe(Math.max(fast, slow));
     }
     expect(b[40]!.estimate).toBeLessThan(0.8);
+  });
+});
+
+describe("the ESX state machine", () => {
+  it("the checker's own walk and the policy's esxNextState agree, whatever the state, F and thresholds", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...ESX_STATES),
+        fc.integer({ min: -100, max: 400 }),
+        fc.array(fc.integer({ min: 0, max: 300 }), { minLength: 4, maxLength: 4 }),
+        (state, free, t) => {
+          const [low, hard, soft, high] = [...t].sort((a, b) => a - b) as [number, number, number, number];
+          const thresholds = { low, hard, soft, high };
+          expect(nextState(state, free, thresholds)).toBe(esxNextState(state, free, thresholds));
+        },
+      ),
+    );
+    // HOST.md's walk, by hand: down at once, up one step at a time while each step's threshold is met.
+    const thr = { low: 10, hard: 20, soft: 40, high: 60 };
+    expect(esxNextState("high", 39, thr)).toBe("soft");
+    expect(esxNextState("high", 5, thr)).toBe("low");
+    expect(esxNextState("low", 15, thr)).toBe("low");
+    expect(esxNextState("low", 45, thr)).toBe("soft");
+    expect(esxNextState("hard", 59, thr)).toBe("soft");
+    expect(esxNextState("soft", 30, thr)).toBe("soft");
+    expect(esxNextState("low", 60, thr)).toBe("high");
   });
 });
 
