@@ -60,7 +60,7 @@ describe("vmballoon host", () => {
     const run = vmballoon(["host"]);
     expect(run.stderr).toBe("");
     expect(run.status).toBe(0);
-    expect(run.stdout).toMatch(/^vmballoon host — overcommit: 1800 s, 4 VMs .* policy esx\n/);
+    expect(run.stdout).toMatch(/^vmballoon host — overcommit: 1800 s, 4 VMs .* policy esx\n {2}four 4 GiB VMs on a 10 GiB host under ESX, today's driver\n/);
     for (const vm of ["db", "web", "batch", "cache"]) expect(run.stdout).toMatch(new RegExp(`\\n  ${vm} +modern +\\d+ MiB +\\d+ MiB +\\d+ MiB +\\d+\\n`));
     expect(run.stdout).toMatch(/seconds +state +least free +balloon +swapped/);
   });
