@@ -4,6 +4,7 @@
  * horizontal scroll at 390 px), on a desktop (two columns of charts) and on
  * paper (print styles: no backgrounds, charts kept whole on a page).
  */
+import { driver } from "@vmballoon/core/sim";
 import { drawCharts, type Chart } from "./charts.js";
 import type { ReportModel } from "./model.js";
 import { mebibytes } from "../output.js";
@@ -95,7 +96,7 @@ function summary(model: ReportModel): string {
   const items: [string, string][] = [];
   const { points, ending } = model;
   const last = points[points.length - 1];
-  items.push(["driver", model.driver === "modern" ? "today's Linux driver" : "vmw_balloon 1.2.1.3-k (protocol 2)"]);
+  items.push(["driver", driver(model.driver).description]);
   items.push(["cycles", points.length === 0 ? "none" : `${number(points.length)} (cycle ${points[0]!.cycle} to ${last!.cycle})`]);
   if (last !== undefined) {
     items.push(["balloon at the end", `${number(last.size)} pages (${mebibytes(last.size)})`]);
