@@ -23,7 +23,6 @@ const CORE = pkg("core");
 const HV_X86 = pkg("hv-x86");
 const HOST = pkg("host");
 const CLI = pkg("cli", "vmballoon");
-const STATS = pkg("stats");
 const OURS = "^(?:packages/|(?:node_modules/)?(?:@vmballoon\\/|vmballoon(?:/|$)))";
 
 /** The seed's engine and its reference simulation: they know nothing of today's driver. */

@@ -12,8 +12,8 @@ export type { SeedRecord } from "./seed.js";
 // The modern layout's names of its own. The protocol's (CAPABILITIES, PAGE_SIZE_NAMES,
 // MODERN_COMMAND_STAT_NAMES, MODERN_GENERAL_STAT_NAMES and their types) are imported from
 // @vmballoon/protocol, not from here: one name, one home.
-export { MODERN_COMMAND_IDS, MODERN_COMMAND_LABELS, MODERN_PAGE_STATS, MODERN_PAGE_STAT_LABELS, capabilityNames, formatModern } from "./modern.js";
-export type { CommandCounters, ModernGeneralStats, ModernPageStatName, ModernRecord, PerPageSize } from "./modern.js";
+export { MODERN_COMMAND_IDS, MODERN_COMMAND_LABELS, MODERN_PAGE_COUNTERS, MODERN_PAGE_STAT_LABELS, capabilityNames, formatModern } from "./modern.js";
+export type { CommandCounters, ModernGeneralStats, ModernPageCounterName, ModernRecord, PerPageSize } from "./modern.js";
 export type { HexZero } from "./printf.js";
 export { StatsParseError } from "./errors.js";
 export { toJson } from "./json.js";

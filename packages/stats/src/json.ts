@@ -7,7 +7,7 @@ import {
   type ModernGeneralStatName,
   type PageSizeName,
 } from "@vmballoon/protocol";
-import { MODERN_COMMAND_LABELS, MODERN_PAGE_STATS, capabilityNames, type ModernPageStatName, type ModernRecord, type PerPageSize } from "./modern.js";
+import { MODERN_COMMAND_LABELS, MODERN_PAGE_COUNTERS, capabilityNames, type ModernPageCounterName, type ModernRecord, type PerPageSize } from "./modern.js";
 import type { VmmemctlRecord } from "./parse.js";
 import type { SeedRecord } from "./seed.js";
 
@@ -54,8 +54,8 @@ export interface ModernJson {
   readonly usedCapabilities: CapabilitiesJson;
   readonly commands: Readonly<Record<ModernCommandStatName, { readonly total: string; readonly failed: string }>>;
   readonly general: Readonly<Partial<Record<ModernGeneralStatName, string>>>;
-  readonly pages: Readonly<Record<ModernPageStatName, Readonly<Record<PageSizeName, string>>>>;
-  readonly pagesFailed?: Readonly<Record<ModernPageStatName, Readonly<Record<PageSizeName, string>>>>;
+  readonly pages: Readonly<Record<ModernPageCounterName, Readonly<Record<PageSizeName, string>>>>;
+  readonly pagesFailed?: Readonly<Record<ModernPageCounterName, Readonly<Record<PageSizeName, string>>>>;
 }
 
 export type VmmemctlJson = SeedJson | ModernJson;
@@ -75,10 +75,10 @@ function seedJson(record: SeedRecord): SeedJson {
   };
 }
 
-function perPageSize(counters: Readonly<Record<ModernPageStatName, PerPageSize>>) {
+function perPageSize(counters: Readonly<Record<ModernPageCounterName, PerPageSize>>) {
   return Object.fromEntries(
-    MODERN_PAGE_STATS.map((name) => [name, Object.fromEntries(PAGE_SIZE_NAMES.map((size) => [size, counters[name][size].toString()]))]),
-  ) as Record<ModernPageStatName, Record<PageSizeName, string>>;
+    MODERN_PAGE_COUNTERS.map((name) => [name, Object.fromEntries(PAGE_SIZE_NAMES.map((size) => [size, counters[name][size].toString()]))]),
+  ) as Record<ModernPageCounterName, Record<PageSizeName, string>>;
 }
 
 function capabilities(mask: bigint): CapabilitiesJson {

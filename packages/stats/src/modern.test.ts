@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { MODERN_COMMAND_STAT_NAMES, PAGE_SIZE_NAMES } from "@vmballoon/protocol";
-import { MODERN_COMMAND_LABELS, MODERN_PAGE_STATS, StatsParseError, capabilityNames, format, parse, type ModernRecord } from "./index.js";
+import { MODERN_COMMAND_LABELS, MODERN_PAGE_COUNTERS, StatsParseError, capabilityNames, format, parse, type ModernRecord } from "./index.js";
 import { sample } from "./test-fixtures.js";
 
 function modern(text: string): ModernRecord {
@@ -109,7 +109,9 @@ describe("format of the modern layout", () => {
   it("round-trips any record of unsigned 64-bit values (property)", () => {
     const u64 = fc.oneof(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), fc.constantFrom(0n, 1n, (1n << 53n) + 1n, (1n << 64n) - 1n, 9999999999999999n));
     const perSize = fc.record({ "4k": u64, "2M": u64 });
-    const pages = fc.record(Object.fromEntries(MODERN_PAGE_STATS.map((name) => [name, perSize])) as Record<(typeof MODERN_PAGE_STATS)[number], typeof perSize>);
+    const pages = fc.record(
+      Object.fromEntries(MODERN_PAGE_COUNTERS.map((name) => [name, perSize])) as Record<(typeof MODERN_PAGE_COUNTERS)[number], typeof perSize>,
+    );
     const commands = fc.record(
       Object.fromEntries(MODERN_COMMAND_LABELS.map((name) => [name, fc.record({ total: u64, failed: u64 })])) as Record<
         (typeof MODERN_COMMAND_LABELS)[number],
@@ -143,7 +145,7 @@ describe("format of the modern layout", () => {
         // fast-check builds its records without a prototype: compare with a plain copy.
         expect(parse(text)).toStrictEqual(structuredClone(r));
         expect(text.split("\n")).toHaveLength(
-          1 + 3 + 2 + MODERN_COMMAND_LABELS.length + Object.keys(r.general).length + MODERN_PAGE_STATS.length * PAGE_SIZE_NAMES.length,
+          1 + 3 + 2 + MODERN_COMMAND_LABELS.length + Object.keys(r.general).length + MODERN_PAGE_COUNTERS.length * PAGE_SIZE_NAMES.length,
         );
       }),
       { numRuns: 200 },

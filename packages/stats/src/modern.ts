@@ -39,14 +39,16 @@ export const MODERN_COMMAND_IDS = {
 
 /**
  * The page counters (`VMW_BALLOON_PAGE_STAT_*`), in print order; each is kept
- * per page size. Named as the kernel's enum and the seed's counters name them
- * (`refusedAlloc`, `refusedFree`); the text prints {@link MODERN_PAGE_STAT_LABELS}.
+ * per page size. Named as the glossary names them, after the kernel's enum
+ * and the seed's counters (`refusedAlloc`, `refusedFree`); the text prints
+ * {@link MODERN_PAGE_STAT_LABELS} (`errAlloc`, `errFree`: `@vmballoon/protocol`'s
+ * `MODERN_PAGE_STAT_NAMES`, the names of the trace's `pages`).
  */
-export const MODERN_PAGE_STATS = ["alloc", "allocFail", "refusedAlloc", "refusedFree", "free"] as const;
-export type ModernPageStatName = (typeof MODERN_PAGE_STATS)[number];
+export const MODERN_PAGE_COUNTERS = ["alloc", "allocFail", "refusedAlloc", "refusedFree", "free"] as const;
+export type ModernPageCounterName = (typeof MODERN_PAGE_COUNTERS)[number];
 
 /** How the text names each page counter (`vmballoon_stat_page_names`). */
-export const MODERN_PAGE_STAT_LABELS: Readonly<Record<ModernPageStatName, string>> = {
+export const MODERN_PAGE_STAT_LABELS: Readonly<Record<ModernPageCounterName, string>> = {
   alloc: "alloc",
   allocFail: "allocFail",
   refusedAlloc: "errAlloc",
@@ -92,13 +94,13 @@ export interface ModernRecord {
   readonly commands: Readonly<Record<ModernCommandStatName, CommandCounters>>;
   readonly general: ModernGeneralStats;
   /** Page counters, per page size (counts of pages of that size). */
-  readonly pages: Readonly<Record<ModernPageStatName, PerPageSize>>;
+  readonly pages: Readonly<Record<ModernPageCounterName, PerPageSize>>;
   /**
    * A `(N failed)` count printed after each page counter. No Linux driver we
    * know of prints it, but the conformance sample `modern-fresh.txt` has it;
    * present only for a text that had it, so that the text is reproduced.
    */
-  readonly pagesFailed?: Readonly<Record<ModernPageStatName, PerPageSize>>;
+  readonly pagesFailed?: Readonly<Record<ModernPageCounterName, PerPageSize>>;
   /**
    * How `%#x` printed a capability mask of zero: `"0x0"` is what the
    * kernel's `vsnprintf` prints (the default: a record without it formats
@@ -129,14 +131,17 @@ const lines = {
   commands: Object.fromEntries(MODERN_COMMAND_LABELS.map((name) => [name, lineTemplate(COMMAND, name)])) as Record<ModernCommandStatName, LineTemplate>,
   general: Object.fromEntries(MODERN_GENERAL_STAT_NAMES.map((name) => [name, lineTemplate(GENERAL, name)])) as Record<ModernGeneralStatName, LineTemplate>,
   page: Object.fromEntries(
-    MODERN_PAGE_STATS.map((name) => [name, Object.fromEntries(PAGE_SIZE_NAMES.map((size) => [size, lineTemplate(PAGE, MODERN_PAGE_STAT_LABELS[name], size)]))]),
-  ) as Record<ModernPageStatName, Record<PageSizeName, LineTemplate>>,
+    MODERN_PAGE_COUNTERS.map((name) => [
+      name,
+      Object.fromEntries(PAGE_SIZE_NAMES.map((size) => [size, lineTemplate(PAGE, MODERN_PAGE_STAT_LABELS[name], size)])),
+    ]),
+  ) as Record<ModernPageCounterName, Record<PageSizeName, LineTemplate>>,
   pageWithFailed: Object.fromEntries(
-    MODERN_PAGE_STATS.map((name) => [
+    MODERN_PAGE_COUNTERS.map((name) => [
       name,
       Object.fromEntries(PAGE_SIZE_NAMES.map((size) => [size, lineTemplate(PAGE_WITH_FAILED, MODERN_PAGE_STAT_LABELS[name], size)])),
     ]),
-  ) as Record<ModernPageStatName, Record<PageSizeName, LineTemplate>>,
+  ) as Record<ModernPageCounterName, Record<PageSizeName, LineTemplate>>,
 };
 
 function checkUnsigned(bits: 32 | 64, value: unknown, name: string): bigint {
@@ -182,7 +187,7 @@ export function formatModern(record: ModernRecord): string {
     if ((name === "shrink" || name === "shrinkFree") && !hasShrinker(general)) continue;
     line(lines.general[name], [checkU64(general[name], `general.${name}`)]);
   }
-  for (const name of MODERN_PAGE_STATS) {
+  for (const name of MODERN_PAGE_COUNTERS) {
     for (const size of PAGE_SIZE_NAMES) {
       const value = checkU64(record.pages[name]?.[size], `pages.${name}.${size}`);
       if (record.pagesFailed) {
@@ -228,9 +233,9 @@ export function parseModernLines(reader: LineReader): ModernRecord {
 
   // The first page counter line tells whether these lines carry a failed count.
   const withFailed = / \(\d+ failed\)$/.test(reader.peek() ?? "");
-  const pages = {} as Record<ModernPageStatName, Record<PageSizeName, bigint>>;
-  const pagesFailed = {} as Record<ModernPageStatName, Record<PageSizeName, bigint>>;
-  for (const name of MODERN_PAGE_STATS) {
+  const pages = {} as Record<ModernPageCounterName, Record<PageSizeName, bigint>>;
+  const pagesFailed = {} as Record<ModernPageCounterName, Record<PageSizeName, bigint>>;
+  for (const name of MODERN_PAGE_COUNTERS) {
     pages[name] = {} as Record<PageSizeName, bigint>;
     pagesFailed[name] = {} as Record<PageSizeName, bigint>;
     for (const size of PAGE_SIZE_NAMES) {
