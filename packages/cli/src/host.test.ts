@@ -1,9 +1,10 @@
+import { spawnSync } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checkHostTrace, parseHostScenario, type EndRecord, type HostTraceRecord } from "@vmballoon/host";
 import { describe, expect, it } from "vitest";
-import { STACK, jsonLines, vmballoon } from "./cli-runner.js";
+import { BIN, STACK, jsonLines, vmballoon } from "./cli-runner.js";
 
 const temp = () => mkdtempSync(join(tmpdir(), "vmballoon-host-"));
 
@@ -59,9 +60,30 @@ describe("vmballoon host", () => {
     const run = vmballoon(["host"]);
     expect(run.stderr).toBe("");
     expect(run.status).toBe(0);
-    expect(run.stdout).toMatch(/^vmballoon host — overcommit: 1800 s, 4 VMs .* policy esx\n/);
+    expect(run.stdout).toMatch(/^vmballoon host — overcommit: 1800 s, 4 VMs .* policy esx\n {2}four 4 GiB VMs on a 10 GiB host under ESX, today's driver\n/);
     for (const vm of ["db", "web", "batch", "cache"]) expect(run.stdout).toMatch(new RegExp(`\\n  ${vm} +modern +\\d+ MiB +\\d+ MiB +\\d+ MiB +\\d+\\n`));
     expect(run.stdout).toMatch(/seconds +state +least free +balloon +swapped/);
+  });
+
+  it("on a terminal (util-linux's script): a progress line on stderr, cleared at the end, then the summary", () => {
+    const dir = temp();
+    const vms = Array.from({ length: 8 }, (_, i) => ({
+      name: `v${i}`,
+      memMiB: 64,
+      driver: "modern",
+      demand: [
+        [0, 0],
+        [1000, 50],
+        [2000, 10],
+      ],
+    }));
+    const file = writeScenario(dir, { seconds: 3000, host: { memMiB: 400 }, vms });
+    const command = [process.execPath, BIN, "host", "--scenario", file].map((a) => `'${a}'`).join(" ");
+    const run = spawnSync("script", ["-qec", command, "/dev/null"], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" }, timeout: 60_000 });
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/^\rsecond 0 of 3000(\rsecond \d+ of 3000)*\r\u001b\[K/);
+    expect(run.stdout).toMatch(/vmballoon host — .*host\.json: 3000 s, 8 VMs/);
+    expect(run.stdout).toMatch(/\n {2}v7 +modern +\d+ MiB/);
   });
 
   it("--json: one summary whose totals are the trace's end record; --trace: a trace the checker accepts", () => {

@@ -14,8 +14,8 @@ import type { EndRecord, HostRecord, HostTraceRecord, PolicyRecord, VmRecord } f
 
 const ORDER: readonly EsxState[] = ["low", "hard", "soft", "high"];
 
-/** The state after a second, written as a walk: fall to the first threshold F is under, else climb while each next one is met. */
-function nextState(state: EsxState, free: number, thr: Record<EsxState, number>): EsxState {
+/** The state after a second (for the checker and its test), written as a walk: fall to the first threshold F is under, else climb while each next one is met. */
+export function nextState(state: EsxState, free: number, thr: Record<EsxState, number>): EsxState {
   const below = (["low", "hard", "soft"] as const).find((s) => free < thr[s]);
   if (below !== undefined) return ORDER.indexOf(below) < ORDER.indexOf(state) ? below : state;
   let at = ORDER.indexOf(state);

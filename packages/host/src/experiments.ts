@@ -140,8 +140,9 @@ export const HOST_EXPERIMENTS: readonly HostExperiment[] = [
     name: "slow-balloon",
     title: "the overcommit host with every VM on the seed's driver (run it with --driver modern for today's)",
     shows:
-      "The seed's driver inflates at most 2048 pages a second (and slower after failures); today's locks whole batches " +
-      "and 2 MB pages. When two VMs grow quickly the seed's balloons lag and the host swaps more: compare the swap totals " +
+      "The seed's driver is rate-limited: at most 16384 pages a cycle, one LOCK each, and once an allocation fails 512 to 2048 " +
+      "a cycle; it deflates from 512 pages a cycle up. Today's locks whole batches and 2 MB pages without a rate. When two VMs " +
+      "grow quickly the seed's balloons lag and the host swaps more: compare the swap totals " +
       "of `--scenario slow-balloon` and `--scenario slow-balloon --driver modern`.",
     scenario: validateHostScenario(slowBalloon),
   },

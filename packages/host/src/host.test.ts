@@ -1,12 +1,14 @@
-import { formatTraceRecord, runModernScenario, runScenario, validateModernScenario, validateScenario } from "@vmballoon/core/sim";
+import { driver, formatTraceRecord, runModernScenario, runScenario, runSession, validateModernScenario, validateScenario } from "@vmballoon/core/sim";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { checkHostTrace } from "./check.js";
+import { checkHostTrace, nextState } from "./check.js";
 import { HOST_EXPERIMENTS, hostExperiment, withOverrides } from "./experiments.js";
 import { HostSimulation, runHost } from "./host.js";
 import { mulberry32 } from "./mulberry32.js";
+import { esxNextState } from "./policy/esx.js";
+import { ESX_STATES } from "./policy/types.js";
 import { validateHostScenario, type HostScenario } from "./scenario.js";
-import type { HostRecord, HostTraceRecord, VmRecord } from "./trace.js";
+import type { EndRecord, HostRecord, HostTraceRecord, VmRecord } from "./trace.js";
 
 /** Runs a scenario and returns its trace's records. */
 function trace(scenario: HostScenario, every = 1): HostTraceRecord[] {
@@ -153,6 +155,32 @@ describe("what the host backs", () => {
   });
 });
 
+describe("the ESX state machine", () => {
+  it("the checker's own walk and the policy's esxNextState agree, whatever the state, F and thresholds", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...ESX_STATES),
+        fc.integer({ min: -100, max: 400 }),
+        fc.array(fc.integer({ min: 0, max: 300 }), { minLength: 4, maxLength: 4 }),
+        (state, free, t) => {
+          const [low, hard, soft, high] = [...t].sort((a, b) => a - b) as [number, number, number, number];
+          const thresholds = { low, hard, soft, high };
+          expect(nextState(state, free, thresholds)).toBe(esxNextState(state, free, thresholds));
+        },
+      ),
+    );
+    // HOST.md's walk, by hand: down at once, up one step at a time while each step's threshold is met.
+    const thr = { low: 10, hard: 20, soft: 40, high: 60 };
+    expect(esxNextState("high", 39, thr)).toBe("soft");
+    expect(esxNextState("high", 5, thr)).toBe("low");
+    expect(esxNextState("low", 15, thr)).toBe("low");
+    expect(esxNextState("low", 45, thr)).toBe("soft");
+    expect(esxNextState("hard", 59, thr)).toBe("soft");
+    expect(esxNextState("soft", 30, thr)).toBe("soft");
+    expect(esxNextState("low", 60, thr)).toBe("high");
+  });
+});
+
 describe("each VM's scenario gives its driver trace through simulate's runners, record for record", () => {
   it.each(["seed", "modern"] as const)("%s", (driver) => {
     const s = withOverrides(
@@ -213,6 +241,53 @@ describe("the trace keeps HOST.md's books", () => {
     },
   );
 
+  it("writes HOST.md's records in its key order: host, vm, policy (input and output), end", () => {
+    const s = { ...hostExperiment("overcommit")!.scenario, seconds: 30 };
+    const records = trace(s);
+    const keys = (t: string) => Object.keys(records.find((r) => r.t === t)!);
+    expect(keys("host")).toEqual(["t", "second", "free", "freeBefore", "state", "backed", "balloon", "swapped", "swapIn", "swapOut", "forced"]);
+    expect(keys("vm")).toEqual([
+      "t",
+      "second",
+      "vm",
+      "target",
+      "balloon",
+      "touched",
+      "backed",
+      "swapped",
+      "guestFree",
+      "demand",
+      "active",
+      "shortfall",
+      "swapIn",
+      "estimate",
+    ]);
+    expect(keys("policy")).toEqual(["t", "second", "input", "output"]);
+    expect(keys("end")).toEqual(["t", "seconds", "vms"]);
+    const round = records.find((r) => r.t === "policy")!;
+    expect(Object.keys(round.input)).toEqual(["policy", "params", "host", "vms"]);
+    expect(Object.keys(round.input.host)).toEqual(["pages", "overheadPages", "free", "state", "freeSamples"]);
+    expect(Object.keys(round.input.vms[0]!)).toEqual([
+      "name",
+      "pages",
+      "reservation",
+      "limit",
+      "shares",
+      "driver",
+      "balloon",
+      "target",
+      "backed",
+      "swapped",
+      "active",
+      "guestFree",
+      "balloonSamples",
+      "guestFreeSamples",
+    ]);
+    expect(Object.keys((records[records.length - 1] as EndRecord).vms[0]!)).toEqual(["vm", "swapIn", "swapOut", "shortfallSeconds", "peakBalloon"]);
+    // Within a second: the host record, the vm records, then the round.
+    expect(records.slice(0, 6).map((r) => r.t)).toEqual(["host", "vm", "vm", "vm", "vm", "policy"]);
+  });
+
   it("with vm records only every 7 seconds (and at rounds), the checks that need them are skipped, the others kept", () => {
     const s = hostExperiment("overcommit")!.scenario;
     const records = trace({ ...s, seconds: 400 }, 7);
@@ -268,7 +343,7 @@ describe("the trace keeps HOST.md's books", () => {
     expect(checkHostTrace(s, records.slice(0, -1)).join()).toMatch(/no end record/);
   });
 
-  it("over random host scenarios: drivers, policies, overcommit, events", () => {
+  it("over random host scenarios (drivers, policies, overcommit, events): the books, and each VM's scenario replayed by its driver's session", () => {
     const point = fc.tuple(fc.integer({ min: 0, max: 90 }), fc.integer({ min: 0, max: 60 }));
     const series = fc.uniqueArray(point, { minLength: 1, maxLength: 4, selector: (p) => p[0] }).map((ps) => ps.sort((a, b) => a[0] - b[0]));
     const vm = fc.record({
@@ -313,7 +388,20 @@ describe("the trace keeps HOST.md's books", () => {
           })),
           events: g.policy === "esx" && g.tauAt <= g.seconds ? [{ second: g.tauAt, policy: { idleTax: 0.2 } }] : [],
         });
-        expect(checkHostTrace(s, trace(s))).toEqual([]);
+        const records: HostTraceRecord[] = [];
+        const own: string[][] = s.vms.map(() => []);
+        const host = new HostSimulation(s, { onLine: (line) => records.push(JSON.parse(line) as HostTraceRecord), onVmLine: (i, line) => own[i]!.push(line) });
+        host.run();
+        expect(checkHostTrace(s, records)).toEqual([]);
+        // Each VM's scenario, through a session of its driver as simulate runs it, gives the VM's trace.
+        s.vms.forEach((vm, i) => {
+          if (vm.driver === "none") return;
+          const kind = driver(vm.driver);
+          const replay: string[] = [];
+          const scenario = kind.parseScenario(JSON.stringify(host.vmScenario(i)));
+          runSession(kind.simulate(scenario, { onRecord: (r) => replay.push(formatTraceRecord(r)) }), scenario);
+          expect(replay).toEqual(own[i]);
+        });
       }),
       { numRuns: 40 },
     );

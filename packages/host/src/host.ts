@@ -196,7 +196,7 @@ interface HostParams {
  * for callers that step it or look inside (tests, the CLI's progress).
  */
 export class HostSimulation {
-  readonly vms: readonly Vm[];
+  private readonly vms: readonly Vm[];
   readonly policy: PolicyName;
   /** H and O, in pages. */
   readonly hostPages: number;

@@ -56,18 +56,9 @@ export function seedGuest(g: HostGuestSpec) {
   return { totalPages: g.totalPages, freePages: g.freePages, firstPfn: g.firstPfn, nosleepReserve: g.nosleepReserve, sleepReserve: g.sleepReserve };
 }
 
-class NoDriver implements VmDriver {
-  private readonly guest: SimGuest;
-  readonly locked = 0;
-  readonly target = 0;
-  constructor(options: VmDriverOptions) {
-    this.guest = new SimGuest(options.guest);
-    this.guest.onUse = options.onUse;
-  }
-  load(): void {}
-  cycle(): void {}
-  end(): void {}
-  setTarget(): void {}
+/** What every VM has: its guest and the workload's moves in it. */
+abstract class GuestVm {
+  constructor(protected readonly guest: SimGuest | ModernSimGuest) {}
   use(pages: number): void {
     this.guest.use(pages);
   }
@@ -82,14 +73,28 @@ class NoDriver implements VmDriver {
   }
 }
 
+/** A VM without a balloon driver: a guest the host can only swap. */
+class NoDriver extends GuestVm implements VmDriver {
+  readonly locked = 0;
+  readonly target = 0;
+  constructor(options: VmDriverOptions) {
+    const guest = new SimGuest(options.guest);
+    guest.onUse = options.onUse;
+    super(guest);
+  }
+  load(): void {}
+  cycle(): void {}
+  end(): void {}
+  setTarget(): void {}
+}
+
 /**
  * A VM with a balloon driver: a session of core's (the driver picked by
  * core's `driver(name)`) against the reference guest and monitor, on a
  * scenario without events: the host applies what the events would.
  */
-class SessionDriver implements VmDriver {
+class SessionDriver extends GuestVm implements VmDriver {
   private readonly session: DriverSession;
-  private readonly guest: SimGuest | ModernSimGuest;
   private readonly monitor: SimMonitor | ModernSimMonitor;
   private readonly tracing: boolean;
   private readonly totalPages: number;
@@ -100,15 +105,16 @@ class SessionDriver implements VmDriver {
     const guest = name === "seed" ? seedGuest(options.guest) : options.guest;
     const kind = driverOf(name);
     const scenario = kind.parseScenario(JSON.stringify({ cycles: options.cycles, guest, events: [] }));
-    this.tracing = onLine !== undefined;
-    this.session = kind.simulate(scenario, onLine === undefined ? {} : { onRecord: (record) => onLine(formatTraceRecord(record)) });
-    const { guest: simGuest, monitor } = this.session;
+    const session = kind.simulate(scenario, onLine === undefined ? {} : { onRecord: (record) => onLine(formatTraceRecord(record)) });
+    const { guest: simGuest, monitor } = session;
     if (!(simGuest instanceof SimGuest || simGuest instanceof ModernSimGuest) || !(monitor instanceof SimMonitor || monitor instanceof ModernSimMonitor)) {
       throw new Error("a simulated session has the reference guest and monitor");
     }
     simGuest.onUse = options.onUse;
     monitor.onLock = options.onLock;
-    this.guest = simGuest;
+    super(simGuest);
+    this.session = session;
+    this.tracing = onLine !== undefined;
     this.monitor = monitor;
     this.totalPages = options.guest.totalPages;
   }
@@ -132,22 +138,10 @@ class SessionDriver implements VmDriver {
   setTarget(pages: number): void {
     this.monitor.target = pages;
   }
-  use(pages: number): void {
-    this.guest.use(pages);
-  }
-  release(pages: number): void {
-    this.guest.release(pages);
-  }
   get locked(): number {
     return this.monitor.lockedFrames;
   }
   get target(): number {
     return Math.min(this.monitor.target, this.totalPages);
-  }
-  get guestFree(): number {
-    return this.guest.freeCount;
-  }
-  get workload(): number {
-    return this.guest.workloadCount;
   }
 }

@@ -35,10 +35,10 @@ const PROGRESS_AFTER = 20_000;
 const TIMELINE_ROWS = 12;
 
 /** `--scenario`: a built-in's name, or a host scenario file ('-': stdin), its workload.csv files read beside it. */
-function loadHostScenario(value: string | undefined): { name: string; scenario: HostScenario } {
-  if (value === undefined) return { name: HOST_EXPERIMENTS[0]!.name, scenario: HOST_EXPERIMENTS[0]!.scenario };
-  const builtin = hostExperiment(value);
-  if (builtin !== undefined) return { name: builtin.name, scenario: builtin.scenario };
+function loadHostScenario(value: string | undefined): { name: string; title?: string; scenario: HostScenario } {
+  const builtin = value === undefined ? HOST_EXPERIMENTS[0]! : hostExperiment(value);
+  if (builtin !== undefined) return { name: builtin.name, title: builtin.title, scenario: builtin.scenario };
+  if (value === undefined) throw new Error("no built-in host scenario");
   const text = readInput(value, SCENARIO, "read the host scenario");
   const base = value === "-" ? process.cwd() : dirname(resolve(value));
   try {
@@ -128,7 +128,7 @@ export async function host(options: HostOptions): Promise<number> {
   const progress = isTerminal(process.stderr) && (scenario.seconds + 1) * scenario.vms.length >= PROGRESS_AFTER;
   const writer = traceFile === undefined ? undefined : new LineWriter(traceFile);
   // --report: the page `vmballoon report` makes of this run's --trace, from the same lines.
-  const reporter = reportFile === undefined ? undefined : new (await import("./report.js")).ReportWriter();
+  const reporter = reportFile === undefined ? undefined : new (await import("../report/index.js")).ReportWriter();
   const vmWriters =
     dir === undefined ? undefined : scenario.vms.map((vm) => (vm.driver === "none" ? undefined : new LineWriter(join(dir, `${vm.name}.trace.jsonl`))));
   const timeline = new Timeline(scenario.seconds);
@@ -168,9 +168,9 @@ export async function host(options: HostOptions): Promise<number> {
     });
   }
 
-  if (reporter !== undefined) (await import("./report.js")).writePage(reportFile!, reporter.page());
+  if (reporter !== undefined) (await import("../report/index.js")).writePage(reportFile!, reporter.page());
   if (options.json) process.stdout.write(`${JSON.stringify(summary(loaded.name, scenario, totals, timeline), null, 2)}\n`);
-  else if (!stdoutTaken) process.stdout.write(report(loaded.name, scenario, totals, timeline, isTerminal(process.stdout)));
+  else if (!stdoutTaken) process.stdout.write(report(loaded, scenario, totals, timeline, isTerminal(process.stdout)));
   return EXIT.OK;
 }
 
@@ -195,13 +195,15 @@ function summary(name: string, scenario: HostScenario, totals: readonly VmTotals
   };
 }
 
-function report(name: string, scenario: HostScenario, totals: readonly VmTotals[], timeline: Timeline, terminal: boolean): string {
+function report(loaded: { name: string; title?: string }, scenario: HostScenario, totals: readonly VmTotals[], timeline: Timeline, terminal: boolean): string {
+  const { name } = loaded;
   const paint = styler(terminal && colorsFor(process.stdout));
   const H = scenario.host.memMiB * 256;
   const guests = scenario.vms.reduce((a, vm) => a + vm.guest.totalPages, 0);
   const lines = [
     `${paint("bold", "vmballoon host")} — ${name}: ${scenario.seconds} s, ${scenario.vms.length} VMs of ${mebibytes(guests)} on a host of ${mebibytes(H)} ` +
       `(${(guests / H).toFixed(2)}×), policy ${scenario.policy.name}`,
+    ...(loaded.title === undefined ? [] : [`  ${loaded.title}`]),
     `  swap      ${mebibytes(timeline.swapOut)} out, ${mebibytes(timeline.swapIn)} back in; at most ${mebibytes(timeline.peakSwapped)} swapped; least free ${mebibytes(timeline.minFree)}`,
     "",
     paint("bold", "  seconds        state  least free    balloon    swapped   swap-in  shortfall"),

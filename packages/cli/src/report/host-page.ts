@@ -8,7 +8,8 @@ import { ESX_STATES } from "@vmballoon/host";
 import { PAGE_SIZE } from "@vmballoon/protocol";
 import { drawHostCharts, HOST_COLORS, HOST_POINTS, type HostCharts } from "./host-charts.js";
 import type { HostReportModel } from "./host-model.js";
-import { escape, figure, legend, mib, number, pageFrame, summaryList, table } from "./page.js";
+import { mebibytes } from "../output.js";
+import { escape, figure, legend, number, pageFrame, summaryList, table } from "./page.js";
 
 /** Rounds listed in the table at most; the chart has them all. */
 export const ROUND_ROWS = 200;
@@ -16,7 +17,7 @@ export const ROUND_ROWS = 200;
 const POLICIES: Readonly<Record<string, string>> = { esx: "ESX", mom: "oVirt MoM", proxmox: "Proxmox VE" };
 const DRIVERS: Readonly<Record<string, string>> = { seed: "the seed's driver", modern: "today's driver", none: "no balloon driver" };
 
-const pages = (n: number) => `${number(n)} pages (${mib(n)})`;
+const pages = (n: number) => `${number(n)} pages (${mebibytes(n)})`;
 const policyName = (model: HostReportModel) => (model.policy === undefined ? "no policy round" : (POLICIES[model.policy] ?? model.policy));
 
 function summary(model: HostReportModel): string {

@@ -9,6 +9,7 @@
  * same page.
  */
 import { TraceError, TraceReader } from "@vmballoon/core/sim";
+import { writeAtomically } from "../files.js";
 import { HostReportBuilder } from "./host-model.js";
 import { renderHostPage } from "./host-page.js";
 import { HostTraceReader, isHostTraceLine, parseObject } from "./host-trace.js";
@@ -73,4 +74,10 @@ export function reportOf(text: string): string {
   }
   if (start < text.length) writer.line(text.slice(start), false);
   return writer.page();
+}
+
+/** Writes the page to a file, whole or not at all, or to stdout (`-`): `report --output`, `simulate --report` and `host --report`. */
+export function writePage(file: string, page: string): void {
+  if (file === "-") process.stdout.write(page);
+  else writeAtomically(file, page, "write the report to");
 }
