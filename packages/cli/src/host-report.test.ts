@@ -239,6 +239,10 @@ describe("vmballoon report of a host trace, host --report", () => {
     );
     expect([...doc.querySelectorAll("[data-state]")].map((e) => e.getAttribute("data-state"))).toEqual(model.states.map((s) => s.state));
     expect([...doc.querySelectorAll("[data-round]")].map((e) => Number(e.getAttribute("data-second")))).toEqual(of("policy").map((r) => r.second));
+    // Hovering a round's dot names the targets it changed, before and after.
+    const changed = model.rounds.find((r) => r.changes.length > 0)!;
+    const title = doc.querySelector(`[data-round][data-second="${changed.second}"] title`)!.textContent;
+    for (const c of changed.changes) expect(title).toContain(`${c.vm} ${c.from.toLocaleString("en-US")} → ${c.to.toLocaleString("en-US")}`);
     // Each round that changed a target has its row in the table; each VM its totals.
     expect([...doc.querySelectorAll("[data-round-second]")].map((e) => Number(e.getAttribute("data-round-second")))).toEqual(
       model.rounds.filter((r) => r.changes.length > 0).map((r) => r.second),
