@@ -425,7 +425,10 @@ describe("vmballoon report: what is not a host trace", () => {
     expect(() => readFileSync(out)).toThrow();
   });
 
-  it("host --report - beside --json: both want stdout, exit status 2, nothing run", () => {
+  it("host --report - writes the page alone to stdout; beside --json, both want stdout: exit status 2, nothing run", () => {
+    const alone = vmballoon(["host", "--scenario", "idle-tax", "--report", "-"]);
+    expect(alone.status).toBe(0);
+    expect(alone.stdout).toMatch(/^<!doctype html>[^]*<h1>The host, second by second<\/h1>[^]*<\/html>\n$/);
     const run = vmballoon(["host", "--json", "--report", "-"]);
     expect(run.status).toBe(2);
     expect(run.stderr.split("\n")[0]).toBe("vmballoon: --report - and --json both want stdout; give --report a file");
