@@ -162,7 +162,8 @@ export class HostReportBuilder {
     this.swapOut += record.swapOut;
     this.forced += record.forced;
     if (this.leastFree === undefined || record.free < this.leastFree.free) this.leastFree = { free: record.free, second: record.second };
-    for (const span of this.thresholds.slice(-1)) span.to = record.second;
+    const span = this.thresholds[this.thresholds.length - 1];
+    if (span !== undefined) span.to = record.second;
     if (record.state === null) return;
     this.stateSeconds[record.state]++;
     const last = this.states[this.states.length - 1];
