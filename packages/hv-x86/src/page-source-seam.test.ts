@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ALLOC, PAGE_SIZE } from "@vmballoon/protocol";
 import { NO_PAGE } from "@vmballoon/core";
 import { LinuxPageSource, type PageSourceOptions } from "./page-source.js";
-import { EAGAIN, ENOMEM, EPERM, TestKernel } from "./test-kernel.js";
+import { EAGAIN, ENOMEM, ENOSYS, EPERM, TestKernel } from "./test-kernel.js";
 import type { CgroupLevel } from "./meminfo.js";
 import { SystemCallError } from "./errors.js";
 import { shuffle } from "./test-random.js";
@@ -51,20 +51,59 @@ function expectBooksBalanced(source: LinuxPageSource, kernel: TestKernel): void 
 
 describe.skipIf(!linuxX64)("the page source's error paths, through its system-call seam (Linux x64: strerror comes from libc)", () => {
   describe("choosing the memory", () => {
-    it("uses secret memory where memfd_secret works, and says nothing", () => {
+    it("uses pinned memory where io_uring can pin, says nothing, and leaves no ring open from the probe", () => {
       const kernel = new TestKernel();
       const { source, limits } = open(kernel);
-      expect(source.memory).toBe("secret");
+      expect(source.memory).toBe("pinned");
       expect(limits).toStrictEqual([]);
+      expect(kernel.rings.size).toBe(0);
     });
 
-    it("without memfd_secret (ENOSYS) falls back to mlock and says so once, with what it costs and what prevents moves", () => {
+    it.each([
+      [
+        "io_uring refused (EPERM: kernel.io_uring_disabled, seccomp)",
+        (kernel: TestKernel) => (kernel.ringAvailable = false),
+        /^EPERM: Operation not permitted, io_uring_setup: kernel\.io_uring_disabled or a seccomp profile/,
+      ],
+      [
+        "no sparse buffer table (EINVAL: before Linux 5.19)",
+        (kernel: TestKernel) => (kernel.sparseAvailable = false),
+        /^EINVAL: Invalid argument, io_uring_register: this kernel has no sparse buffer tables/,
+      ],
+      [
+        "no io_uring at all (ENOSYS)",
+        (kernel: TestKernel) => kernel.refuse("ringSetup", ENOSYS),
+        /^ENOSYS: Function not implemented, io_uring_setup: this kernel has no io_uring/,
+      ],
+    ])("%s: falls back to secret memory, says so once in one line with the reason and the cost, and no ring stays open", (_, breakIt, reason) => {
       const kernel = new TestKernel();
+      breakIt(kernel);
+      const { source, limits } = open(kernel);
+      expect(source.memory).toBe("secret");
+      take(source, 600);
+      expect(limits).toHaveLength(1);
+      expect(limits[0]).toMatch(/^io_uring cannot pin memory \((.*)\): pages come from memfd_secret instead, .*direct map/);
+      expect(/^io_uring cannot pin memory \((.*)\):/.exec(limits[0]!)![1]).toMatch(reason);
+      expect(limits[0]).not.toContain("\n");
+      expect(kernel.rings.size).toBe(0);
+    });
+
+    it('memory: "pinned" where io_uring is refused is that SystemCallError', () => {
+      const kernel = new TestKernel();
+      kernel.ringAvailable = false;
+      expect(() => open(kernel, { memory: "pinned" })).toThrow(/^EPERM: Operation not permitted, io_uring_setup$/);
+    });
+
+    it("without io_uring nor memfd_secret (ENOSYS) falls back to mlock and says each fall-back once, with what it costs and what prevents moves", () => {
+      const kernel = new TestKernel();
+      kernel.ringAvailable = false;
       kernel.secretAvailable = false;
       const { source, limits } = open(kernel);
       expect(source.memory).toBe("mlock");
       take(source, 600);
-      expect(limits).toHaveLength(1);
+      expect(limits).toHaveLength(2);
+      expect(limits[0]).toMatch(/^io_uring cannot pin memory \(EPERM: .* forbids it\)$/);
+      limits.shift();
       expect(limits[0]).toMatch(
         /^memfd_secret is not available \(this kernel has no secret memory .*\): pages are locked with mlock instead, which compaction may move; the frame check .* repairs moved pages .*vm\.compact_unevictable_allowed=0/,
       );
@@ -115,7 +154,7 @@ describe.skipIf(!linuxX64)("the page source's error paths, through its system-ca
     it("secret memory's mapping refused (EAGAIN: it counts against RLIMIT_MEMLOCK by size) is said too", () => {
       const kernel = new TestKernel();
       kernel.capIpcLock = false;
-      const { source, limits } = open(kernel);
+      const { source, limits } = open(kernel, { memory: "secret" });
       kernel.refuse("mmap", EAGAIN);
       expect(source.allocate(ALLOC.NOSLEEP)).toBe(NO_PAGE);
       expect(limits).toHaveLength(1);
@@ -154,7 +193,7 @@ describe.skipIf(!linuxX64)("the page source's error paths, through its system-ca
       kernel.hidden.add(chunk.start + 8);
       const pages = take(source, 20);
       expect(pages).not.toContain(8);
-      expect(source.lastFailure).toBe("page not present after it was locked");
+      expect(source.lastFailure).toBe("page not present after it was held");
       expect(kernel.mlockedPages.has(chunk.start + 8)).toBe(false);
       source.releaseIdle();
       expect(source.heldPages).toBe(21);
@@ -210,7 +249,7 @@ describe.skipIf(!linuxX64)("the page source's error paths, through its system-ca
 
     it("secret memory that the kernel cannot fault in partway: the faulted pages stay counted, free, and are used first later", () => {
       const kernel = new TestKernel();
-      const { source } = open(kernel, { batchPages: 64 });
+      const { source } = open(kernel, { memory: "secret", batchPages: 64 });
       take(source, 64);
       kernel.fillBudget = 40;
       expect(source.allocate(ALLOC.NOSLEEP)).toBe(NO_PAGE);
@@ -227,7 +266,7 @@ describe.skipIf(!linuxX64)("the page source's error paths, through its system-ca
 
     it("secret memory goes back a whole chunk at a time: when its last page is freed", () => {
       const kernel = new TestKernel();
-      const { source } = open(kernel, { chunkPages: 1024 });
+      const { source } = open(kernel, { memory: "secret", chunkPages: 1024 });
       const pages = take(source, 1500);
       expect(source.mappings).toBe(2);
       for (const page of pages.slice(1024).reverse()) source.free(page);
@@ -286,7 +325,7 @@ describe.skipIf(!linuxX64)("the page source's error paths, through its system-ca
       const pages = take(source, 2000);
       source.releaseIdle();
       const address = (page: number) => {
-        const chunk = (source as unknown as { chunks: { address: number }[] }).chunks[Math.floor(page / 1024)]!;
+        const chunk = (source as unknown as { table: { chunks: { address: number }[] } }).table.chunks[Math.floor(page / 1024)]!;
         return chunk.address + (page % 1024) * PAGE_SIZE;
       };
       return { kernel, source, pages, address };

@@ -20,14 +20,36 @@ function statusKiB(field: string): number {
 }
 
 /**
- * The process's locked mappings (VmFlags `lo` in smaps): only the page source
- * locks memory here, so these are its own, whatever else (koffi loading, the
- * JavaScript heap growing) maps meanwhile.
+ * The size in KiB of the page source's mappings: those kept both out of core
+ * dumps and from forked children (VmFlags `dd` and `dc` in smaps), which only
+ * the page source asks for here, whatever else (koffi loading, the JavaScript
+ * heap growing) maps meanwhile. (The kernel may merge neighbouring chunks
+ * into one mapping: their size is what counts.)
  */
-function lockedMappings(): number {
-  return readFileSync("/proc/self/smaps", "utf8")
-    .split("\n")
-    .filter((line) => line.startsWith("VmFlags:") && / lo( |$)/.test(line)).length;
+function sourceMappingKiB(): number {
+  let size = 0;
+  let total = 0;
+  for (const line of readFileSync("/proc/self/smaps", "utf8").split("\n")) {
+    if (line.startsWith("Size:")) size = Number(/(\d+)/.exec(line)![1]);
+    else if (line.startsWith("VmFlags:") && / dd( |$)/.test(line) && / dc( |$)/.test(line)) total += size;
+  }
+  return total;
+}
+
+/** Whether io_uring can pin memory here (a ring with a sparse table can be made; frame numbers need root). */
+function ringWorks(): boolean {
+  try {
+    LinuxPageSource.open({ memory: "pinned" }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+const pinnedMemory = linuxX64 && root && ringWorks();
+
+/** The kernel's count of this process's held memory in KiB: VmPin for pinned memory, VmLck for the others. */
+function heldKiB(memory: PageMemory): number {
+  return statusKiB(memory === "pinned" ? "VmPin" : "VmLck");
 }
 
 /** /proc/kpageflags bits of a frame: 11 MMAP, 12 ANON, 18 UNEVICTABLE, 33 MLOCKED. */
@@ -73,9 +95,10 @@ function forReal(memory: PageMemory): void {
     const frames = pages.map((page) => source.frameNumber(page));
     expect(new Set(frames).size).toBe(frames.length);
     for (const frame of frames) expect(frame > 0 && frame <= MAX_PFN).toBe(true);
-    // The kernel's own view of those frames (a sample: every 64th). Secret memory is not anonymous: it is a file's.
+    // The kernel's own view of those frames (a sample: every 64th). Secret memory is not anonymous: it is a file's. Pinned memory is not locked.
+    const locked = memory !== "pinned";
     for (let i = 0; i < frames.length; i += 64) {
-      expect(pageFlags(frames[i]!)).toStrictEqual({ mapped: true, anonymous: memory === "mlock", unevictable: true, mlocked: true });
+      expect(pageFlags(frames[i]!)).toStrictEqual({ mapped: true, anonymous: memory !== "secret", unevictable: locked, mlocked: locked });
     }
   });
 
@@ -100,18 +123,18 @@ function forReal(memory: PageMemory): void {
     source.releaseIdle();
     expect(source.readFrame(kept!)).toBe(source.frameNumber(kept!));
     // Secret memory goes a chunk at a time: the kept page's chunk stays whole.
-    const returned = memory === "mlock" ? 4096 : 4096 - 1023;
+    const returned = memory !== "secret" ? 4096 : 4096 - 1023;
     expect(source.mlockedPages).toBe(4097 - returned);
     expect(rssBefore - statusKiB("VmRSS")).toBeGreaterThanOrEqual((returned * PAGE_SIZE) / 1024 - 1024);
   });
 
-  it("VmLck grows as pages come and falls back to where it was as they go, in any order (seed 7)", () => {
-    const before = statusKiB("VmLck");
+  it("VmLck (VmPin for pinned memory) grows as pages come and falls back to where it was as they go, in any order (seed 7)", () => {
+    const before = heldKiB(memory);
     const source = open({ memory, chunkPages: 1024 });
     const pages = allocateMany(source, 8192);
-    const during = statusKiB("VmLck");
-    // mlock counts the pages locked; secret memory counts its mappings whole (RLIMIT_MEMLOCK sees the same).
-    expect(during - before).toBe(memory === "mlock" ? source.mlockedPages * 4 : source.mappings * 1024 * 4);
+    const during = heldKiB(memory);
+    // mlock and pins count the pages held; secret memory counts its mappings whole (RLIMIT_MEMLOCK sees the same).
+    expect(during - before).toBe(memory !== "secret" ? source.mlockedPages * 4 : source.mappings * 1024 * 4);
     expect(source.mlockedPages).toBeGreaterThanOrEqual(8192);
     expect(source.mlockedPages).toBeLessThanOrEqual(8192 + 256);
 
@@ -121,20 +144,20 @@ function forReal(memory: PageMemory): void {
     expect(source.mlockedPages).toBe(4096);
     for (const page of shuffle(order, 7)) source.free(page);
     source.releaseIdle();
-    expect(statusKiB("VmLck")).toBe(before);
+    expect(heldKiB(memory)).toBe(before);
     expect([source.mlockedPages, source.heldPages, source.mappings]).toStrictEqual([0, 0, 0]);
   });
 
   it("keeps to one mapping per chunk, and unmaps a chunk when its last page goes", () => {
-    const before = lockedMappings();
+    const before = sourceMappingKiB();
     const source = open({ memory, chunkPages: 2048 });
     const pages = allocateMany(source, 8192);
     expect(source.mappings).toBe(4);
-    expect(lockedMappings() - before).toBe(4);
+    expect(sourceMappingKiB() - before).toBe(4 * 2048 * 4);
     for (const page of pages.reverse()) source.free(page);
     source.releaseIdle();
     expect(source.mappings).toBe(0);
-    expect(lockedMappings()).toBe(before);
+    expect(sourceMappingKiB()).toBe(before);
   });
 
   it("NOSLEEP fails rather than dip into the reserve of free memory; CANSLEEP may still go on", () => {
@@ -151,7 +174,7 @@ function forReal(memory: PageMemory): void {
   });
 
   it("serves the engine: every ballooned page's frame is locked at the monitor, the frame check finds nothing moved, and unload gives all back", () => {
-    const before = statusKiB("VmLck");
+    const before = heldKiB(memory);
     const source = open({ memory, frameCheck: "always" });
     const monitor = new SimMonitor({ firstPfn: 0, frames: source.frameLimit(), totalPages: source.totalPages() });
     const balloon = new Balloon(monitor, source);
@@ -163,40 +186,44 @@ function forReal(memory: PageMemory): void {
     expect(monitor.lockedFrames).toBe(5000);
     for (const page of balloon.balloonedPages()) expect(monitor.isLocked(source.frameNumber(page))).toBe(true);
     expect(source.heldPages).toBe(5000);
-    // mlock returns the rest of the last batch at once; secret memory keeps it with its chunk, free, for the next inflate.
-    if (memory === "mlock") expect(source.mlockedPages).toBe(5000);
+    // mlock and pinned memory return the rest of the last batch at once; secret memory keeps it with its chunk, free, for the next inflate.
+    if (memory !== "secret") expect(source.mlockedPages).toBe(5000);
     else expect(source.mlockedPages).toBe(Math.ceil(5000 / 256) * 256);
     expect(balloon.checkFrames()).toStrictEqual({ checked: 5000, moved: 0, repaired: 0, released: 0 });
 
     balloon.exit();
     source.releaseIdle();
     expect(source.heldPages).toBe(0);
-    expect(statusKiB("VmLck")).toBe(before);
+    expect(heldKiB(memory)).toBe(before);
     expect(monitor.lockedFrames).toBe(0); // START at unload
   });
 
   it("close() unmaps everything, and allocating afterwards is an error", () => {
-    const before = statusKiB("VmLck");
+    const before = heldKiB(memory);
     const source = LinuxPageSource.open({ memory });
     allocateMany(source, 300);
     source.close();
-    expect(statusKiB("VmLck")).toBe(before);
+    expect(heldKiB(memory)).toBe(before);
     expect(() => source.allocate(ALLOC.NOSLEEP)).toThrow(/closed/);
   });
 }
 
+describe.skipIf(!linuxX64 || !root || !pinnedMemory)("the Linux page source, for real, with pinned memory (needs root: frame numbers, and io_uring)", () =>
+  forReal("pinned"),
+);
 describe.skipIf(!linuxX64 || !root)("the Linux page source, for real, with mlock memory (needs root: frame numbers)", () => forReal("mlock"));
 describe.skipIf(!linuxX64 || !root || !secretMemory)("the Linux page source, for real, with secret memory (needs root: frame numbers, and memfd_secret)", () =>
   forReal("secret"),
 );
 
 describe.skipIf(!linuxX64 || !root)("the Linux page source: the rest (needs root: frame numbers)", () => {
-  it("chooses secret memory where the kernel has it, with chunks small enough to go back often and few enough to map", () => {
+  it("chooses pinned memory where io_uring can pin, else secret memory, with chunks small enough to go back often and few enough to map", () => {
     const source = open();
-    expect(source.memory).toBe(secretMemory ? "secret" : "mlock");
+    expect(source.memory).toBe(pinnedMemory ? "pinned" : secretMemory ? "secret" : "mlock");
     const total = source.totalPages();
-    if (secretMemory) expect(total / source.chunkPages).toBeLessThanOrEqual(8192);
-    expect(source.chunkPages).toBe(secretMemory ? Math.max(1024, 2 ** Math.ceil(Math.log2(total / 8192))) : 65536);
+    const secret = source.memory === "secret";
+    if (secret) expect(total / source.chunkPages).toBeLessThanOrEqual(8192);
+    expect(source.chunkPages).toBe(secret ? Math.max(1024, 2 ** Math.ceil(Math.log2(total / 8192))) : 65536);
   });
 
   it("reports the guest's total pages as MemTotal does", () => {
