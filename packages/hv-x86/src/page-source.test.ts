@@ -271,6 +271,30 @@ describe.skipIf(!linuxX64 || !root)("the Linux page source: the rest (needs root
     expect(statusKiB("VmLck")).toBe(vmLckBefore);
   }, 300_000);
 
+  it.skipIf(!pinnedMemory)(
+    "4 GiB of pinned memory freed in random order (seed 20261203): every free succeeds, no split of a mapping, VmPin is the source's count page for page, and all comes back (needs io_uring)",
+    () => {
+      const vmPinBefore = statusKiB("VmPin");
+      const source = open({ memory: "pinned" });
+      const pages = shuffle(allocateMany(source, 1 << 20, ALLOC.CANSLEEP), 20261203);
+      source.releaseIdle();
+      expect(statusKiB("VmPin") - vmPinBefore).toBe(source.mlockedPages * 4);
+      for (const [i, page] of pages.entries()) {
+        source.free(page);
+        if ((i & 0x3ffff) === 0x3ffff) {
+          source.releaseIdle();
+          expect(statusKiB("VmPin") - vmPinBefore).toBe(source.mlockedPages * 4);
+          expect(source.mlockedPages).toBe(pages.length - i - 1);
+          expect(source.kernelMappings).toBe(source.mappings);
+        }
+      }
+      source.releaseIdle();
+      expect([source.heldPages, source.mlockedPages, source.mappings, source.lastFailure]).toStrictEqual([0, 0, 0, undefined]);
+      expect(statusKiB("VmPin")).toBe(vmPinBefore);
+    },
+    300_000,
+  );
+
   it.skipIf(!secretMemory)(
     "512 MiB of secret memory freed in random order (seed 99): every page comes back (needs memfd_secret)",
     () => {
@@ -290,7 +314,7 @@ describe.skipIf(!linuxX64 || !root)("the Linux page source: the rest (needs root
 const limitTools = spawnSync("setpriv", ["--version"]).status === 0 && spawnSync("prlimit", ["--version"]).status === 0;
 
 describe.skipIf(!linuxX64 || !root || !limitTools)("RLIMIT_MEMLOCK of 8 MiB without CAP_IPC_LOCK (needs root, setpriv and prlimit)", () => {
-  it.each(secretMemory ? (["secret", "mlock"] as const) : (["mlock"] as const))(
+  it.each([...(pinnedMemory ? (["pinned"] as const) : []), ...(secretMemory ? (["secret"] as const) : []), "mlock" as const])(
     "%s memory: the balloon stops at the limit, and one line says what and how to raise it",
     (memory) => {
       const entry = fileURLToPath(new URL("../dist/index.js", import.meta.url));
@@ -309,10 +333,10 @@ describe.skipIf(!linuxX64 || !root || !limitTools)("RLIMIT_MEMLOCK of 8 MiB with
       );
       expect(child.stderr).toBe("");
       const { pages, locked, limits, chunkPages } = JSON.parse(child.stdout) as { pages: number; locked: number; limits: string[]; chunkPages: number };
-      // 8 MiB: 2048 pages of mlock; of secret memory, the chunks (mappings, counted whole) that fit.
-      const expected = memory === "mlock" ? 2048 : Math.floor(2048 / chunkPages) * chunkPages;
+      // 8 MiB: 2048 pages of mlock; of pins, the batches of 256 that fit beside the ring's own pages (counted too); of secret memory, the chunks (mappings, counted whole) that fit.
+      const expected = { pinned: 2048 - 256, secret: Math.floor(2048 / chunkPages) * chunkPages, mlock: 2048 }[memory];
       expect([pages, locked]).toStrictEqual([expected, expected]);
-      const call = memory === "secret" ? "EAGAIN from mmap" : "ENOMEM from mlock";
+      const call = { pinned: "ENOMEM from io_uring_register", secret: "EAGAIN from mmap", mlock: "ENOMEM from mlock" }[memory];
       const counted = memory === "secret" ? ", which counts secret memory by the size of its mappings" : "";
       expect(limits).toStrictEqual([
         `cannot lock more memory (${call}): RLIMIT_MEMLOCK (8 MiB) is reached${counted} and this process lacks CAP_IPC_LOCK; raise it (ulimit -l unlimited, LimitMEMLOCK=infinity in a systemd unit) or run as root with CAP_IPC_LOCK`,
