@@ -91,8 +91,10 @@ export class PinnedMemory implements Memory {
       let to = from + 1;
       while (to < end && pieceOf[to] === -1) to++;
       if (this.pin(chunk, from, to) === -1) {
+        const why = this.lastWhy;
         for (let slot = start; slot < end; slot++) table.setIdle(chunk, slot);
         this.release(chunk, start, end);
+        this.context.failed(why); // the refused pin, not a release it made wait
         return false;
       }
       table.present += to - from;

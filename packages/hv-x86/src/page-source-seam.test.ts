@@ -281,6 +281,79 @@ describe.skipIf(!linuxX64)("the page source's error paths, through its system-ca
     });
   });
 
+  describe("pinned memory", () => {
+    it("pins each run of a batch as one fixed buffer, reads frames after the pin, and gives back any page in any order: the kept parts pinned anew first (seed 3)", () => {
+      const kernel = new TestKernel();
+      const { source } = open(kernel, { chunkPages: 1024, batchPages: 64 });
+      const pages = take(source, 1000);
+      source.releaseIdle();
+      expect(kernel.pinnedBuffers()).toBe(Math.ceil(1000 / 64));
+      expectBooksBalanced(source, kernel);
+      for (const page of pages.slice(0, 100)) expect(source.readFrame(page)).toBe(source.frameNumber(page));
+      const order = shuffle([...pages], 3);
+      for (const [i, page] of order.entries()) {
+        source.free(page);
+        if (i % 97 === 0) {
+          source.releaseIdle();
+          expectBooksBalanced(source, kernel);
+          expect(source.mlockedPages).toBe(1000 - i - 1);
+        }
+      }
+      source.releaseIdle();
+      expect([source.mlockedPages, source.mappings, kernel.pinnedBuffers(), kernel.heldByProcess(), source.kernelMappings]).toStrictEqual([0, 0, 0, 0, 0]);
+    });
+
+    it("a pin refused (ENOMEM) without CAP_IPC_LOCK: no page, nothing held, one line saying how to raise RLIMIT_MEMLOCK, once", () => {
+      const kernel = new TestKernel();
+      kernel.capIpcLock = false;
+      const { source, limits } = open(kernel);
+      take(source, 10);
+      kernel.refuse("ringUpdate", ENOMEM);
+      source.releaseIdle();
+      expect(source.allocate(ALLOC.NOSLEEP)).toBe(NO_PAGE);
+      expect(source.allocate(ALLOC.NOSLEEP)).toBe(NO_PAGE);
+      expect(source.lastFailure).toBe("ENOMEM: Cannot allocate memory, io_uring_register");
+      expect(limits).toStrictEqual([
+        "cannot lock more memory (ENOMEM from io_uring_register): RLIMIT_MEMLOCK (8 MiB) is reached and this process lacks CAP_IPC_LOCK; raise it (ulimit -l unlimited, LimitMEMLOCK=infinity in a systemd unit) or run as root with CAP_IPC_LOCK",
+      ]);
+      expectBooksBalanced(source, kernel);
+      // The rest of the first batch waits, pinned: cutting it out needs a pin too. Once the kernel allows pins again it goes.
+      expect(source.mlockedPages).toBe(256);
+      kernel.allow("ringUpdate");
+      source.releaseIdle();
+      expect(source.mlockedPages).toBe(10);
+      expectBooksBalanced(source, kernel);
+    });
+
+    it("a cut whose kept part cannot be pinned anew waits, pinned and counted, and goes at the next releaseIdle", () => {
+      const kernel = new TestKernel();
+      const { source } = open(kernel, { chunkPages: 1024, batchPages: 64 });
+      const pages = take(source, 64);
+      source.free(pages[10]!);
+      kernel.refuse("ringUpdate", ENOMEM, 1);
+      source.releaseIdle();
+      expect(source.lastFailure).toBe("the release waits: ENOMEM: Cannot allocate memory, io_uring_register");
+      expect(source.mlockedPages).toBe(64);
+      expectBooksBalanced(source, kernel);
+      source.releaseIdle();
+      expect(source.mlockedPages).toBe(63);
+      expect(kernel.pinnedBuffers()).toBe(2); // [0, 10) and [11, 64)
+      expectBooksBalanced(source, kernel);
+      for (const page of pages) if (page !== pages[10]) expect(source.readFrame(page)).toBe(source.frameNumber(page));
+    });
+
+    it("opens another ring when one's 16,384 slots are taken, and closes them all at close()", () => {
+      const kernel = new TestKernel();
+      const { source } = open(kernel, { chunkPages: 65536, batchPages: 1 });
+      take(source, 16_385);
+      expect(kernel.rings.size).toBe(2);
+      expect(kernel.pinnedBuffers()).toBe(16_385);
+      expectBooksBalanced(source, kernel);
+      source.close();
+      expect([kernel.rings.size, kernel.heldByProcess()]).toStrictEqual([0, 0]);
+    });
+  });
+
   describe("any order of frees, within a budget of mappings", () => {
     it.each([1, 2, 3])("random-order frees (seed %i) never split the mappings past the budget, and every page comes back", (seed) => {
       const kernel = new TestKernel();

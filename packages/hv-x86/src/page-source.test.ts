@@ -272,6 +272,26 @@ describe.skipIf(!linuxX64 || !root)("the Linux page source: the rest (needs root
   }, 300_000);
 
   it.skipIf(!pinnedMemory)(
+    "the kernel's direct map is untouched by pinned memory (the default): DirectMap4k, 2M and 1G the same before and after 1 GiB is ballooned and given back (needs io_uring)",
+    () => {
+      const directMap = () => readFileSync("/proc/meminfo", "utf8").match(/^DirectMap\w+:.*$/gm);
+      const before = directMap();
+      expect(before?.length).toBeGreaterThan(0);
+      const source = open();
+      expect(source.memory).toBe("pinned");
+      const pages = allocateMany(source, 1 << 18, ALLOC.CANSLEEP);
+      source.releaseIdle();
+      expect(source.mlockedPages).toBe(1 << 18);
+      expect(directMap()).toStrictEqual(before);
+      for (const page of pages.reverse()) source.free(page);
+      source.releaseIdle();
+      expect(source.mlockedPages).toBe(0);
+      expect(directMap()).toStrictEqual(before);
+    },
+    300_000,
+  );
+
+  it.skipIf(!pinnedMemory)(
     "4 GiB of pinned memory freed in random order (seed 20261203): every free succeeds, no split of a mapping, VmPin is the source's count page for page, and all comes back (needs io_uring)",
     () => {
       const vmPinBefore = statusKiB("VmPin");
