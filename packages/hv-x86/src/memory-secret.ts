@@ -56,15 +56,11 @@ export class SecretMemory implements Memory {
     const state = chunk.state;
     let first = start;
     while (first < end && state[first] !== EMPTY) first++;
-    let filled = end;
-    if (first < end) {
-      const length = (end - first) * 4096;
-      const read = system.fill(chunk.address + first * 4096, length);
-      if (read !== length) {
-        filled = first + Math.max(0, Math.floor(read / 4096));
-        this.context.failed(read < 0 ? systemError(system, "read").message : "the kernel could not fault in secret memory");
-      }
-    }
+    // A read may stop short (a signal, or io_uring's task work, pending): it goes on while it makes progress.
+    let filled = first;
+    let read = 0;
+    while (filled < end && (read = system.fill(chunk.address + filled * 4096, (end - filled) * 4096)) >= 4096) filled += Math.floor(read / 4096);
+    if (filled < end) this.context.failed(read < 0 ? systemError(system, "read").message : "the kernel could not fault in secret memory");
     for (let slot = start; slot < end; slot++) {
       if (state[slot] === EMPTY && slot >= filled) continue;
       if (state[slot] === EMPTY) table.present++;

@@ -63,6 +63,12 @@ const REGISTER_AT = 128; // struct io_uring_rsrc_register
 const UPDATE_AT = 160; // struct io_uring_rsrc_update2
 const IOVEC_AT = 192; // struct iovec { base, length }
 
+/** A 64-bit little-endian field from a number below 2^53 (an address or a length), without a BigInt. */
+function setU64(view: DataView, at: number, value: number): void {
+  view.setUint32(at, value % 2 ** 32, true);
+  view.setUint32(at + 4, Math.floor(value / 2 ** 32), true);
+}
+
 /** The real system calls. */
 export function realSystem(pagemap: number, zero: number, vmstat: number | undefined): PageSystem {
   const { koffi, libc } = native();
@@ -113,12 +119,12 @@ export function realSystem(pagemap: number, zero: number, vmstat: number | undef
     },
     ringUpdate(ring, slot, address, length) {
       const v = structures();
-      v.setBigUint64(IOVEC_AT, BigInt(address), true);
-      v.setBigUint64(IOVEC_AT + 8, BigInt(length), true);
+      setU64(v, IOVEC_AT, address);
+      setU64(v, IOVEC_AT + 8, length);
       v.setUint32(UPDATE_AT, slot, true); // offset
       v.setUint32(UPDATE_AT + 4, 0, true); // resv
-      v.setBigUint64(UPDATE_AT + 8, BigInt(scratch + IOVEC_AT), true); // data: the iovec
-      v.setBigUint64(UPDATE_AT + 16, 0n, true); // tags
+      setU64(v, UPDATE_AT + 8, scratch + IOVEC_AT); // data: the iovec
+      setU64(v, UPDATE_AT + 16, 0); // tags
       v.setUint32(UPDATE_AT + 24, 1, true); // nr
       v.setUint32(UPDATE_AT + 28, 0, true); // resv2
       return libc.syscall4(SYS_IO_URING_REGISTER, ring, IORING_REGISTER_BUFFERS_UPDATE, scratch + UPDATE_AT, RSRC_STRUCT_BYTES);
