@@ -81,3 +81,8 @@ export function renderChart(series: ChartSeries, options: ChartOptions = {}): st
   rows.push(`${" ".repeat(pad + 2)}${legend}`);
   return `${rows.join("\n")}\n`;
 }
+
+/** The chart's width on a terminal of `columns` (80 when unknown): the room beside the axis labels, 20 to 72 columns. */
+export function chartWidth(columns: number | undefined): number {
+  return Math.max(20, Math.min(72, (columns || 80) - 12));
+}

@@ -46,6 +46,8 @@ const BY_CODE: Readonly<Record<string, ExitStatus>> = {
   E_SCENARIO: EXIT.USAGE,
   // @vmballoon/core/sim: a file that is not a whole trace.
   E_TRACE: EXIT.USAGE,
+  // @vmballoon/host: a policy round's input that breaks a rule of HOST.md.
+  E_POLICY_INPUT: EXIT.USAGE,
   // @vmballoon/stats: a vmmemctl text that no driver would print.
   E_STATS_PARSE: EXIT.USAGE,
   // vmballoon stats: the kernel's vmmemctl is not there (no VMware guest, no driver, no debugfs) or is root's only.

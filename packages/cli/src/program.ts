@@ -7,6 +7,7 @@ import { cac } from "cac";
 // Types only (erased): the commands' code is still imported when one runs.
 import type { DetectOptions } from "./commands/detect.js";
 import type { ExporterOptions } from "./commands/exporter.js";
+import type { PolicyOptions } from "./commands/policy.js";
 import type { ReportOptions } from "./commands/report.js";
 import type { RunOptions } from "./commands/run.js";
 import type { SimulateOptions } from "./commands/simulate.js";
@@ -86,6 +87,14 @@ export function program() {
     .option("--web-config <file>", "exporter-toolkit's web configuration file (node_exporter's --web.config.file): TLS and basic auth")
     .example(`  $ sudo ${NAME} exporter --listen :22128 --web-config /etc/vmballoon/web-config.yml`)
     .action(async (options: ExporterOptions) => (await import("./commands/exporter.js")).exporter(options));
+
+  cli
+    .command("policy", "One round of a host's memory policy (ESX, oVirt MoM or Proxmox VE): each VM's allocation and balloon targets, and why")
+    .option("--input <file>", "The round's input (JSON, as in HOST.md 'Policy rounds'; '-' for stdin)")
+    .option("--json", "Print the round's output object and nothing else on stdout")
+    .example(`  $ ${NAME} policy --input round.json`)
+    .example(`  $ ${NAME} policy --input - --json < round.json`)
+    .action(async (options: PolicyOptions) => (await import("./commands/policy.js")).policy(options));
 
   cli.help();
   cli.version(__VERSION__);

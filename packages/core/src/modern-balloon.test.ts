@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ModernSimulation, validateModernScenario, type ModernScenarioEvent } from "./sim/index.js";
+import { modernSimSession, validateModernScenario, type ModernScenarioEvent } from "./sim/index.js";
 
 const event: fc.Arbitrary<Omit<ModernScenarioEvent, "cycle">> = fc.oneof(
   fc.record({ setTarget: fc.oneof(fc.integer({ min: 0, max: 9000 }), fc.constant(0)) }),
@@ -45,8 +45,10 @@ describe("today's driver's engine with its reference monitor", () => {
             guest: { totalPages: 20000, freePages: 12000, firstPfn: 4096, nosleepReserve: 300, sleepReserve: 100, huge: true },
             events: [{ cycle: 1, setTarget: 6000 }, ...timed.map(({ cycle, action }) => ({ cycle, ...action }))],
           });
-          const sim = new ModernSimulation(scenario);
-          const { balloon, guest, monitor } = sim;
+          const sim = modernSimSession(scenario);
+          const { balloon } = sim;
+          const guest = sim.guest!;
+          const monitor = sim.monitor!;
           // The batch pages: one a successful reset with batching; the old one is never freed (modern: a leak).
           const batchPages: number[] = [];
           const pageWords = guest.pageWords.bind(guest);
@@ -54,11 +56,9 @@ describe("today's driver's engine with its reference monitor", () => {
           const heldBatchPages = () => batchPages.filter((page) => guest.memoryAt(guest.frameNumber(page)) !== undefined).length;
           /** Every frame is free, the workload's, ballooned or a batch page. */
           const conserved = () => expect(guest.freeCount + guest.workloadCount + balloon.snapshot().size + heldBatchPages()).toBe(12000);
-          sim.enterCycle(0);
-          balloon.init();
+          sim.load();
           for (let cycle = 1; cycle <= scenario.cycles; cycle++) {
-            sim.enterCycle(cycle);
-            balloon.work();
+            sim.cycle();
             conserved();
             const snapshot = balloon.snapshot();
             // A reset pending: the host has forgotten its locks; the driver pops at its next turn (or, when the
@@ -72,9 +72,8 @@ describe("today's driver's engine with its reference monitor", () => {
             expect(frames.every((pfn) => monitor.isLocked(pfn))).toBe(true);
             expect(monitor.lockedFrames).toBe(frames.length);
           }
-          sim.enterCycle(scenario.cycles + 1);
           // The offered reply keeps 2 MB pages at START(0): the unload always finishes.
-          expect(balloon.exit()).toBe(true);
+          expect(sim.unload().hang).toBe(false);
           expect(balloon.snapshot().size).toBe(0);
           conserved();
         },

@@ -1,8 +1,9 @@
 import fc from "fast-check";
 import { COMMANDS, type CommandName } from "@vmballoon/protocol";
 import { describe, expect, it } from "vitest";
-import { Simulation, runScenario } from "./runner.js";
-import { formatTraceRecord } from "./trace.js";
+import { runScenario } from "./runner.js";
+import { seedSimSession, type SeedSession } from "./seed-session.js";
+import { formatTraceRecord } from "./session.js";
 import { validateScenario, type Scenario } from "./scenario.js";
 
 const STATUSES = [1, 2, 3, 4, 5, 6, 7, 8, 0xffffffff];
@@ -52,8 +53,9 @@ const scenarios: fc.Arbitrary<Scenario> = fc
   });
 
 /** The invariants between the balloon and the guest's memory; returns what is wrong, or "". */
-function memoryProblem(sim: Simulation): string {
-  const { balloon, guest, scenario } = sim;
+function memoryProblem(sim: SeedSession, scenario: Scenario): string {
+  const { balloon } = sim;
+  const guest = sim.guest!;
   const ballooned = balloon.balloonedPages();
   if (balloon.snapshot().size !== ballooned.length) {
     return `size ${balloon.snapshot().size} but ${ballooned.length} pages held`;
@@ -80,25 +82,22 @@ describe("properties of random scenarios", { timeout: 60_000 }, () => {
     let loaded = 0;
     fc.assert(
       fc.property(scenarios, (scenario) => {
-        const sim = new Simulation(scenario);
-        sim.enterCycle(0);
-        if (!sim.balloon.init()) {
+        const sim = seedSimSession(scenario);
+        if (!sim.load()) {
           // The driver did not load (START or GUEST_ID refused): it took nothing.
           expect(sim.balloon.snapshot().size).toBe(0);
-          expect(memoryProblem(sim)).toBe("");
+          expect(memoryProblem(sim, scenario)).toBe("");
           return;
         }
         loaded++;
         for (let cycle = 1; cycle <= scenario.cycles; cycle++) {
-          sim.enterCycle(cycle);
-          sim.balloon.work();
-          expect(memoryProblem(sim)).toBe("");
+          sim.cycle();
+          expect(memoryProblem(sim, scenario)).toBe("");
         }
-        sim.enterCycle(scenario.cycles + 1);
-        sim.balloon.exit();
-        expect(memoryProblem(sim)).toBe("");
+        expect(sim.unload().size).toBe(0);
+        expect(memoryProblem(sim, scenario)).toBe("");
         expect(sim.balloon.snapshot().size).toBe(0);
-        expect(sim.guest.freeCount + sim.guest.workloadCount).toBe(scenario.guest.freePages);
+        expect(sim.guest!.freeCount + sim.guest!.workloadCount).toBe(scenario.guest.freePages);
       }),
       { numRuns: 300 },
     );
@@ -110,11 +109,11 @@ describe("properties of random scenarios", { timeout: 60_000 }, () => {
     fc.assert(
       fc.property(scenarios, (scenario) => {
         const problems: string[] = [];
-        const sim: Simulation = new Simulation(scenario, {
+        const sim: SeedSession = seedSimSession(scenario, {
           onRecord: (record) => {
             if (record.t !== "cmd") return;
             const held = sim.balloon.balloonedPages();
-            if (record.cmd === "LOCK" && (held.includes(record.arg) || sim.guest.freeFrames().includes(record.arg))) {
+            if (record.cmd === "LOCK" && (held.includes(record.arg) || sim.guest!.freeFrames().includes(record.arg))) {
               problems.push(`LOCK of frame ${record.arg}, which is not just allocated`);
             }
             if (record.cmd === "UNLOCK" && held[held.length - 1] !== record.arg) {
@@ -122,13 +121,9 @@ describe("properties of random scenarios", { timeout: 60_000 }, () => {
             }
           },
         });
-        sim.enterCycle(0);
-        if (sim.balloon.init()) {
+        if (sim.load()) {
           loaded++;
-          for (let cycle = 1; cycle <= scenario.cycles; cycle++) {
-            sim.enterCycle(cycle);
-            sim.balloon.work();
-          }
+          for (let cycle = 1; cycle <= scenario.cycles; cycle++) sim.cycle();
         }
         expect(problems).toEqual([]);
       }),

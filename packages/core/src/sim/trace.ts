@@ -1,7 +1,6 @@
 import { commandName } from "@vmballoon/protocol";
 import type { BalloonSnapshot } from "../balloon.js";
 import type { Hypervisor, HypervisorReply } from "../ports.js";
-import type { ModernTraceRecord } from "./modern-runner.js";
 
 /** A hypervisor command, as it returns. */
 export interface CommandRecord {
@@ -58,11 +57,6 @@ export interface InitFailedRecord {
 
 /** One line of a trace (SIMULATION.md, "Trace"). */
 export type TraceRecord = CommandRecord | CycleRecord | DebugfsTraceRecord | ExitRecord | InitFailedRecord;
-
-/** One JSON Lines line of a trace (the seed's or today's driver's), without its newline; keys in the order of the spec. */
-export function formatTraceRecord(record: TraceRecord | ModernTraceRecord): string {
-  return JSON.stringify(record);
-}
 
 /**
  * A hypervisor that reports every command, as it returns, to `onCommand`.
