@@ -75,8 +75,8 @@ export class ChunkTable {
   nextIndex(): number | string {
     let index = this.chunks.indexOf(undefined);
     if (index === -1) index = this.chunks.length;
-    // Handles are index * chunkPages + slot, and must stay below 2^32.
-    if ((index + 1) * this.chunkPages > 2 ** 32) return "no page handles left";
+    // Handles are index * chunkPages + slot, and stay below 2^31 (2 MB pages have the handles above).
+    if ((index + 1) * this.chunkPages > 2 ** 31) return "no page handles left";
     if (this.mappingCount + 1 > this.mappingBudget) return `no mapping left: ${this.mappingBudget} is the budget (mappingBudget)`;
     return index;
   }

@@ -51,6 +51,8 @@ export function openRing(system: PageSystem, slots: number): number | SystemCall
 export class PinnedMemory implements Memory {
   readonly kind = "pinned";
   readonly returnsRuns = true;
+  /** Pinned memory pins 2 MB pages too. */
+  readonly buffers = this;
   private readonly rings: Ring[] = [];
   /** For each chunk, the piece (global slot: ring * RING_SLOTS + slot) pinning each of its slots, -1 for none. */
   private readonly pieceOf = new Map<Chunk, Int32Array>();
@@ -199,15 +201,8 @@ export class PinnedMemory implements Memory {
 
   /** Pins slots [start, end) of a chunk in a fresh slot: its id, or -1 (the reason told). */
   private pin(chunk: Chunk, start: number, end: number): number {
-    const id = this.takeSlot();
+    const id = this.pinBuffer(chunk.address + start * 4096, (end - start) * 4096);
     if (id === -1) return -1;
-    const ring = this.rings[Math.floor(id / RING_SLOTS)]!;
-    if (this.context.system.ringUpdate(ring.fd, id % RING_SLOTS, chunk.address + start * 4096, (end - start) * 4096) < 0) {
-      ring.free.push(id % RING_SLOTS);
-      lockRefused(this.context, "io_uring_register");
-      this.lastWhy = systemError(this.context.system, "io_uring_register").message;
-      return -1;
-    }
     this.pieces.set(id, { chunk, start, end });
     this.slotsOf(chunk).fill(id, start, end);
     return id;
@@ -215,10 +210,34 @@ export class PinnedMemory implements Memory {
 
   /** Clears a piece's slot: its pages are pinned no more. */
   private unpin(id: number): boolean {
+    if (!this.unpinBuffer(id)) return false;
+    this.pieces.delete(id);
+    return true;
+  }
+
+  /**
+   * Pins [address, address + length) as one fixed buffer, faulting it in (a
+   * 2 MB page's too): its slot's id, or -1 (the reason told, RLIMIT_MEMLOCK's
+   * line included).
+   */
+  pinBuffer(address: number, length: number): number {
+    const id = this.takeSlot();
+    if (id === -1) return -1;
+    const ring = this.rings[Math.floor(id / RING_SLOTS)]!;
+    if (this.context.system.ringUpdate(ring.fd, id % RING_SLOTS, address, length) < 0) {
+      ring.free.push(id % RING_SLOTS);
+      lockRefused(this.context, "io_uring_register");
+      this.lastWhy = systemError(this.context.system, "io_uring_register").message;
+      return -1;
+    }
+    return id;
+  }
+
+  /** Clears a slot {@link pinBuffer} filled: false when the kernel refused (it stays pinned). */
+  unpinBuffer(id: number): boolean {
     const ring = this.rings[Math.floor(id / RING_SLOTS)]!;
     if (this.context.system.ringUpdate(ring.fd, id % RING_SLOTS, 0, 0) < 0) return false;
     ring.free.push(id % RING_SLOTS);
-    this.pieces.delete(id);
     return true;
   }
 

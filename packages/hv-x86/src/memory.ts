@@ -63,6 +63,16 @@ export interface Memory {
   forget(chunk: Chunk): boolean;
   /** Lets go of everything (the source closes; its chunks are unmapped after). */
   close(): void;
+  /** A long-term pin of any memory, for 2 MB pages (pinned memory only; the others have no pin that keeps a 2 MB page's 512 frames). */
+  readonly buffers?: PinnedBuffers;
+}
+
+/** Fixed buffers of io_uring: any memory pinned for as long as it is registered. */
+export interface PinnedBuffers {
+  /** Pins [address, address + length): an id, or -1 (the reason told). */
+  pinBuffer(address: number, length: number): number;
+  /** Drops a pin: false when the kernel refused. */
+  unpinBuffer(id: number): boolean;
 }
 
 export function mebibytes(pages: number): string {

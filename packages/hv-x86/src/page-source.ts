@@ -30,6 +30,7 @@ import { NO_PAGE, type ModernPageSource } from "@vmballoon/core";
 import { BatchPages } from "./batch-page.js";
 import { ChunkTable, IN_USE, forEachRun, type Chunk } from "./chunks.js";
 import { HvError } from "./errors.js";
+import { HUGE_BASE, HugePages } from "./huge-pages.js";
 import { FrameReader, checkFramesVisible, type MovedPage } from "./frame-scan.js";
 import { CgroupMemoryReader, MeminfoReader, parseFrameLimit, type CgroupLevel } from "./meminfo.js";
 import type { Memory, MemoryContext, PageMemory } from "./memory.js";
@@ -54,6 +55,8 @@ export class LinuxPageSource implements ModernPageSource {
   private readonly frames: FrameReader;
   private readonly reserves: Reserves;
   private readonly batch = new BatchPages();
+  /** 2 MB pages, where the memory can pin them. */
+  private readonly huge: HugePages | undefined;
   /** Pages made present not handed out yet, as handles; the next one is on top. */
   private readonly ready: Uint32Array;
   private readyCount = 0;
@@ -102,6 +105,7 @@ export class LinuxPageSource implements ModernPageSource {
       context.limit,
     );
     this.frames = new FrameReader(system, batchPages, options.frameCheck === "always");
+    this.huge = this.kind.buffers && new HugePages(system, this.kind.buffers, this.frames, context.failed);
     this.ready = new Uint32Array(batchPages);
     this.scratch = new Uint32Array(batchPages);
     this.queue = new ReleaseQueue(batchPages);
@@ -201,6 +205,7 @@ export class LinuxPageSource implements ModernPageSource {
   free(page: number): void {
     if (this.closed) return;
     this.batch.forget(page);
+    if (page >>> 0 >= HUGE_BASE) return this.huge?.freePart(page >>> 0);
     const chunk = this.table.chunkOf(page)!;
     this.handedOut--;
     this.table.setIdle(chunk, page & this.table.mask);
@@ -210,6 +215,7 @@ export class LinuxPageSource implements ModernPageSource {
   }
 
   frameNumber(page: number): number {
+    if (page >>> 0 >= HUGE_BASE) return this.huge!.frameNumber(page >>> 0);
     return this.table.chunkOf(page)!.frames[page & this.table.mask]!;
   }
 
@@ -236,28 +242,37 @@ export class LinuxPageSource implements ModernPageSource {
    */
   checkFrames(moved: MovedPage): number {
     const skip = this.readyCount === 0 ? new Set<number>() : new Set(this.ready.subarray(0, this.readyCount));
-    return this.frames.check(this.table, skip, moved, (why) => (this.failure = why)) ?? this.handedOut;
+    const checked = this.frames.check(this.table, skip, moved, (why) => (this.failure = why));
+    if (checked === undefined) return this.handedOut + (this.huge?.held ?? 0);
+    return checked + (this.huge?.check(moved) ?? 0);
   }
 
   /**
-   * Never a 2 MB page: secret memory has no huge pages, and locked anonymous
-   * memory has none whose 512 frames the kernel promises to keep (a
-   * transparent huge page can be split or migrated). Today's driver then
-   * balloons 4 KB pages, as with a host without 2 MB pages.
+   * A 2 MB page where the memory pins (pinned memory) and the guest has a
+   * hugetlb pool (vm.nr_hugepages): a MAP_HUGETLB page pinned as one fixed
+   * buffer, its 512 frames from {@link frameNumber}, the first 512-aligned.
+   * Else none: secret memory has no huge pages, and locked anonymous memory
+   * none whose 512 frames the kernel promises to keep (a transparent huge
+   * page can be split or migrated); today's driver then balloons 4 KB pages.
    */
   allocateHuge(): number {
-    this.refusedHuge++;
-    return NO_PAGE;
+    if (this.closed) throw new HvError("E_CLOSED", "the page source is closed");
+    const page = this.huge?.allocate() ?? NO_PAGE;
+    if (page === NO_PAGE) this.refusedHuge++;
+    return page;
   }
 
-  /** Never called: {@link allocateHuge} hands out no 2 MB page. */
+  /** A 2 MB page back, whole. */
   freeHuge(page: number): void {
-    throw new RangeError(`no 2 MB page was handed out, so ${page} cannot be freed as one`);
+    if (this.closed) return;
+    if (this.huge === undefined) throw new RangeError(`no 2 MB page was handed out, so ${page} cannot be freed as one`);
+    this.huge.freeWhole(page >>> 0);
   }
 
-  /** Never called: {@link allocateHuge} hands out no 2 MB page. */
+  /** The 512 4 KB parts of a 2 MB page, first frame first; each then goes back with {@link free}. */
   splitHugePage(page: number): ArrayLike<number> {
-    throw new RangeError(`no 2 MB page was handed out, so ${page} cannot be split`);
+    if (this.huge === undefined) throw new RangeError(`no 2 MB page was handed out, so ${page} cannot be split`);
+    return this.huge.split(page >>> 0);
   }
 
   /**
@@ -266,6 +281,7 @@ export class LinuxPageSource implements ModernPageSource {
    * it must not be used after the page is freed or the source closed.
    */
   pageWords(page: number): Uint32Array {
+    if (page >>> 0 >= HUGE_BASE && !this.closed) return this.batch.view(page, this.huge!.addressOf(page >>> 0));
     const chunk = this.table.chunkOf(page);
     const slot = page & this.table.mask;
     if (this.closed) throw new HvError("E_CLOSED", "the page source is closed");
@@ -286,14 +302,14 @@ export class LinuxPageSource implements ModernPageSource {
   // For the runner
   // -------------------------------------------------------------------------
 
-  /** Pages the engine holds. */
+  /** Pages the engine holds (a 2 MB page counts 512). */
   get heldPages(): number {
-    return this.handedOut;
+    return this.handedOut + (this.huge?.held ?? 0);
   }
 
   /** Pages held now (locked, pinned or secret): those the engine holds, and those not yet returned to the kernel. */
   get mlockedPages(): number {
-    return this.table.present;
+    return this.table.present + (this.huge?.present ?? 0);
   }
 
   /** Chunks mapped now. */
@@ -325,6 +341,7 @@ export class LinuxPageSource implements ModernPageSource {
    * page is not present. {@link frameNumber} gives the frame the host was told.
    */
   readFrame(page: number): number {
+    if (page >>> 0 >= HUGE_BASE) return this.frames.frameAt(this.huge!.addressOf(page >>> 0));
     const chunk = this.table.chunkOf(page)!;
     return this.frames.frameAt(chunk.address + (page & this.table.mask) * PAGE_SIZE);
   }
@@ -345,6 +362,7 @@ export class LinuxPageSource implements ModernPageSource {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.huge?.close();
     this.kind.close();
     for (const chunk of this.table.chunks) {
       if (chunk !== undefined) this.system.munmap(chunk.address, this.table.chunkBytes);
