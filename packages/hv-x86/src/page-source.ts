@@ -24,11 +24,12 @@
  * Every system call goes through a {@link PageSystem} (page-system.ts),
  * which tests replace in part to make the kernel refuse.
  */
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { MAX_PFN, PAGE_SIZE, type AllocFlavour } from "@vmballoon/protocol";
 import { NO_PAGE, type ModernPageSource } from "@vmballoon/core";
 import { BatchPages } from "./batch-page.js";
-import { ChunkTable, IN_USE, forEachRun, type Chunk } from "./chunks.js";
+import { ChunkTable, IN_USE, type Chunk } from "./chunks.js";
+import { holdBatch } from "./hold-batch.js";
 import { HvError } from "./errors.js";
 import { HUGE_BASE, HugePages } from "./huge-pages.js";
 import { FrameReader, checkFramesVisible, type MovedPage } from "./frame-scan.js";
@@ -36,7 +37,7 @@ import { CgroupMemoryReader, MeminfoReader, parseFrameLimit, type CgroupLevel } 
 import type { Memory, MemoryContext, PageMemory } from "./memory.js";
 import { native } from "./native.js";
 import { checkOptions, chooseMemory, createMemory, type PageSourceOptions } from "./page-source-options.js";
-import { realSystem, systemError, withOverrides, type PageSystem } from "./page-system.js";
+import { SystemFiles, systemError, type PageSystem } from "./page-system.js";
 import { ReleaseQueue } from "./release-queue.js";
 import { Reserves } from "./reserves.js";
 
@@ -69,9 +70,10 @@ export class LinuxPageSource implements ModernPageSource {
   private refusedHuge = 0;
   private failure: string | undefined;
 
+  private readonly system: PageSystem;
+
   private constructor(
-    private readonly system: PageSystem,
-    private readonly files: { pagemap: number; zero: number; vmstat: number | undefined },
+    private readonly files: SystemFiles,
     private readonly meminfo: MeminfoReader,
     cgroup: { read(): CgroupLevel[]; close(): void } | undefined,
     memory: PageMemory,
@@ -80,6 +82,8 @@ export class LinuxPageSource implements ModernPageSource {
     batchPages: number,
     private readonly options: PageSourceOptions,
   ) {
+    const system = files.system;
+    this.system = system;
     const context: MemoryContext = {
       system,
       get table() {
@@ -121,41 +125,28 @@ export class LinuxPageSource implements ModernPageSource {
   static open(options: PageSourceOptions = {}): LinuxPageSource {
     native();
     const batchPages = checkOptions(options);
-    const pagemap = openSync("/proc/self/pagemap", "r");
-    let zero: number | undefined;
-    let vmstat: number | undefined;
+    const files = SystemFiles.open(options.system);
     let meminfo: MeminfoReader | undefined;
     let cgroup: { read(): CgroupLevel[]; close(): void } | undefined;
     try {
-      zero = openSync("/dev/zero", "r");
-      try {
-        vmstat = openSync("/proc/vmstat", "r");
-      } catch {
-        vmstat = undefined; // then every check reads pagemap
-      }
-      const system = withOverrides(realSystem(pagemap, zero, vmstat), options.system);
       meminfo = new MeminfoReader();
       cgroup = options.cgroup === undefined ? CgroupMemoryReader.forThisProcess() : (options.cgroup ?? undefined);
-      checkFramesVisible(system);
-      const memory = chooseMemory(system, options);
+      checkFramesVisible(files.system);
+      const memory = chooseMemory(files.system, options);
       const totalPages = meminfo.read().totalPages;
       const maxMapCount = Number(readFileSync("/proc/sys/vm/max_map_count", "utf8")) || 65530;
       const budget = options.mappingBudget ?? Math.min(8192, Math.floor(maxMapCount / 8));
       const chunkPages = (kind: Memory) => options.chunkPages ?? kind.defaultChunkPages(totalPages);
-      return new LinuxPageSource(system, { pagemap, zero, vmstat }, meminfo, cgroup, memory, chunkPages, budget, batchPages, options);
+      return new LinuxPageSource(files, meminfo, cgroup, memory, chunkPages, budget, batchPages, options);
     } catch (error) {
       cgroup?.close();
       meminfo?.close();
-      if (zero !== undefined) closeSync(zero);
-      if (vmstat !== undefined) closeSync(vmstat);
-      closeSync(pagemap);
+      files.close();
       throw error;
     }
   }
 
-  // -------------------------------------------------------------------------
   // What the source is
-  // -------------------------------------------------------------------------
 
   /** The memory the pages come from. */
   get memory(): PageMemory {
@@ -192,9 +183,7 @@ export class LinuxPageSource implements ModernPageSource {
     return this.refusedHuge;
   }
 
-  // -------------------------------------------------------------------------
   // The PageSource port
-  // -------------------------------------------------------------------------
 
   allocate(flavour: AllocFlavour): number {
     if (this.readyCount === 0 && !this.refill(flavour)) return NO_PAGE;
@@ -298,9 +287,7 @@ export class LinuxPageSource implements ModernPageSource {
     return this.batch.at(pfn, (page) => this.frameNumber(page));
   }
 
-  // -------------------------------------------------------------------------
   // For the runner
-  // -------------------------------------------------------------------------
 
   /** Pages the engine holds (a 2 MB page counts 512). */
   get heldPages(): number {
@@ -374,14 +361,10 @@ export class LinuxPageSource implements ModernPageSource {
     this.queue.clear();
     this.meminfo.close();
     this.reserves.close();
-    closeSync(this.files.zero);
-    if (this.files.vmstat !== undefined) closeSync(this.files.vmstat);
-    closeSync(this.files.pagemap);
+    this.files.close();
   }
 
-  // -------------------------------------------------------------------------
   // Inside
-  // -------------------------------------------------------------------------
 
   /** Tells the caller about a limit, once for each kind. */
   private limit(kind: string, message: string): void {
@@ -398,25 +381,10 @@ export class LinuxPageSource implements ModernPageSource {
 
     const chunk = this.table.withRoom() ?? this.mapChunk();
     if (chunk === undefined) return false;
-    const slots = this.scratch;
-    const taken = this.table.take(chunk, want, slots);
-
-    // Hold each run of neighbouring slots, then read its frames; `good` collects the offerable slots in place.
-    let good = 0;
-    forEachRun(taken, (start, end) => {
-      if (!this.kind.hold(chunk, start, end)) return;
-      this.frames.readRun(chunk.address + start * PAGE_SIZE, end - start, (i, frame, read) => {
-        const slot = start + i;
-        if (frame > 0 && frame <= MAX_PFN) {
-          chunk.frames[slot] = frame;
-          slots[good++] = slot;
-          return;
-        }
-        if (frame > MAX_PFN) this.skippedHigh++;
-        this.failure = frame > MAX_PFN ? "frame above 2^32 - 1" : read ? "page not present after it was held" : "reading /proc/self/pagemap failed";
-        this.table.setIdle(chunk, slot);
-        this.kind.discard(chunk, slot, frame > MAX_PFN);
-      });
+    const slots = this.table.take(chunk, want, this.scratch);
+    const good = holdBatch(this.kind, this.frames, this.table, chunk, slots, (why, high) => {
+      this.failure = why;
+      if (high) this.skippedHigh++;
     });
     if (good === 0) {
       if (chunk.inUse === 0) this.unmap(chunk);

@@ -4,7 +4,7 @@
  * kernel refuse, and the real calls (libc through koffi, and reads of
  * /proc/self/pagemap and /proc/vmstat).
  */
-import { readFileSync, readSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { SystemCallError } from "./errors.js";
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, SYS_IO_URING_REGISTER, SYS_IO_URING_SETUP, SYS_MEMFD_SECRET, native } from "./native.js";
 
@@ -147,6 +147,41 @@ export function realSystem(pagemap: number, zero: number, vmstat: number | undef
       }
     },
   };
+}
+
+/** The files the real calls read (/proc/self/pagemap, /dev/zero, /proc/vmstat), and the calls. */
+export class SystemFiles {
+  private constructor(
+    private readonly pagemap: number,
+    private readonly zero: number,
+    private readonly vmstat: number | undefined,
+    readonly system: PageSystem,
+  ) {}
+
+  /** Opens the files; the real calls, with `overrides` in their place where given. */
+  static open(overrides: Partial<PageSystem> | undefined): SystemFiles {
+    const pagemap = openSync("/proc/self/pagemap", "r");
+    let zero: number;
+    try {
+      zero = openSync("/dev/zero", "r");
+    } catch (error) {
+      closeSync(pagemap);
+      throw error;
+    }
+    let vmstat: number | undefined;
+    try {
+      vmstat = openSync("/proc/vmstat", "r");
+    } catch {
+      vmstat = undefined; // then every frame check reads pagemap
+    }
+    return new SystemFiles(pagemap, zero, vmstat, withOverrides(realSystem(pagemap, zero, vmstat), overrides));
+  }
+
+  close(): void {
+    closeSync(this.zero);
+    if (this.vmstat !== undefined) closeSync(this.vmstat);
+    closeSync(this.pagemap);
+  }
 }
 
 /** The real calls, each replaced by the given object's method of the same name where it has one (a class instance too). */
