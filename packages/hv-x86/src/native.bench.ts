@@ -28,6 +28,7 @@ import { BalloonHypervisor } from "./balloon-port.js";
 import { LinuxPageSource, type PageMemory } from "./page-source.js";
 import { BALLOON, backdoorCall, backdoorCall64 } from "./trampolines.js";
 import { shuffle } from "./test-random.js";
+import { memoryWorks } from "./test-memories.js";
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -105,15 +106,7 @@ if (!root) {
   console.log("\npage source: skipped (frame numbers need root)");
 } else {
   const c = buildC();
-  const works = (memory: PageMemory) => {
-    try {
-      LinuxPageSource.open({ memory }).close();
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  const memories = (["pinned", "secret", "mlock"] as const).filter(works);
+  const memories = (["pinned", "secret", "mlock"] as const).filter(memoryWorks);
   const how = { pinned: "pin (io_uring fixed buffer)", secret: "fault in (read of /dev/zero)", mlock: "mlock" };
   const sideBySide: { memory: PageMemory; in: number; out: number; cIn?: number; cOut?: number }[] = [];
   const best = (values: number[]) => Math.max(...values.slice(1));

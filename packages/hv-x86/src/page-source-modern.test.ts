@@ -11,6 +11,7 @@ import { ModernBalloon, NO_PAGE } from "@vmballoon/core";
 import { ModernSimMonitor } from "@vmballoon/core/sim";
 import { LinuxPageSource, type PageMemory } from "./page-source.js";
 import { native, SYS_MEMFD_SECRET } from "./native.js";
+import { memoryWorks } from "./test-memories.js";
 
 const linuxX64 = process.platform === "linux" && process.arch === "x64";
 const root = typeof process.geteuid === "function" && process.geteuid() === 0;
@@ -32,7 +33,11 @@ function frameOfAddress(address: number): number {
 }
 
 describe.skipIf(!linuxX64 || !root)("LinuxPageSource for today's driver (needs root for frame numbers)", () => {
-  const memories: PageMemory[] = [...(pinnedWorks() ? (["pinned"] as const) : []), ...(secretMemory ? (["secret"] as const) : []), "mlock"];
+  const memories: PageMemory[] = [
+    ...(linuxX64 && root && memoryWorks("pinned") ? (["pinned"] as const) : []),
+    ...(secretMemory ? (["secret"] as const) : []),
+    "mlock",
+  ];
 
   it.each(memories)("%s: pageWords is the page's own memory, zeroed, on the frame frameNumber gives", (memory) => {
     const source = LinuxPageSource.open({ memory });
@@ -119,16 +124,7 @@ describe.skipIf(!linuxX64 || !root)("LinuxPageSource for today's driver (needs r
   });
 });
 
-/** Whether io_uring can pin here (frame numbers need root). */
-function pinnedWorks(): boolean {
-  try {
-    LinuxPageSource.open({ memory: "pinned" }).close();
-    return true;
-  } catch {
-    return false;
-  }
-}
-const hugetlb = linuxX64 && root && existsSync("/proc/sys/vm/nr_hugepages") && pinnedWorks();
+const hugetlb = linuxX64 && root && existsSync("/proc/sys/vm/nr_hugepages") && memoryWorks("pinned");
 
 describe.skipIf(!hugetlb)(
   "2 MB pages of pinned memory, with a hugetlb pool (needs root and io_uring; adds 8 pages to vm.nr_hugepages, and restores it)",

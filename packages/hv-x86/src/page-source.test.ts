@@ -8,6 +8,7 @@ import { SimMonitor } from "@vmballoon/core/sim";
 import { LinuxPageSource, type PageMemory, type PageSourceOptions } from "./page-source.js";
 import { native, SYS_MEMFD_SECRET } from "./native.js";
 import { shuffle } from "./test-random.js";
+import { memoryWorks } from "./test-memories.js";
 
 const linuxX64 = process.platform === "linux" && process.arch === "x64";
 const root = typeof process.geteuid === "function" && process.geteuid() === 0;
@@ -36,16 +37,7 @@ function sourceMappingKiB(): number {
   return total;
 }
 
-/** Whether io_uring can pin memory here (a ring with a sparse table can be made; frame numbers need root). */
-function ringWorks(): boolean {
-  try {
-    LinuxPageSource.open({ memory: "pinned" }).close();
-    return true;
-  } catch {
-    return false;
-  }
-}
-const pinnedMemory = linuxX64 && root && ringWorks();
+const pinnedMemory = linuxX64 && root && memoryWorks("pinned");
 
 /** The kernel's count of this process's held memory in KiB: VmPin for pinned memory, VmLck for the others. */
 function heldKiB(memory: PageMemory): number {
