@@ -52,7 +52,7 @@ export class HugePages {
     }
     let index = this.pages.indexOf(undefined);
     if (index === -1) index = this.pages.length;
-    if (HUGE_BASE + (index + 1) * HUGE_PAGES > 2 ** 32) {
+    if (HUGE_BASE + (index + 1) * HUGE_PAGES >= 2 ** 32) {
       this.failed("no 2 MB page handles left");
       return NO_PAGE;
     }

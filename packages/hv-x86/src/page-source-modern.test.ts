@@ -140,6 +140,47 @@ describe.skipIf(!hugetlb)(
       return ((entry.readBigUInt64LE(0) >> 17n) & 1n) === 1n;
     };
 
+    it("today's driver balloons them with BATCHED_2M_LOCK (a host offering 2 MB): 512-aligned frames the monitor holds, and the unload gives the pool back", () => {
+      const before = readFileSync(POOL, "utf8").trim();
+      try {
+        writeFileSync(POOL, String(Number(before) + 8));
+        const free = hugeFree();
+        const source = LinuxPageSource.open({ memory: "pinned" });
+        sources.push(source);
+        const monitor = new ModernSimMonitor({
+          firstPfn: 0,
+          frames: source.frameLimit(),
+          totalPages: source.totalPages(),
+          capabilities: 0x3e,
+          startReply: "offered",
+          memoryAt: (pfn) => source.memoryAt(pfn),
+        });
+        const balloon = new ModernBalloon(monitor, source);
+        monitor.target = 3 * 512;
+        balloon.init();
+        for (let cycle = 0; cycle < 4 && balloon.snapshot().size < monitor.target; cycle++) {
+          balloon.work();
+          source.releaseIdle();
+        }
+        const snapshot = balloon.snapshot();
+        expect([snapshot.size, snapshot.hugePages]).toStrictEqual([3 * 512, 3]);
+        expect(hugeFree()).toBe(free - 3);
+        for (const page of balloon.balloonedPages().pages2m) {
+          const frame = source.frameNumber(page);
+          expect(frame % 512).toBe(0);
+          expect(monitor.isLocked(frame)).toBe(true);
+          expect(source.readFrame(page)).toBe(frame);
+        }
+        balloon.exit();
+        // The driver keeps its batch page to the end (the C's goes with the module); `run` frees it as here.
+        if (balloon.batchPageHandle !== NO_PAGE) source.free(balloon.batchPageHandle);
+        source.releaseIdle();
+        expect([hugeFree(), source.heldPages, source.mlockedPages]).toStrictEqual([free, 0, 0]);
+      } finally {
+        writeFileSync(POOL, before);
+      }
+    });
+
     it("pinned MAP_HUGETLB pages with 512-aligned frames; a split page's parts go back one by one and the page with the last; no pool (or mlock) and none is given", () => {
       const before = readFileSync(POOL, "utf8").trim();
       try {
