@@ -1,4 +1,5 @@
-import { CliError, EXIT, UsageError } from "./errors.js";
+import { DRIVER_NAMES, type DriverName } from "@vmballoon/core/sim";
+import { UsageError } from "./errors.js";
 
 /** What the argument parser gives for an option: absent, a flag without its value, or the value (a number when it looks like one). */
 export type OptionValue = string | number | boolean | undefined;
@@ -21,15 +22,11 @@ export function argumentValue(value: string | undefined): string | undefined {
   return value === STDIN_ARGUMENT ? "-" : value;
 }
 
-/** The drivers `--driver` chooses between (simulate, run). */
-export const DRIVERS = ["seed", "modern"] as const;
-export type Driver = (typeof DRIVERS)[number];
-
-/** `--driver`: seed (the default) or modern; anything else is bad usage, in one line. */
-export function driverOf(value: OptionValue): Driver {
+/** `--driver`: seed (the default) or modern (core's DRIVER_NAMES); anything else is bad usage, in one line. */
+export function driverOf(value: OptionValue): DriverName {
   const driver = optionValue(value, "--driver", "seed or modern") ?? "seed";
-  if (!(DRIVERS as readonly string[]).includes(driver)) {
-    throw new CliError(`--driver must be seed or modern, not ${JSON.stringify(driver)}`, EXIT.USAGE);
+  if (!(DRIVER_NAMES as readonly string[]).includes(driver)) {
+    throw new UsageError(`--driver must be seed or modern, not ${JSON.stringify(driver)}`);
   }
-  return driver as Driver;
+  return driver as DriverName;
 }

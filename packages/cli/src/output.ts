@@ -25,7 +25,7 @@ export function styler(enabled: boolean): (style: Style, text: string) => string
   return (style, text) => (enabled ? `\u001b[${CODES[style][0]}m${text}\u001b[${CODES[style][1]}m` : text);
 }
 
-/** Pages of 4 KiB as MiB, one decimal: "128.0 MiB". */
+/** Pages of 4 KiB as MiB, one decimal: "128.0 MiB". The one MiB formatter of the CLI: the terminal's summaries and the report's page. */
 export function mebibytes(pages: number | bigint): string {
   return `${(Number(pages) / (2 ** 20 / PAGE_SIZE)).toFixed(1)} MiB`;
 }

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FIXTURES } from "./cli-runner.js";
 
 /**
- * The packages as a user gets them: each packed with `npm pack`, the five
+ * The packages as a user gets them: each packed with `npm pack`, the six
  * tarballs installed into an empty folder outside the workspace, and the
  * program run there with npx. Their other dependencies (cac, koffi and its
  * binary for this platform, Plot, linkedom and theirs) come at the versions
@@ -16,7 +16,7 @@ import { FIXTURES } from "./cli-runner.js";
  */
 
 const PACKAGES = fileURLToPath(new URL("../../", import.meta.url));
-const NAMES = ["protocol", "core", "stats", "hv-x86", "cli"] as const;
+const NAMES = ["protocol", "core", "stats", "host", "hv-x86", "cli"] as const;
 const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
 
 /** The environment without what `npm run`/turbo set for the workspace, so that npm acts as in a fresh shell. */
@@ -66,7 +66,7 @@ function registryTarball(path: string, entry: LockEntry): string {
 }
 
 /**
- * The lockfile of an app that depends on the five tarballs: our packages from
+ * The lockfile of an app that depends on the six tarballs: our packages from
  * the tarballs, every other package exactly as the workspace's lockfile has
  * it (version, integrity; two versions of one package stay two, nested where
  * the workspace nests them). `npm ci` then takes each from npm's cache by its
@@ -149,8 +149,15 @@ afterAll(() => {
 });
 
 describe("the packed packages", () => {
-  it("are five tarballs with their built code and types, and no sources or tests", () => {
-    expect(packed.map((p) => p.name)).toEqual(["@vmballoon/protocol", "@vmballoon/core", "@vmballoon/stats", "@vmballoon/hv-x86", "vmballoon"]);
+  it("are six tarballs with their built code and types, and no sources or tests", () => {
+    expect(packed.map((p) => p.name)).toEqual([
+      "@vmballoon/protocol",
+      "@vmballoon/core",
+      "@vmballoon/stats",
+      "@vmballoon/host",
+      "@vmballoon/hv-x86",
+      "vmballoon",
+    ]);
     for (const p of packed) {
       expect(p.files).toContain("package.json");
       expect(p.files.some((file) => file.startsWith("dist/") && file.endsWith(".js"))).toBe(true);

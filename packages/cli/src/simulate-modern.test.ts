@@ -130,7 +130,7 @@ describe("vmballoon simulate --driver modern", () => {
       const run = vmballoon(["simulate", "--driver", "linux-4.20"]);
       expect(run.status).toBe(2);
       expect(run.stdout).toBe("");
-      expect(run.stderr).toBe('vmballoon: --driver must be seed or modern, not "linux-4.20"\n');
+      expect(run.stderr).toBe("vmballoon: --driver must be seed or modern, not \"linux-4.20\"\nRun 'vmballoon --help' for usage.\n");
     });
 
     it("a modern scenario's keys given to the seed's driver", () => {

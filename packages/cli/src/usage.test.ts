@@ -81,6 +81,8 @@ describe("bad usage: a usage hint and exit 2, never a stack trace", () => {
     [["simulate", "--bogus"], /^vmballoon: Unknown option `--bogus`\n/],
     [["stats", "--bogus"], /^vmballoon: Unknown option `--bogus`\n/],
     [["simulate", "--scenario"], /--scenario/],
+    [["simulate", "--driver", "linux"], /^vmballoon: --driver must be seed or modern, not "linux"\n/],
+    [["run", "--driver", "bsd"], /^vmballoon: --driver must be seed or modern, not "bsd"\n/],
   ])("vmballoon %j", (args, message) => {
     const run = vmballoon(args);
     expect(run.status).toBe(EXIT.USAGE);

@@ -1,8 +1,8 @@
 // What the benchmarks share: fresh processes timed whole, taken in turns,
-// and a driver's own C built against a model of SIMULATION.md or
-// SIMULATION-MODERN.md. Prints nothing itself.
+// and the seed's own C built against a model of SIMULATION.md. Prints
+// nothing itself.
 import { execFileSync, spawnSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -39,20 +39,22 @@ export const ms = (ns) => `${(ns / 1e6).toFixed(0)} ms`;
 export const perOp = (ns, ops) => `${(ns / ops).toFixed(1)} ns/op`;
 
 /**
- * A driver's C built with gcc -O2 against a model in C: `folder` (beside
- * this file) holds kernel.h and model.c, `source` is the driver in
- * __fixtures__/seed/, `patch` turns its text into what the model compiles
- * (its #include lines are dropped first). The program's path, or undefined
- * without gcc.
+ * The seed's C built with gcc -O2 against a model in C: `folder` (beside this
+ * file) holds kernel.h and model.c, ours; `source` is the driver's file, which
+ * the repository does not keep (only our code is in it): the seed is given to
+ * the project beside it, in ../shared/seed/ from the repository's root.
+ * `patch` turns its text into what the model compiles (its #include lines are
+ * dropped first). `{ program }`, or `{ why }` it could not be built.
  */
 export function buildC(folder, source, patch) {
+  if (!existsSync(source)) return { why: `no ${source} here` };
   const cc = spawnSync("gcc", ["--version"]);
-  if (cc.status !== 0) return undefined;
+  if (cc.status !== 0) return { why: "no gcc here" };
   const here = new URL(`./${folder}/`, import.meta.url);
   const dir = mkdtempSync(join(tmpdir(), `vmballoon-${folder}-`));
-  const text = readFileSync(new URL(`../../../__fixtures__/seed/${source}`, import.meta.url), "utf8").replace(/^#include <[^>]+>\n/gm, "");
+  const text = readFileSync(source, "utf8").replace(/^#include <[^>]+>\n/gm, "");
   writeFileSync(join(dir, "vmw_balloon.c"), patch(text));
   for (const file of ["kernel.h", "model.c"]) copyFileSync(fileURLToPath(new URL(file, here)), join(dir, file));
   execFileSync("gcc", ["-O2", "-w", "-o", join(dir, "model"), join(dir, "model.c")]);
-  return join(dir, "model");
+  return { program: join(dir, "model") };
 }

@@ -19,12 +19,26 @@ function commandsOf(stats) {
   return Object.values(stats.ops).reduce((sum, [count]) => sum + count, 0);
 }
 
+/** Frames the engine allocated for the balloon or freed from it (a 2 MB page is 512). */
+function framesOf(stats) {
+  const frames = ([small, huge]) => small + huge * 512;
+  return frames(stats.pages.alloc) + frames(stats.pages.free);
+}
+
 if (process.argv[2] === "churn") {
   const scenario = validateModernScenario(modernChurn(Number(process.argv[3])));
   const begin = process.hrtime.bigint();
   const result = runModernScenario(scenario);
   const ns = Number(process.hrtime.bigint() - begin);
-  process.stdout.write(JSON.stringify({ calls: commandsOf(result.snapshot.stats), ns, size: result.snapshot.size, free: result.exit.guestFree }));
+  process.stdout.write(
+    JSON.stringify({
+      calls: commandsOf(result.snapshot.stats),
+      frames: framesOf(result.snapshot.stats),
+      ns,
+      size: result.snapshot.size,
+      free: result.exit.guestFree,
+    }),
+  );
 }
 
 if (process.argv[2] === "memory") {

@@ -1,6 +1,6 @@
 /*
  * The engine of today's Linux driver (drivers/misc/vmw_balloon.c, Linux 6.7
- * and later; the repository keeps it in __fixtures__/seed/modern/), function
+ * and later; its model is docs/SIMULATION-MODERN.md), function
  * for function. Each method carries the name of the C function it is; the
  * statements are in the C's order, so the two can be read side by side.
  * Quirks of the C are kept on purpose and marked "modern:".
@@ -36,7 +36,7 @@ import {
   type ModernPageStatName,
   type PageSizeName,
 } from "@vmballoon/protocol";
-import { MODERN_PAGE_STATS, formatModern, type ModernRecord } from "@vmballoon/stats";
+import { MODERN_PAGE_COUNTERS, formatModern, type ModernRecord } from "@vmballoon/stats";
 import { FrameCheckCounter, type FrameCheck } from "./frame-check-counter.js";
 import { PageStack } from "./page-stack.js";
 import { NO_PAGE, type ModernHypervisor, type ModernPageSource } from "./ports.js";
@@ -455,8 +455,8 @@ export class ModernBalloon {
     const general = {} as Record<ModernGeneralStatName, bigint>;
     MODERN_GENERAL_STAT_NAMES.forEach((name, i) => (general[name] = big(stats[GENERAL + i]!)));
     // The record's names are the glossary's (refusedAlloc, not the text's errAlloc), in the same order.
-    const pages = {} as Record<(typeof MODERN_PAGE_STATS)[number], Record<PageSizeName, bigint>>;
-    MODERN_PAGE_STATS.forEach((name, i) => {
+    const pages = {} as Record<(typeof MODERN_PAGE_COUNTERS)[number], Record<PageSizeName, bigint>>;
+    MODERN_PAGE_COUNTERS.forEach((name, i) => {
       pages[name] = { "4k": big(stats[PAGES + i * 2]!), "2M": big(stats[PAGES + i * 2 + 1]!) };
     });
     return {

@@ -1,12 +1,13 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { build } from "esbuild";
 import { describe, expect, it } from "vitest";
 import * as protocol from "./index.js";
 import { COMMANDS, COMMAND_NAMES, STATUS, STATUS_INFO, STAT_NAMES, commandName, commandNumber, describeStatus, statusNumber } from "./index.js";
+import { GIVEN_SEED, conformanceRecords, forcedStatuses } from "./test-fixtures.js";
 
 /** The seed's `#define`s, read from the seed itself: name without VMW_BALLOON_ → value. */
 function seedDefines(): Map<string, number> {
-  const seed = readFileSync(new URL("../../../__fixtures__/seed/vmw_balloon.c", import.meta.url), "utf8");
+  const seed = readFileSync(GIVEN_SEED, "utf8");
   const defines = new Map<string, number>();
   for (const match of seed.matchAll(/^#define VMW_BALLOON_(\w+)\s+(-?(?:0x[0-9a-f]+|\d+))U?\b/gim)) {
     defines.set(match[1]!, Number(match[2]));
@@ -14,7 +15,28 @@ function seedDefines(): Map<string, number> {
   return defines;
 }
 
-describe("the protocol constants", () => {
+describe("the protocol constants, as the seed's conformance traces show them", () => {
+  const records = conformanceRecords("");
+  const commands = records.filter((r) => r.t === "cmd");
+
+  it("knows every command the traces show, and the traces show every one", () => {
+    expect(new Set(commands.map((r) => r.cmd))).toEqual(new Set(Object.keys(COMMANDS)));
+  });
+
+  it("knows every status the traces show, but those the scenarios forced", () => {
+    const forced = forcedStatuses("");
+    const known = new Set<number>(Object.values(STATUS));
+    expect([...new Set(commands.map((r) => r.status!))].filter((status) => !known.has(status) && !forced.has(status))).toEqual([]);
+  });
+
+  it("has the seed's rate of nosleep allocations, as its debugfs prints it", () => {
+    const text = records.find((r) => r.t === "debugfs")!.text!;
+    expect(Number(/^rateNoSleepAlloc:\s+(\d+) pages\/sec$/m.exec(text)![1])).toBe(protocol.NOSLEEP_ALLOC_MAX);
+  });
+});
+
+// The seed is given to the project beside the repository (shared/seed/), not kept in it: only our code is.
+describe.skipIf(!existsSync(GIVEN_SEED))("the protocol constants, as the seed defines them (needs the seed given beside the repository)", () => {
   const defines = seedDefines();
 
   it("has every command and status of the seed, with the seed's numbers", () => {
@@ -47,7 +69,9 @@ describe("the protocol constants", () => {
     };
     for (const [name, value] of Object.entries(ours)) expect([name, value]).toEqual([name, defines.get(name)]);
   });
+});
 
+describe("the statistics", () => {
   it("has the eighteen counters of struct vmballoon_stats", () => {
     expect(STAT_NAMES).toHaveLength(18);
     expect(new Set(STAT_NAMES).size).toBe(18);

@@ -1,6 +1,6 @@
 /**
  * Today's Linux driver (`drivers/misc/vmw_balloon.c`, Linux 6.7 and later;
- * the reference is the repository's `shared/seed/modern/vmw_balloon.c`): what
+ * its model is the project's docs/SIMULATION-MODERN.md): what
  * it adds to protocol 2. Names are the driver's own without `VMW_BALLOON_`.
  *
  * Which driver uses what: the seed (1.2.1.3-k) sends only commands 0 to 4

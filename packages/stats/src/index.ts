@@ -9,28 +9,11 @@ export { format, parse } from "./parse.js";
 export type { Layout, VmmemctlRecord } from "./parse.js";
 export { formatSeed } from "./seed.js";
 export type { SeedRecord } from "./seed.js";
-export {
-  CAPABILITIES,
-  MODERN_COMMANDS,
-  MODERN_COMMAND_IDS,
-  MODERN_GENERAL_STATS,
-  MODERN_PAGE_STATS,
-  MODERN_PAGE_STAT_LABELS,
-  PAGE_SIZE_NAMES,
-  capabilityNames,
-  formatModern,
-} from "./modern.js";
-export type {
-  CapabilityName,
-  CommandCounters,
-  ModernCommandName,
-  ModernGeneralStatName,
-  ModernGeneralStats,
-  ModernPageStatName,
-  ModernRecord,
-  PageSizeName,
-  PerPageSize,
-} from "./modern.js";
+// The modern layout's names of its own. The protocol's (CAPABILITIES, PAGE_SIZE_NAMES,
+// MODERN_COMMAND_STAT_NAMES, MODERN_GENERAL_STAT_NAMES and their types) are imported from
+// @vmballoon/protocol, not from here: one name, one home.
+export { MODERN_COMMAND_IDS, MODERN_COMMAND_LABELS, MODERN_PAGE_COUNTERS, MODERN_PAGE_STAT_LABELS, capabilityNames, formatModern } from "./modern.js";
+export type { CommandCounters, ModernGeneralStats, ModernPageCounterName, ModernRecord, PerPageSize } from "./modern.js";
 export type { HexZero } from "./printf.js";
 export { StatsParseError } from "./errors.js";
 export { toJson } from "./json.js";

@@ -1,17 +1,13 @@
-import { PAGE_SIZE, type BalloonStats } from "@vmballoon/protocol";
 import {
-  MODERN_COMMANDS,
-  MODERN_GENERAL_STATS,
-  MODERN_PAGE_STATS,
+  MODERN_GENERAL_STAT_NAMES,
+  PAGE_SIZE,
   PAGE_SIZE_NAMES,
-  capabilityNames,
-  type ModernCommandName,
+  type BalloonStats,
+  type ModernCommandStatName,
   type ModernGeneralStatName,
-  type ModernPageStatName,
-  type ModernRecord,
   type PageSizeName,
-  type PerPageSize,
-} from "./modern.js";
+} from "@vmballoon/protocol";
+import { MODERN_COMMAND_LABELS, MODERN_PAGE_COUNTERS, capabilityNames, type ModernPageCounterName, type ModernRecord, type PerPageSize } from "./modern.js";
 import type { VmmemctlRecord } from "./parse.js";
 import type { SeedRecord } from "./seed.js";
 
@@ -56,10 +52,10 @@ export interface ModernJson {
   readonly resetRequired: boolean;
   readonly balloonCapabilities: CapabilitiesJson;
   readonly usedCapabilities: CapabilitiesJson;
-  readonly commands: Readonly<Record<ModernCommandName, { readonly total: string; readonly failed: string }>>;
+  readonly commands: Readonly<Record<ModernCommandStatName, { readonly total: string; readonly failed: string }>>;
   readonly general: Readonly<Partial<Record<ModernGeneralStatName, string>>>;
-  readonly pages: Readonly<Record<ModernPageStatName, Readonly<Record<PageSizeName, string>>>>;
-  readonly pagesFailed?: Readonly<Record<ModernPageStatName, Readonly<Record<PageSizeName, string>>>>;
+  readonly pages: Readonly<Record<ModernPageCounterName, Readonly<Record<PageSizeName, string>>>>;
+  readonly pagesFailed?: Readonly<Record<ModernPageCounterName, Readonly<Record<PageSizeName, string>>>>;
 }
 
 export type VmmemctlJson = SeedJson | ModernJson;
@@ -79,10 +75,10 @@ function seedJson(record: SeedRecord): SeedJson {
   };
 }
 
-function perPageSize(counters: Readonly<Record<ModernPageStatName, PerPageSize>>) {
+function perPageSize(counters: Readonly<Record<ModernPageCounterName, PerPageSize>>) {
   return Object.fromEntries(
-    MODERN_PAGE_STATS.map((name) => [name, Object.fromEntries(PAGE_SIZE_NAMES.map((size) => [size, counters[name][size].toString()]))]),
-  ) as Record<ModernPageStatName, Record<PageSizeName, string>>;
+    MODERN_PAGE_COUNTERS.map((name) => [name, Object.fromEntries(PAGE_SIZE_NAMES.map((size) => [size, counters[name][size].toString()]))]),
+  ) as Record<ModernPageCounterName, Record<PageSizeName, string>>;
 }
 
 function capabilities(mask: bigint): CapabilitiesJson {
@@ -92,7 +88,7 @@ function capabilities(mask: bigint): CapabilitiesJson {
 function modernJson(record: ModernRecord): ModernJson {
   const page = BigInt(PAGE_SIZE);
   const general: Partial<Record<ModernGeneralStatName, string>> = {};
-  for (const name of MODERN_GENERAL_STATS) {
+  for (const name of MODERN_GENERAL_STAT_NAMES) {
     const value = record.general[name];
     if (value !== undefined) general[name] = value.toString();
   }
@@ -107,7 +103,7 @@ function modernJson(record: ModernRecord): ModernJson {
     balloonCapabilities: capabilities(record.balloonCapabilities),
     usedCapabilities: capabilities(record.usedCapabilities),
     commands: Object.fromEntries(
-      MODERN_COMMANDS.map((name) => [name, { total: record.commands[name].total.toString(), failed: record.commands[name].failed.toString() }]),
+      MODERN_COMMAND_LABELS.map((name) => [name, { total: record.commands[name].total.toString(), failed: record.commands[name].failed.toString() }]),
     ) as ModernJson["commands"],
     general,
     pages: perPageSize(record.pages),

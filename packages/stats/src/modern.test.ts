@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { MODERN_COMMANDS, MODERN_PAGE_STATS, PAGE_SIZE_NAMES, StatsParseError, capabilityNames, format, parse, type ModernRecord } from "./index.js";
+import { MODERN_COMMAND_STAT_NAMES, PAGE_SIZE_NAMES } from "@vmballoon/protocol";
+import { MODERN_COMMAND_LABELS, MODERN_PAGE_COUNTERS, StatsParseError, capabilityNames, format, parse, type ModernRecord } from "./index.js";
 import { sample } from "./test-fixtures.js";
 
 function modern(text: string): ModernRecord {
@@ -36,6 +37,14 @@ describe("parse of the modern layout", () => {
   it("keeps the `(N failed)` of modern-fresh.txt's page counters, and only there", () => {
     expect(modern(sample("modern-fresh.txt")).pagesFailed?.free["2M"]).toBe(0n);
     expect(modern(sample("modern-busy.txt")).pagesFailed).toBeUndefined();
+  });
+});
+
+describe("the modern layout's names", () => {
+  it("labels the command counters as the protocol does, in the order the text prints them", () => {
+    expect([...MODERN_COMMAND_LABELS]).toEqual(Object.values(MODERN_COMMAND_STAT_NAMES));
+    const printed = [...sample("modern-busy.txt").matchAll(/^(\S+)\s*:\s*\d+ \(\d+ failed\)$/gm)].map((m) => m[1]);
+    expect(printed).toEqual([...MODERN_COMMAND_LABELS]);
   });
 });
 
@@ -100,10 +109,12 @@ describe("format of the modern layout", () => {
   it("round-trips any record of unsigned 64-bit values (property)", () => {
     const u64 = fc.oneof(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), fc.constantFrom(0n, 1n, (1n << 53n) + 1n, (1n << 64n) - 1n, 9999999999999999n));
     const perSize = fc.record({ "4k": u64, "2M": u64 });
-    const pages = fc.record(Object.fromEntries(MODERN_PAGE_STATS.map((name) => [name, perSize])) as Record<(typeof MODERN_PAGE_STATS)[number], typeof perSize>);
+    const pages = fc.record(
+      Object.fromEntries(MODERN_PAGE_COUNTERS.map((name) => [name, perSize])) as Record<(typeof MODERN_PAGE_COUNTERS)[number], typeof perSize>,
+    );
     const commands = fc.record(
-      Object.fromEntries(MODERN_COMMANDS.map((name) => [name, fc.record({ total: u64, failed: u64 })])) as Record<
-        (typeof MODERN_COMMANDS)[number],
+      Object.fromEntries(MODERN_COMMAND_LABELS.map((name) => [name, fc.record({ total: u64, failed: u64 })])) as Record<
+        (typeof MODERN_COMMAND_LABELS)[number],
         fc.Arbitrary<{ total: bigint; failed: bigint }>
       >,
     );
@@ -134,7 +145,7 @@ describe("format of the modern layout", () => {
         // fast-check builds its records without a prototype: compare with a plain copy.
         expect(parse(text)).toStrictEqual(structuredClone(r));
         expect(text.split("\n")).toHaveLength(
-          1 + 3 + 2 + MODERN_COMMANDS.length + Object.keys(r.general).length + MODERN_PAGE_STATS.length * PAGE_SIZE_NAMES.length,
+          1 + 3 + 2 + MODERN_COMMAND_LABELS.length + Object.keys(r.general).length + MODERN_PAGE_COUNTERS.length * PAGE_SIZE_NAMES.length,
         );
       }),
       { numRuns: 200 },

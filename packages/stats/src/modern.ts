@@ -1,8 +1,9 @@
 import {
   CAPABILITIES,
+  MODERN_COMMAND_STAT_NAMES,
   MODERN_GENERAL_STAT_NAMES,
   PAGE_SIZE_NAMES,
-  type CapabilityName,
+  type ModernCommandStatName,
   type ModernGeneralStatName,
   type PageSizeName,
 } from "@vmballoon/protocol";
@@ -15,13 +16,14 @@ import { render, type HexZero } from "./printf.js";
  * commands, and page counters per page size.
  */
 
-/** The commands the modern driver counts, in the order it prints them (its `vmballoon_cmd_names`). */
-export const MODERN_COMMANDS = ["start", "target", "lock", "unlock", "guestType", "batchLock", "batchUnlock", "2m-lock", "2m-unlock", "doorbellSet"] as const;
+/**
+ * The labels of the commands' counters, in the order the text prints them
+ * (the driver's `vmballoon_cmd_names`): `@vmballoon/protocol`'s
+ * `MODERN_COMMAND_STAT_NAMES` (command number → label), as a list.
+ */
+export const MODERN_COMMAND_LABELS: readonly ModernCommandStatName[] = Object.values(MODERN_COMMAND_STAT_NAMES);
 
-/** A command's name in the modern layout, such as `"2m-lock"`. */
-export type ModernCommandName = (typeof MODERN_COMMANDS)[number];
-
-/** The backdoor command behind each name of the modern layout (`VMW_BALLOON_CMD_*`). */
+/** The backdoor command behind each label of the modern layout (`VMW_BALLOON_CMD_*`). */
 export const MODERN_COMMAND_IDS = {
   start: "START",
   target: "GET_TARGET",
@@ -33,40 +35,26 @@ export const MODERN_COMMAND_IDS = {
   "2m-lock": "BATCHED_2M_LOCK",
   "2m-unlock": "BATCHED_2M_UNLOCK",
   doorbellSet: "VMCI_DOORBELL_SET",
-} as const satisfies Record<ModernCommandName, string>;
-
-/**
- * The general counters (`vmballoon_stat_names`), in print order. The first
- * drivers of this layout print the first three; the memory shrinker, added
- * later, brought `shrink` and `shrinkFree`.
- */
-export const MODERN_GENERAL_STATS = MODERN_GENERAL_STAT_NAMES;
-export type { ModernGeneralStatName };
+} as const satisfies Record<ModernCommandStatName, string>;
 
 /**
  * The page counters (`VMW_BALLOON_PAGE_STAT_*`), in print order; each is kept
- * per page size. Named as the kernel's enum and the seed's counters name them
- * (`refusedAlloc`, `refusedFree`); the text prints {@link MODERN_PAGE_STAT_LABELS}.
+ * per page size. Named as the glossary names them, after the kernel's enum
+ * and the seed's counters (`refusedAlloc`, `refusedFree`); the text prints
+ * {@link MODERN_PAGE_STAT_LABELS} (`errAlloc`, `errFree`: `@vmballoon/protocol`'s
+ * `MODERN_PAGE_STAT_NAMES`, the names of the trace's `pages`).
  */
-export const MODERN_PAGE_STATS = ["alloc", "allocFail", "refusedAlloc", "refusedFree", "free"] as const;
-export type ModernPageStatName = (typeof MODERN_PAGE_STATS)[number];
+export const MODERN_PAGE_COUNTERS = ["alloc", "allocFail", "refusedAlloc", "refusedFree", "free"] as const;
+export type ModernPageCounterName = (typeof MODERN_PAGE_COUNTERS)[number];
 
 /** How the text names each page counter (`vmballoon_stat_page_names`). */
-export const MODERN_PAGE_STAT_LABELS: Readonly<Record<ModernPageStatName, string>> = {
+export const MODERN_PAGE_STAT_LABELS: Readonly<Record<ModernPageCounterName, string>> = {
   alloc: "alloc",
   allocFail: "allocFail",
   refusedAlloc: "errAlloc",
   refusedFree: "errFree",
   free: "free",
 };
-
-/** The page sizes of the modern driver (`vmballoon_page_size_names`). */
-export { PAGE_SIZE_NAMES };
-export type { PageSizeName };
-
-/** Capability bits of the modern protocol (`enum vmwballoon_capabilities`); bit 0 is reserved. */
-export { CAPABILITIES };
-export type { CapabilityName };
 
 /** A command's two counters: how often it was sent, and how often that failed. */
 export interface CommandCounters {
@@ -102,17 +90,17 @@ export interface ModernRecord {
   readonly target: bigint;
   /** Balloon size, in 4 KiB pages (the text's `current`). */
   readonly size: bigint;
-  /** Per command: sent, and failed. Keyed by the layout's own names, in {@link MODERN_COMMANDS} order. */
-  readonly commands: Readonly<Record<ModernCommandName, CommandCounters>>;
+  /** Per command: sent, and failed. Keyed by the layout's own labels, in {@link MODERN_COMMAND_LABELS} order. */
+  readonly commands: Readonly<Record<ModernCommandStatName, CommandCounters>>;
   readonly general: ModernGeneralStats;
   /** Page counters, per page size (counts of pages of that size). */
-  readonly pages: Readonly<Record<ModernPageStatName, PerPageSize>>;
+  readonly pages: Readonly<Record<ModernPageCounterName, PerPageSize>>;
   /**
    * A `(N failed)` count printed after each page counter. No Linux driver we
    * know of prints it, but the conformance sample `modern-fresh.txt` has it;
    * present only for a text that had it, so that the text is reproduced.
    */
-  readonly pagesFailed?: Readonly<Record<ModernPageStatName, PerPageSize>>;
+  readonly pagesFailed?: Readonly<Record<ModernPageCounterName, PerPageSize>>;
   /**
    * How `%#x` printed a capability mask of zero: `"0x0"` is what the
    * kernel's `vsnprintf` prints (the default: a record without it formats
@@ -140,17 +128,20 @@ const lines = {
   resetRequired: lineTemplate(FLAG, "is resetting"),
   target: lineTemplate(TARGET, "target"),
   size: lineTemplate(CURRENT, "current"),
-  commands: Object.fromEntries(MODERN_COMMANDS.map((name) => [name, lineTemplate(COMMAND, name)])) as Record<ModernCommandName, LineTemplate>,
-  general: Object.fromEntries(MODERN_GENERAL_STATS.map((name) => [name, lineTemplate(GENERAL, name)])) as Record<ModernGeneralStatName, LineTemplate>,
+  commands: Object.fromEntries(MODERN_COMMAND_LABELS.map((name) => [name, lineTemplate(COMMAND, name)])) as Record<ModernCommandStatName, LineTemplate>,
+  general: Object.fromEntries(MODERN_GENERAL_STAT_NAMES.map((name) => [name, lineTemplate(GENERAL, name)])) as Record<ModernGeneralStatName, LineTemplate>,
   page: Object.fromEntries(
-    MODERN_PAGE_STATS.map((name) => [name, Object.fromEntries(PAGE_SIZE_NAMES.map((size) => [size, lineTemplate(PAGE, MODERN_PAGE_STAT_LABELS[name], size)]))]),
-  ) as Record<ModernPageStatName, Record<PageSizeName, LineTemplate>>,
+    MODERN_PAGE_COUNTERS.map((name) => [
+      name,
+      Object.fromEntries(PAGE_SIZE_NAMES.map((size) => [size, lineTemplate(PAGE, MODERN_PAGE_STAT_LABELS[name], size)])),
+    ]),
+  ) as Record<ModernPageCounterName, Record<PageSizeName, LineTemplate>>,
   pageWithFailed: Object.fromEntries(
-    MODERN_PAGE_STATS.map((name) => [
+    MODERN_PAGE_COUNTERS.map((name) => [
       name,
       Object.fromEntries(PAGE_SIZE_NAMES.map((size) => [size, lineTemplate(PAGE_WITH_FAILED, MODERN_PAGE_STAT_LABELS[name], size)])),
     ]),
-  ) as Record<ModernPageStatName, Record<PageSizeName, LineTemplate>>,
+  ) as Record<ModernPageCounterName, Record<PageSizeName, LineTemplate>>,
 };
 
 function checkUnsigned(bits: 32 | 64, value: unknown, name: string): bigint {
@@ -184,7 +175,7 @@ export function formatModern(record: ModernRecord): string {
   line(lines.resetRequired, [record.resetRequired ? "y" : "n"]);
   line(lines.target, [checkU64(record.target, "target")]);
   line(lines.size, [checkU64(record.size, "size")]);
-  for (const name of MODERN_COMMANDS) {
+  for (const name of MODERN_COMMAND_LABELS) {
     const counters = record.commands[name];
     line(lines.commands[name], [checkU64(counters?.total, `commands.${name}.total`), checkU64(counters?.failed, `commands.${name}.failed`)]);
   }
@@ -192,11 +183,11 @@ export function formatModern(record: ModernRecord): string {
   if (hasShrinker(general) && (general.shrink === undefined || general.shrinkFree === undefined)) {
     throw new RangeError("general: shrink and shrinkFree come together (drivers with the memory shrinker) or not at all");
   }
-  for (const name of MODERN_GENERAL_STATS) {
+  for (const name of MODERN_GENERAL_STAT_NAMES) {
     if ((name === "shrink" || name === "shrinkFree") && !hasShrinker(general)) continue;
     line(lines.general[name], [checkU64(general[name], `general.${name}`)]);
   }
-  for (const name of MODERN_PAGE_STATS) {
+  for (const name of MODERN_PAGE_COUNTERS) {
     for (const size of PAGE_SIZE_NAMES) {
       const value = checkU64(record.pages[name]?.[size], `pages.${name}.${size}`);
       if (record.pagesFailed) {
@@ -227,14 +218,14 @@ export function parseModernLines(reader: LineReader): ModernRecord {
   const target = reader.read(lines.target, "the balloon's target").values[0] as bigint;
   const size = reader.read(lines.size, "the balloon's size").values[0] as bigint;
 
-  const commands = {} as Record<ModernCommandName, CommandCounters>;
-  for (const name of MODERN_COMMANDS) {
+  const commands = {} as Record<ModernCommandStatName, CommandCounters>;
+  for (const name of MODERN_COMMAND_LABELS) {
     const [total, failedCount] = reader.read(lines.commands[name], `the ${name} command's counters`).values as [bigint, bigint];
     commands[name] = { total, failed: failedCount };
   }
 
   const general: Partial<Record<ModernGeneralStatName, bigint>> = {};
-  for (const name of MODERN_GENERAL_STATS) {
+  for (const name of MODERN_GENERAL_STAT_NAMES) {
     // Drivers that predate the memory shrinker go from `reset` straight to the page counters.
     if (name === "shrink" && !reader.peek()?.startsWith("shrink ")) break;
     general[name] = reader.read(lines.general[name], `the ${name} counter`).values[0] as bigint;
@@ -242,9 +233,9 @@ export function parseModernLines(reader: LineReader): ModernRecord {
 
   // The first page counter line tells whether these lines carry a failed count.
   const withFailed = / \(\d+ failed\)$/.test(reader.peek() ?? "");
-  const pages = {} as Record<ModernPageStatName, Record<PageSizeName, bigint>>;
-  const pagesFailed = {} as Record<ModernPageStatName, Record<PageSizeName, bigint>>;
-  for (const name of MODERN_PAGE_STATS) {
+  const pages = {} as Record<ModernPageCounterName, Record<PageSizeName, bigint>>;
+  const pagesFailed = {} as Record<ModernPageCounterName, Record<PageSizeName, bigint>>;
+  for (const name of MODERN_PAGE_COUNTERS) {
     pages[name] = {} as Record<PageSizeName, bigint>;
     pagesFailed[name] = {} as Record<PageSizeName, bigint>;
     for (const size of PAGE_SIZE_NAMES) {

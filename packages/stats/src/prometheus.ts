@@ -1,5 +1,5 @@
-import { PAGE_SIZE } from "@vmballoon/protocol";
-import { CAPABILITIES, MODERN_COMMANDS, MODERN_COMMAND_IDS, PAGE_SIZE_NAMES, type ModernRecord } from "./modern.js";
+import { CAPABILITIES, PAGE_SIZE, PAGE_SIZE_NAMES } from "@vmballoon/protocol";
+import { MODERN_COMMAND_IDS, MODERN_COMMAND_LABELS, type ModernRecord } from "./modern.js";
 import type { VmmemctlRecord } from "./parse.js";
 import type { SeedRecord } from "./seed.js";
 
@@ -172,7 +172,7 @@ function modernFamilies(record: ModernRecord): Family[] {
       name: "commands_total",
       help: COMMON_HELP.commands,
       type: "counter",
-      samples: MODERN_COMMANDS.flatMap((name) =>
+      samples: MODERN_COMMAND_LABELS.flatMap((name) =>
         withResult({ command: commandLabel(MODERN_COMMAND_IDS[name]) }, record.commands[name].total, record.commands[name].failed, 64),
       ),
     },

@@ -7,9 +7,9 @@ import { isIP } from "node:net";
 import type { Server } from "node:http";
 import { CliError, EXIT, UsageError } from "../errors.js";
 import { optionValue, type OptionValue } from "../options.js";
-import { createExporter, type MetricsSource } from "./exporter-server.js";
-import { PLAIN, loadWebConfig } from "./exporter-web-config.js";
-import { DEFAULT_FILE } from "./stats.js";
+import { createExporter, type MetricsSource } from "../exporter/server.js";
+import { PLAIN, loadWebConfig } from "../exporter/web-config.js";
+import { DEFAULT_FILE } from "../vmmemctl.js";
 
 export interface ExporterOptions {
   readonly listen?: OptionValue;

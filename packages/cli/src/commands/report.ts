@@ -1,11 +1,9 @@
 import { gunzipSync } from "node:zlib";
 import { CliError, EXIT, UsageError } from "../errors.js";
-import { TRACE, inputName, readInputBytes, writeAtomically } from "../files.js";
+import { TRACE, inputName, readInputBytes } from "../files.js";
 import { argumentValue, optionValue, type OptionValue } from "../options.js";
 import { isTerminal } from "../output.js";
-import { reportOf } from "../report/index.js";
-
-export { ReportWriter } from "../report/index.js";
+import { reportOf, writePage } from "../report/index.js";
 
 export interface ReportOptions {
   readonly output?: OptionValue;
@@ -34,12 +32,6 @@ export function inFile<T>(file: string, make: () => T): T {
     if (error instanceof Error && (error as { code?: unknown }).code === "E_TRACE") error.message = `${inputName(file)}: ${error.message}`;
     throw error;
   }
-}
-
-/** Writes the page to a file, whole or not at all, or to stdout (`-`). */
-export function writePage(file: string, page: string): void {
-  if (file === "-") process.stdout.write(page);
-  else writeAtomically(file, page, "write the report to");
 }
 
 export function report(argument: string | undefined, options: ReportOptions): number {

@@ -37,7 +37,7 @@ export async function simulate(options: SimulateOptions): Promise<number> {
   const terminal = isTerminal(process.stdout) && !stdoutTaken;
   const observer = new CycleObserver(scenario.cycles, isTerminal(process.stderr) && scenario.cycles >= PROGRESS_AFTER_CYCLES);
   // The report reads the run's trace lines, as `vmballoon report` reads a trace file's.
-  const reportCommand = reportFile === undefined ? undefined : await import("./report.js");
+  const reportCommand = reportFile === undefined ? undefined : await import("../report/index.js");
   const reporter = reportCommand === undefined ? undefined : new reportCommand.ReportWriter();
   const writer = traceFile === undefined ? undefined : new LineWriter(traceFile);
 

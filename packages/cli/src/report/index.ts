@@ -6,6 +6,7 @@
  * does, as it would write them with `--trace`: one path, the same page.
  */
 import { TraceReader, readTrace } from "@vmballoon/core/sim";
+import { writeAtomically } from "../files.js";
 import { ReportBuilder } from "./model.js";
 import { renderPage } from "./page.js";
 
@@ -30,4 +31,10 @@ export function reportOf(text: string): string {
   const builder = new ReportBuilder();
   readTrace(text, (record) => builder.add(record));
   return renderPage(builder.finish());
+}
+
+/** Writes the page to a file, whole or not at all, or to stdout (`-`): `report --output` and `simulate --report`. */
+export function writePage(file: string, page: string): void {
+  if (file === "-") process.stdout.write(page);
+  else writeAtomically(file, page, "write the report to");
 }

@@ -5,7 +5,7 @@
  * taken from the scenario or the engine, so that `vmballoon report` of a trace
  * and `simulate --report` of the same run give the same page.
  */
-import { STATUS, describeStatus } from "@vmballoon/protocol";
+import { STATUS, SUCCESS_WITH_CAPABILITIES, describeStatus } from "@vmballoon/protocol";
 import type { ReadCommand, ReadCycle, ReadDebugfs, ReadExit, ReadRecord } from "@vmballoon/core/sim";
 
 /** The driver's state after one cycle. */
@@ -61,8 +61,6 @@ export interface ReportModel {
   readonly peak: { readonly size: number; readonly cycle: number } | undefined;
 }
 
-/** The modern driver's "success, here are my capabilities" to START. */
-const SUCCESS_WITH_CAPABILITIES = 0x03000000;
 const BATCHED_LOCKS = new Set(["BATCHED_LOCK", "BATCHED_2M_LOCK"]);
 /** Answers about a page that are not the host refusing it: it does not know the command, needs no more pages, or was reset. */
 const NOT_REFUSALS = new Set<number>([STATUS.ERROR_CMD_INVALID, STATUS.ERROR_PPN_NOTNEEDED, STATUS.ERROR_RESET]);

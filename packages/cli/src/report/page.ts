@@ -4,9 +4,10 @@
  * horizontal scroll at 390 px), on a desktop (two columns of charts) and on
  * paper (print styles: no backgrounds, charts kept whole on a page).
  */
-import { PAGE_SIZE } from "@vmballoon/protocol";
+import { driver } from "@vmballoon/core/sim";
 import { drawCharts, type Chart } from "./charts.js";
 import type { ReportModel } from "./model.js";
+import { mebibytes } from "../output.js";
 
 declare const __VERSION__: string;
 
@@ -20,7 +21,6 @@ function escape(text: string): string {
 const breakable = (name: string) => escape(name).replace(/_/g, "_<wbr>");
 
 const number = (n: number) => n.toLocaleString("en-US");
-const mib = (pages: number) => `${((pages * PAGE_SIZE) / 2 ** 20).toFixed(1)} MiB`;
 
 const STYLE = `
 :root { color-scheme: light; --ink: #0f172a; --muted: #475569; --rule: #e2e8f0; --panel: #f8fafc; }
@@ -96,11 +96,11 @@ function summary(model: ReportModel): string {
   const items: [string, string][] = [];
   const { points, ending } = model;
   const last = points[points.length - 1];
-  items.push(["driver", model.driver === "modern" ? "today's Linux driver" : "vmw_balloon 1.2.1.3-k (protocol 2)"]);
+  items.push(["driver", driver(model.driver).description]);
   items.push(["cycles", points.length === 0 ? "none" : `${number(points.length)} (cycle ${points[0]!.cycle} to ${last!.cycle})`]);
   if (last !== undefined) {
-    items.push(["balloon at the end", `${number(last.size)} pages (${mib(last.size)})`]);
-    items.push(["target at the end", `${number(last.target)} pages (${mib(last.target)})`]);
+    items.push(["balloon at the end", `${number(last.size)} pages (${mebibytes(last.size)})`]);
+    items.push(["target at the end", `${number(last.target)} pages (${mebibytes(last.target)})`]);
   }
   if (model.peak !== undefined) items.push(["peak", `${number(model.peak.size)} pages at cycle ${model.peak.cycle}`]);
   const sent = model.commands.reduce((n, c) => n + c.sent, 0);

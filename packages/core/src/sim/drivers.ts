@@ -17,6 +17,8 @@ export interface Driver {
   readonly name: DriverName;
   /** How messages name it: "the seed's driver", "today's driver". */
   readonly title: string;
+  /** What it is, in a line: "vmw_balloon 1.2.1.3-k (protocol 2)", "today's Linux driver". */
+  readonly description: string;
   /** Whether it has a shrinker (today's driver's `vmwballoon_shrinker_enable`). */
   readonly shrinker: boolean;
   /** The scenario `simulate` runs when given none. */
@@ -34,6 +36,7 @@ const DRIVERS: Readonly<Record<DriverName, Driver>> = {
   seed: {
     name: "seed",
     title: "the seed's driver",
+    description: "vmw_balloon 1.2.1.3-k (protocol 2)",
     shrinker: false,
     builtin: builtinScenario,
     parseScenario,
@@ -43,6 +46,7 @@ const DRIVERS: Readonly<Record<DriverName, Driver>> = {
   modern: {
     name: "modern",
     title: "today's driver",
+    description: "today's Linux driver",
     shrinker: true,
     builtin: builtinModernScenario,
     parseScenario: parseModernScenario,

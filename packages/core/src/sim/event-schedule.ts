@@ -19,15 +19,20 @@ export class EventSchedule<E extends { readonly cycle: number }> {
   }
 }
 
-/** What both drivers' scenarios share: the actions of an event that a monitor and a guest take. */
-export interface MonitorEvent {
+/** What both drivers' scenarios share: the actions of an event that a monitor and a guest take (`C`: the command names of the driver's protocol). */
+export interface MonitorEvent<C extends string = string> {
+  /** The monitor's target, in pages. */
   readonly setTarget?: number;
+  /** The monitor sets its reset flag and forgets every locked frame. */
   readonly reset?: boolean;
+  /** The workload takes up to this many free pages. */
   readonly guestUse?: number;
+  /** The workload gives back up to this many pages. */
   readonly guestRelease?: number;
+  /** From now on a LOCK of this frame returns this status. */
   readonly refuse?: { readonly pfn: number; readonly status: number };
-  /** The next `count` calls of `cmd` (a command of either driver's protocol) fail with `status`. */
-  readonly failNext?: { readonly cmd: string; readonly count: number; readonly status: number };
+  /** The next `count` calls of `cmd` fail with `status`. */
+  readonly failNext?: { readonly cmd: C; readonly count: number; readonly status: number };
 }
 
 /** What {@link applyMonitorEvent} acts on at the monitor. */

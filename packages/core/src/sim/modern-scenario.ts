@@ -24,17 +24,13 @@ import {
   refuseAction,
   type Json,
 } from "./scenario.js";
+import type { MonitorEvent } from "./event-schedule.js";
 
 /** One event of a modern scenario: applied just before its cycle runs. */
-export interface ModernScenarioEvent {
+export interface ModernScenarioEvent extends MonitorEvent<ModernCommandName> {
   readonly cycle: number;
-  readonly setTarget?: number;
-  readonly reset?: boolean;
-  readonly guestUse?: number;
-  readonly guestRelease?: number;
   /** From now on a lock of this frame returns this status (1 to 31: it must fit a batch entry). */
   readonly refuse?: { readonly pfn: number; readonly status: number };
-  readonly failNext?: { readonly cmd: ModernCommandName; readonly count: number; readonly status: number };
   /** Whether 2 MB allocations can succeed from now on. */
   readonly huge?: boolean;
   /** The host rings the doorbell. */

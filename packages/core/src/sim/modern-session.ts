@@ -1,13 +1,13 @@
 import { ALLOC, MODERN_COMMANDS } from "@vmballoon/protocol";
-import type { FrameCheckTotals } from "../balloon.js";
-import { ModernBalloon, type ModernBalloonSnapshot, type ModernFrameCheck } from "../modern-balloon.js";
+import { ModernBalloon, type ModernBalloonSnapshot } from "../modern-balloon.js";
 import { NO_PAGE, type ModernHypervisor, type ModernPageSource } from "../ports.js";
-import { EventSchedule, applyMonitorEvent, type MonitorEvent } from "./event-schedule.js";
+import { applyMonitorEvent, type MonitorEvent } from "./event-schedule.js";
 import { builtinModernScenario } from "./builtin.js";
 import { ModernSimGuest } from "./modern-guest.js";
 import { ModernSimMonitor } from "./modern-monitor.js";
 import type { ModernScenario, ModernScenarioEvent } from "./modern-scenario.js";
-import { ModernTracingHypervisor, modernCycleRecord, type ModernCycleRecord, type ModernTraceRecord } from "./modern-trace.js";
+import { ModernTracingHypervisor, modernCycleRecord, type ModernCycleRecord } from "./modern-trace.js";
+import { SessionBase } from "./session-base.js";
 import type { DriverSession, MachineOptions, MachinePageSource, SessionOptions, ShrinkResult, UnloadResult } from "./session.js";
 
 /** The kernel's HZ: jiffies a second. */
@@ -63,47 +63,53 @@ export function shrinkSlab(balloon: ModernBalloon, nrToScan: number): { readonly
 const commandNumber = (name: string) => MODERN_COMMANDS[name as keyof typeof MODERN_COMMANDS];
 
 /** Today's Linux driver (drivers/misc/vmw_balloon.c, 6.7 and later) as a {@link DriverSession}, with the events of SIMULATION-MODERN.md. */
-export class ModernSession implements DriverSession {
+export class ModernSession
+  extends SessionBase<ModernHypervisor, ModernBalloon, ModernBalloonSnapshot, ModernSimMonitor, ModernSimGuest, ModernScenarioEvent>
+  implements DriverSession
+{
   readonly driver = "modern";
-  cycleNumber = 0;
-  readonly balloon: ModernBalloon;
-  readonly monitor: ModernSimMonitor | undefined;
-  readonly guest: ModernSimGuest | undefined;
-  private readonly source: ModernSessionPorts["pageSource"];
-  private readonly tracer: ModernTracingHypervisor | undefined;
-  private readonly emit: ((record: ModernTraceRecord) => void) | undefined;
-  private readonly guestFree: () => number;
-  private readonly schedule: EventSchedule<ModernScenarioEvent>;
   private readonly options: ModernSessionOptions;
+  private readonly pages: ModernPageSource;
 
   constructor(ports: ModernSessionPorts, options: ModernSessionOptions = {}) {
-    this.monitor = ports.monitor;
-    this.guest = ports.guest;
-    this.source = ports.pageSource;
+    const clock = { cycle: 0 };
+    const jiffies = options.jiffies ?? (() => clock.cycle * HZ);
+    super(
+      {
+        ...ports,
+        monitor: ports.monitor,
+        guest: ports.guest,
+        events: ports.events,
+        tracer: (hypervisor, emit) => new ModernTracingHypervisor(hypervisor, ports.memoryAt, emit),
+        engine: (hypervisor) => new ModernBalloon(hypervisor, ports.pageSource, options.onError ? { jiffies, onError: options.onError } : { jiffies }),
+      },
+      options,
+    );
     this.options = options;
-    this.emit = options.onRecord;
-    let hypervisor = ports.hypervisor;
-    if (this.emit && options.commands !== false) hypervisor = this.tracer = new ModernTracingHypervisor(hypervisor, ports.memoryAt, this.emit);
-    const jiffies = options.jiffies ?? (() => this.cycleNumber * HZ);
-    this.balloon = new ModernBalloon(hypervisor, ports.pageSource, options.onError ? { jiffies, onError: options.onError } : { jiffies });
-    this.guestFree = options.guestFree ?? (() => this.guest?.freeCount ?? 0);
-    this.schedule = new EventSchedule(ports.events ?? []);
+    this.pages = ports.pageSource;
+    this.clock = clock;
   }
 
-  private enter(cycle: number): void {
-    this.cycleNumber = cycle;
-    if (this.tracer) this.tracer.cycle = cycle;
-    this.schedule.apply(cycle, (event) => this.applyEvent(event));
+  /** The simulation's clock: the cycle, for the default jiffies. */
+  private readonly clock: { cycle: number };
+
+  protected override enter(cycle: number): void {
+    this.clock.cycle = cycle;
+    super.enter(cycle);
   }
 
   /** An event's actions in the order of SIMULATION-MODERN.md. */
-  private applyEvent(event: ModernScenarioEvent): void {
+  protected applyEvent(event: ModernScenarioEvent): void {
     applyMonitorEvent(event, this.monitor, this.guest, commandNumber);
     if (this.guest && event.huge !== undefined) this.guest.huge = event.huge;
     if (event.doorbell === true) this.doorbell();
     if (event.migrate !== undefined) this.migrate(event.migrate);
     if (event.shrink !== undefined) this.shrink(event.shrink);
     if (event.debugfs === true) this.emit?.({ t: "debugfs", cycle: this.cycleNumber, text: this.balloon.debugfsText() });
+  }
+
+  protected cycleRecordOf(cycle: number, snapshot: ModernBalloonSnapshot, guestFree: number): ModernCycleRecord {
+    return modernCycleRecord(cycle, snapshot, guestFree);
   }
 
   load(): boolean {
@@ -119,33 +125,8 @@ export class ModernSession implements DriverSession {
     return { command: "START", status: 0 };
   }
 
-  cycle(): void {
-    this.enter(this.cycleNumber + 1);
-    this.balloon.work();
-  }
-
-  checkFrames(): ModernFrameCheck {
-    const check = this.balloon.checkFrames();
-    this.source.releaseIdle?.();
-    return check;
-  }
-
-  frameTotals(): FrameCheckTotals {
-    return this.balloon.frameCheckTotals();
-  }
-
-  snapshot(): ModernBalloonSnapshot {
-    return this.balloon.snapshot();
-  }
-
   debugfsText(): string {
     return this.balloon.debugfsText();
-  }
-
-  recordCycle(): ModernCycleRecord {
-    const record = modernCycleRecord(this.cycleNumber, this.balloon.snapshot(), this.guestFree());
-    this.emit?.(record);
-    return record;
   }
 
   finish(): string {
@@ -158,7 +139,7 @@ export class ModernSession implements DriverSession {
     this.enter(this.cycleNumber + 1);
     const emptied = this.balloon.exit();
     // The C keeps its batch page to the end (the module's memory goes with it); a real machine's goes back with the rest.
-    if (this.options.returnBatchPage === true && this.balloon.batchPageHandle !== NO_PAGE) this.source.free(this.balloon.batchPageHandle);
+    if (this.options.returnBatchPage === true && this.balloon.batchPageHandle !== NO_PAGE) this.pages.free(this.balloon.batchPageHandle);
     this.source.releaseIdle?.();
     const exit = { size: this.balloon.snapshot().size, guestFree: this.guestFree(), hang: !emptied };
     this.emit?.({ t: emptied ? "exit" : "exitHang", size: exit.size, guestFree: exit.guestFree });

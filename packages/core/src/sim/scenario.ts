@@ -1,21 +1,10 @@
 import { COMMANDS, MAX_PFN, commandNumber, type CommandName } from "@vmballoon/protocol";
+import type { MonitorEvent } from "./event-schedule.js";
 import type { GuestSpec } from "./guest.js";
 
 /** One event of a scenario: applied just before its cycle runs. */
-export interface ScenarioEvent {
+export interface ScenarioEvent extends MonitorEvent<CommandName> {
   readonly cycle: number;
-  /** The monitor's target, in pages. */
-  readonly setTarget?: number;
-  /** The monitor sets its reset flag and forgets every locked frame. */
-  readonly reset?: boolean;
-  /** The workload takes up to this many free pages. */
-  readonly guestUse?: number;
-  /** The workload gives back up to this many pages. */
-  readonly guestRelease?: number;
-  /** From now on LOCK of this frame returns this status. */
-  readonly refuse?: { readonly pfn: number; readonly status: number };
-  /** The next `count` calls of `cmd` fail with `status`. */
-  readonly failNext?: { readonly cmd: CommandName; readonly count: number; readonly status: number };
 }
 
 /** A scenario of SIMULATION.md, validated. */

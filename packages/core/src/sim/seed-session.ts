@@ -1,13 +1,14 @@
 import { COMMANDS, commandName } from "@vmballoon/protocol";
-import { Balloon, type BalloonSnapshot, type FrameCheck, type FrameCheckTotals } from "../balloon.js";
+import { Balloon, type BalloonSnapshot } from "../balloon.js";
 import { debugfsText } from "../debugfs.js";
 import type { Hypervisor, HypervisorReply, PageSource } from "../ports.js";
-import { EventSchedule, applyMonitorEvent, type MonitorEvent } from "./event-schedule.js";
+import { applyMonitorEvent, type MonitorEvent } from "./event-schedule.js";
 import { SimGuest } from "./guest.js";
 import { SimMonitor } from "./monitor.js";
 import type { Scenario, ScenarioEvent } from "./scenario.js";
 import type { DriverSession, MachineOptions, MachinePageSource, SessionOptions, ShrinkResult, UnloadResult } from "./session.js";
-import { TracingHypervisor, cycleRecord, type CycleRecord, type TraceRecord } from "./trace.js";
+import { SessionBase } from "./session-base.js";
+import { TracingHypervisor, cycleRecord, type CycleRecord } from "./trace.js";
 
 /** What the seed's driver is built from: its host, its pages, and the reference monitor and guest that events act on, where they are the host and the guest. */
 export interface SeedSessionPorts {
@@ -41,37 +42,35 @@ class LastReply implements Hypervisor {
 }
 
 /** The seed's driver (vmw_balloon 1.2.1.3-k) as a {@link DriverSession}. */
-export class SeedSession implements DriverSession {
+export class SeedSession extends SessionBase<Hypervisor, Balloon, BalloonSnapshot, SimMonitor, SimGuest, ScenarioEvent> implements DriverSession {
   readonly driver = "seed";
-  cycleNumber = 0;
-  readonly balloon: Balloon;
-  readonly monitor: SimMonitor | undefined;
-  readonly guest: SimGuest | undefined;
-  private readonly source: SeedSessionPorts["pageSource"];
-  private readonly tracer: TracingHypervisor | undefined;
   private readonly lastReply: LastReply | undefined;
-  private readonly emit: ((record: TraceRecord) => void) | undefined;
-  private readonly guestFree: () => number;
-  private readonly schedule: EventSchedule<ScenarioEvent>;
-  private readonly act = (event: MonitorEvent) => applyMonitorEvent(event, this.monitor, this.guest, commandNumber);
 
   constructor(ports: SeedSessionPorts, options: SeedSessionOptions = {}) {
-    this.monitor = ports.monitor;
-    this.guest = ports.guest;
-    this.source = ports.pageSource;
-    this.emit = options.onRecord;
-    let hypervisor = ports.hypervisor;
-    if (this.emit && options.commands !== false) hypervisor = this.tracer = new TracingHypervisor(hypervisor, this.emit);
-    if (options.watchReplies === true) hypervisor = this.lastReply = new LastReply(hypervisor);
-    this.balloon = new Balloon(hypervisor, ports.pageSource, options.onError ? { onError: options.onError } : {});
-    this.guestFree = options.guestFree ?? (() => this.guest?.freeCount ?? 0);
-    this.schedule = new EventSchedule(ports.events ?? []);
+    const watched: { reply?: LastReply } = {};
+    super(
+      {
+        ...ports,
+        monitor: ports.monitor,
+        guest: ports.guest,
+        events: ports.events,
+        tracer: (hypervisor, emit) => new TracingHypervisor(hypervisor, emit),
+        engine: (hypervisor) => {
+          if (options.watchReplies === true) hypervisor = watched.reply = new LastReply(hypervisor);
+          return new Balloon(hypervisor, ports.pageSource, options.onError ? { onError: options.onError } : {});
+        },
+      },
+      options,
+    );
+    this.lastReply = watched.reply;
   }
 
-  private enter(cycle: number): void {
-    this.cycleNumber = cycle;
-    if (this.tracer) this.tracer.cycle = cycle;
-    this.schedule.apply(cycle, this.act);
+  protected applyEvent(event: MonitorEvent): void {
+    applyMonitorEvent(event, this.monitor, this.guest, commandNumber);
+  }
+
+  protected cycleRecordOf(cycle: number, snapshot: BalloonSnapshot, guestFree: number): CycleRecord {
+    return cycleRecord(cycle, snapshot, guestFree);
   }
 
   load(): boolean {
@@ -87,33 +86,8 @@ export class SeedSession implements DriverSession {
     return { command: this.balloon.snapshot().stats.startFail ? "START" : "GUEST_ID", status: 0 };
   }
 
-  cycle(): void {
-    this.enter(this.cycleNumber + 1);
-    this.balloon.work();
-  }
-
-  checkFrames(): FrameCheck {
-    const check = this.balloon.checkFrames();
-    this.source.releaseIdle?.();
-    return check;
-  }
-
-  frameTotals(): FrameCheckTotals {
-    return this.balloon.frameCheckTotals();
-  }
-
-  snapshot(): BalloonSnapshot {
-    return this.balloon.snapshot();
-  }
-
   debugfsText(): string {
     return debugfsText(this.balloon.snapshot());
-  }
-
-  recordCycle(): CycleRecord {
-    const record = cycleRecord(this.cycleNumber, this.balloon.snapshot(), this.guestFree());
-    this.emit?.(record);
-    return record;
   }
 
   finish(): string {
@@ -132,7 +106,7 @@ export class SeedSession implements DriverSession {
   }
 
   apply(event: MonitorEvent): void {
-    this.act(event);
+    this.applyEvent(event);
   }
 
   shrink(): ShrinkResult | undefined {

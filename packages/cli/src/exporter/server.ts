@@ -11,8 +11,8 @@ import type { TLSSocket } from "node:tls";
 import bcrypt from "bcryptjs";
 import { formatMetricFamilies, parse, toPrometheus, type MetricFamily } from "@vmballoon/stats";
 import { VMMEMCTL, readBounded } from "../files.js";
-import type { TlsSettings, WebConfig } from "./exporter-web-config.js";
-import { gatherFacts } from "./stats.js";
+import type { TlsSettings, WebConfig } from "./web-config.js";
+import { gatherFacts } from "../vmmemctl.js";
 
 declare const __VERSION__: string;
 
