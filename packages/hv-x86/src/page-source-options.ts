@@ -2,12 +2,14 @@
  * The page source's options: what each means, their checks, and the choice
  * of memory (pinned, then secret, then mlock, each fall-back said once).
  */
-import type { CgroupLevel } from "./meminfo.js";
+import { readFileSync } from "node:fs";
+import { checkFramesVisible } from "./frame-scan.js";
+import { CgroupMemoryReader, MeminfoReader, type CgroupLevel } from "./meminfo.js";
 import { PAGE_MEMORIES, unavailableWhy, type Memory, type MemoryContext, type PageMemory } from "./memory.js";
 import { MlockMemory } from "./memory-mlock.js";
 import { PinnedMemory, RING_SLOTS, openRing } from "./memory-pinned.js";
 import { SecretMemory } from "./memory-secret.js";
-import { systemError, type PageSystem } from "./page-system.js";
+import { SystemFiles, systemError, type PageSystem } from "./page-system.js";
 
 export interface PageSourceOptions {
   /**
@@ -155,4 +157,48 @@ export function createMemory(kind: PageMemory, context: MemoryContext): Memory {
   if (kind === "pinned") return new PinnedMemory(context);
   if (kind === "secret") return new SecretMemory(context);
   return new MlockMemory(context);
+}
+
+/** What a page source is built of, opened and checked; `close()` lets go of it when the source cannot be built. */
+export interface SourceParts {
+  readonly files: SystemFiles;
+  readonly meminfo: MeminfoReader;
+  readonly cgroup: { read(): CgroupLevel[]; close(): void } | undefined;
+  readonly memory: PageMemory;
+  readonly chunkPages: (memory: Memory) => number;
+  readonly mappingBudget: number;
+  readonly batchPages: number;
+  close(): void;
+}
+
+/**
+ * Checks the options, opens /proc/self/pagemap, /proc/meminfo and the memory
+ * cgroup's files, checks that frame numbers are visible to this process, and
+ * chooses the memory; whatever was opened is closed again when one of these
+ * throws.
+ */
+export function openParts(options: PageSourceOptions): SourceParts {
+  const batchPages = checkOptions(options);
+  const files = SystemFiles.open(options.system);
+  let meminfo: MeminfoReader | undefined;
+  let cgroup: { read(): CgroupLevel[]; close(): void } | undefined;
+  const close = () => {
+    cgroup?.close();
+    meminfo?.close();
+    files.close();
+  };
+  try {
+    meminfo = new MeminfoReader();
+    cgroup = options.cgroup === undefined ? CgroupMemoryReader.forThisProcess() : (options.cgroup ?? undefined);
+    checkFramesVisible(files.system);
+    const memory = chooseMemory(files.system, options);
+    const totalPages = meminfo.read().totalPages;
+    const maxMapCount = Number(readFileSync("/proc/sys/vm/max_map_count", "utf8")) || 65530;
+    const mappingBudget = options.mappingBudget ?? Math.min(8192, Math.floor(maxMapCount / 8));
+    const chunkPages = (kind: Memory) => options.chunkPages ?? kind.defaultChunkPages(totalPages);
+    return { files, meminfo, cgroup, memory, chunkPages, mappingBudget, batchPages, close };
+  } catch (error) {
+    close();
+    throw error;
+  }
 }

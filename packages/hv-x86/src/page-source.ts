@@ -1,28 +1,14 @@
 /*
  * Real guest pages for the engine: the seed's alloc_page / __free_page /
- * page_to_pfn / si_meminfo, from user mode.
- *
- * The promise: the frame number the host is told for a page is the frame the
- * page sits on, for as long as the page is ballooned. How a page is kept on
- * its frame is the memory's (memory.ts: pinned by default, else secret, else
- * mlock); `checkFrames`, run after every cycle, asserts it, and finds the
- * pages the kernel moved anyway (mlock) so that the engine can repair them
- * with the host.
- *
- * Memory comes in chunks, one mapping each (chunks.ts). A page is handed out
- * present with its frame number read from /proc/self/pagemap after it is
- * held (frame-scan.ts). Pages are made present in batches when the source
- * runs dry; freed pages are returned to the kernel sorted into runs, at most
- * `batchPages` frees later and always by `releaseIdle` (the runner calls it
- * after every cycle), or with secret memory a whole chunk at a time. A chunk
- * with no page left in use is unmapped. Allocations keep the reserves of free
- * memory (reserves.ts).
- *
- * Apart from the batch page (batch-page.ts), once a page is handed out, this
- * code never reads or writes its contents.
- *
- * Every system call goes through a {@link PageSystem} (page-system.ts),
- * which tests replace in part to make the kernel refuse.
+ * page_to_pfn / si_meminfo, from user mode. The promise: the frame the host
+ * is told for a page is the frame it sits on while it is ballooned. Kept by
+ * the memory (memory.ts: pinned, else secret, else mlock), asserted and
+ * repaired by `checkFrames` after every cycle. Chunks (chunks.ts), batches
+ * held then read from pagemap (hold-batch.ts, frame-scan.ts), frees returned
+ * in runs (release-queue.ts) or a chunk at a time (secret memory), reserves
+ * (reserves.ts), the batch page (batch-page.ts, the only page whose contents
+ * this code touches), 2 MB pages (huge-pages.ts); every system call through
+ * the seam of page-system.ts, which tests replace in part.
  */
 import { readFileSync } from "node:fs";
 import { MAX_PFN, PAGE_SIZE, type AllocFlavour } from "@vmballoon/protocol";
@@ -32,12 +18,12 @@ import { ChunkTable, IN_USE, type Chunk } from "./chunks.js";
 import { holdBatch } from "./hold-batch.js";
 import { HvError } from "./errors.js";
 import { HUGE_BASE, HugePages } from "./huge-pages.js";
-import { FrameReader, checkFramesVisible, type MovedPage } from "./frame-scan.js";
-import { CgroupMemoryReader, MeminfoReader, parseFrameLimit, type CgroupLevel } from "./meminfo.js";
+import { FrameReader, type MovedPage } from "./frame-scan.js";
+import { parseFrameLimit, type MeminfoReader } from "./meminfo.js";
 import type { Memory, MemoryContext, PageMemory } from "./memory.js";
 import { native } from "./native.js";
-import { checkOptions, chooseMemory, createMemory, type PageSourceOptions } from "./page-source-options.js";
-import { SystemFiles, systemError, type PageSystem } from "./page-system.js";
+import { createMemory, openParts, type PageSourceOptions, type SourceParts } from "./page-source-options.js";
+import { systemError, type PageSystem, type SystemFiles } from "./page-system.js";
 import { ReleaseQueue } from "./release-queue.js";
 import { Reserves } from "./reserves.js";
 
@@ -72,18 +58,17 @@ export class LinuxPageSource implements ModernPageSource {
 
   private readonly system: PageSystem;
 
+  private readonly files: SystemFiles;
+  private readonly meminfo: MeminfoReader;
+
   private constructor(
-    private readonly files: SystemFiles,
-    private readonly meminfo: MeminfoReader,
-    cgroup: { read(): CgroupLevel[]; close(): void } | undefined,
-    memory: PageMemory,
-    chunkPages: (memory: Memory) => number,
-    mappingBudget: number,
-    batchPages: number,
+    { files, meminfo, cgroup, memory, chunkPages, mappingBudget, batchPages }: SourceParts,
     private readonly options: PageSourceOptions,
   ) {
     const system = files.system;
     this.system = system;
+    this.files = files;
+    this.meminfo = meminfo;
     const context: MemoryContext = {
       system,
       get table() {
@@ -124,24 +109,11 @@ export class LinuxPageSource implements ModernPageSource {
    */
   static open(options: PageSourceOptions = {}): LinuxPageSource {
     native();
-    const batchPages = checkOptions(options);
-    const files = SystemFiles.open(options.system);
-    let meminfo: MeminfoReader | undefined;
-    let cgroup: { read(): CgroupLevel[]; close(): void } | undefined;
+    const parts = openParts(options);
     try {
-      meminfo = new MeminfoReader();
-      cgroup = options.cgroup === undefined ? CgroupMemoryReader.forThisProcess() : (options.cgroup ?? undefined);
-      checkFramesVisible(files.system);
-      const memory = chooseMemory(files.system, options);
-      const totalPages = meminfo.read().totalPages;
-      const maxMapCount = Number(readFileSync("/proc/sys/vm/max_map_count", "utf8")) || 65530;
-      const budget = options.mappingBudget ?? Math.min(8192, Math.floor(maxMapCount / 8));
-      const chunkPages = (kind: Memory) => options.chunkPages ?? kind.defaultChunkPages(totalPages);
-      return new LinuxPageSource(files, meminfo, cgroup, memory, chunkPages, budget, batchPages, options);
+      return new LinuxPageSource(parts, options);
     } catch (error) {
-      cgroup?.close();
-      meminfo?.close();
-      files.close();
+      parts.close();
       throw error;
     }
   }
@@ -214,20 +186,12 @@ export class LinuxPageSource implements ModernPageSource {
 
   /**
    * The frame check: reads the frame of every page handed out again from
-   * /proc/self/pagemap (8 bytes a page, 512 KiB a read) and calls `moved(page,
-   * told, now)` for each page whose frame is no longer the one
-   * {@link frameNumber} gave (`now` is -1 when the page is not present). When
-   * `moved` returns true, `now` becomes the page's frame number. A piece of
-   * pagemap that cannot be read is skipped (its pages are not checked).
-   * Returns the number of pages checked. With pinned or secret memory it
-   * should never find a moved page: it is the promise's assertion.
-   *
-   * A page changes frame only when the kernel migrates it, and the kernel
-   * counts every migrated page (`pgmigrate_success`): when that count has not
-   * moved since the last scan began, no page anywhere changed frame, and the
-   * check is that one read of /proc/vmstat (see
-   * {@link PageSourceOptions.frameCheck}); {@link frameScans} counts the
-   * scans.
+   * /proc/self/pagemap and calls `moved(page, told, now)` for each page whose
+   * frame is not the one {@link frameNumber} gave (`now` -1: not present);
+   * when `moved` returns true, `now` becomes its frame. Returns the pages
+   * checked. With pinned or secret memory it should find none: the promise's
+   * assertion. Pagemap is read only when the kernel migrated pages since the
+   * last scan ({@link PageSourceOptions.frameCheck}, frame-scan.ts).
    */
   checkFrames(moved: MovedPage): number {
     const skip = this.readyCount === 0 ? new Set<number>() : new Set(this.ready.subarray(0, this.readyCount));
