@@ -140,7 +140,7 @@ function expectUnloaded(trace: Record<string, any>[], exit: Record<string, any>)
   const { beforeLastStart, atEnd } = hostFrames(trace);
   expect(beforeLastStart.size).toBe(exit.freed);
   expect(atEnd.size).toBe(0);
-  expect(exit).toMatchObject({ t: "exit", size: 0, mlockedPages: 0, vmLckKiB: 0 });
+  expect(exit).toMatchObject({ t: "exit", size: 0, mlockedPages: 0, vmLckKiB: 0, vmPinKiB: 0 });
 }
 
 const running: Runner[] = [];
@@ -251,7 +251,7 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
     const { status, signal } = await runner.exited;
     expect({ status, signal }).toEqual({ status: 0, signal: null });
     const exit = runner.records.at(-1)!;
-    expect(exit).toMatchObject({ t: "exit", reason: "SIGTERM", size: 0, freed: 16384, mlockedPages: 0, vmLckKiB: 0 });
+    expect(exit).toMatchObject({ t: "exit", reason: "SIGTERM", size: 0, freed: 16384, mlockedPages: 0, vmLckKiB: 0, vmPinKiB: 0 });
     // Like the kernel's debugfs file, the stats file goes with the driver.
     expect(existsSync(stats)).toBe(false);
     expect(runner.stderr).toBe("");
@@ -302,7 +302,7 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
     // The trace fails before cycle 1's record: the error is the first thing after the start.
     expect(runner.records.map((r) => r.t)).toStrictEqual(["start", "exit"]);
     const exit = runner.records.at(-1)!;
-    expect(exit).toMatchObject({ t: "exit", reason: "error", size: 0, mlockedPages: 0, vmLckKiB: 0 });
+    expect(exit).toMatchObject({ t: "exit", reason: "error", size: 0, mlockedPages: 0, vmLckKiB: 0, vmPinKiB: 0 });
     // Cycle 1 inflates at the non-sleeping rate: all 3000 pages unless this machine's MemFree is at its reserve.
     expect(exit.freed).toBeGreaterThan(0);
     expect(runner.stderr).toMatch(
@@ -321,7 +321,7 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
     const cycles = records.filter((r) => r.t === "cycle");
     expect(cycles.map((r) => r.cycle)).toStrictEqual([1, 2, 3]);
     expect(cycles.every((r) => r.target === 500 && r.size <= 500)).toBe(true);
-    expectUnloaded(records, { t: "exit", size: 0, freed: cycles.at(-1)!.size, mlockedPages: 0, vmLckKiB: 0 });
+    expectUnloaded(records, { t: "exit", size: 0, freed: cycles.at(-1)!.size, mlockedPages: 0, vmLckKiB: 0, vmPinKiB: 0 });
     // simulate's format: the same kinds of record, with the same keys in the same order.
     const simulated = jsonLines(vmballoon(["simulate", "--scenario", file, "--trace", "-"]).stdout);
     const shapes = (trace: Record<string, any>[]) => new Map(trace.map((r) => [r.t, Object.keys(r).join(",")]));
@@ -489,7 +489,7 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
     expect(cycles.map((r) => r.size)).toEqual([3000, 3000, 3000, 1000, 1000]);
     expect(cycles.map((r) => r.resetRequired)).toEqual([false, false, true, false, false]);
     expect(cycles[3]!.stats.start).toBe(2); // the reset's START
-    expect(runner.records.at(-1)).toMatchObject({ t: "exit", reason: "scenario", freed: 1000, mlockedPages: 0, vmLckKiB: 0 });
+    expect(runner.records.at(-1)).toMatchObject({ t: "exit", reason: "scenario", freed: 1000, mlockedPages: 0, vmLckKiB: 0, vmPinKiB: 0 });
   });
 
   it("a load the monitor refuses fails with status 1 and says what it answered", () => {
@@ -594,7 +594,7 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --driver modern --host simula
     runner.child.kill("SIGTERM");
     expect(await runner.exited).toStrictEqual({ status: 0, signal: null });
     const exit = runner.records.at(-1)!;
-    expect(exit).toMatchObject({ t: "exit", reason: "SIGTERM", size: 0, freed: 3000, mlockedPages: 0, vmLckKiB: 0 });
+    expect(exit).toMatchObject({ t: "exit", reason: "SIGTERM", size: 0, freed: 3000, mlockedPages: 0, vmLckKiB: 0, vmPinKiB: 0 });
     expect(exit.frames.checks).toBe(runner.records.filter((r) => r.t === "cycle").length);
     // Today's unload: DOORBELL_SET(-1, -1), START(0), then every page freed without UNLOCK.
     const records = readTrace(trace);

@@ -15,7 +15,7 @@ import { mebibytes } from "../output.js";
 import { LineWriter } from "../trace-writer.js";
 import { openVmware } from "../run/host.js";
 import { runLoop } from "../run/loop.js";
-import { memFreePages, setOomScoreAdj, takeLock, vmLckKiB } from "../run/machine.js";
+import { memFreePages, setOomScoreAdj, takeLock, vmLckKiB, vmPinKiB } from "../run/machine.js";
 import { Emitter, Narrator } from "../run/narrator.js";
 import { plan, type Plan, type RunOptions } from "../run/plan.js";
 import { TraceSink } from "../run/trace-sink.js";
@@ -106,7 +106,7 @@ export async function run(options: RunOptions): Promise<number> {
       emitter,
       narrator,
       onLoaded: (now) => (loaded = now),
-      machine: { mlockedPages: () => source.mlockedPages, vmLckKiB, release: () => source.close() },
+      machine: { mlockedPages: () => source.mlockedPages, vmLckKiB, vmPinKiB, release: () => source.close() },
       start: (oomScoreAdj) => ({
         t: "start",
         driver: settings.driver.name,
