@@ -80,6 +80,10 @@ export function program() {
     .option("--driver <driver>", "seed (vmw_balloon 1.2.1.3-k, the default) or modern (today's Linux driver: capabilities, batches through a real page)")
     .option("--shrinker", "With --driver modern: give pages back on memory pressure (a PSI trigger), as vmwballoon_shrinker_enable=1")
     .option("--pressure <trigger>", "With --shrinker: the PSI trigger on /proc/pressure/memory (default 'some 150000 2000000': 150 ms stalled in 2 s)")
+    .option(
+      "--memory <kind>",
+      "How pages keep their frames: pinned (io_uring fixed buffers; the default, falling back to secret, then mlock), secret (memfd_secret) or mlock",
+    )
     .option("--target <pages>", "With --host simulated: the monitor's fixed target, in pages")
     .option("--scenario <file>", "With --host simulated: a scenario's schedule of targets, resets and failures")
     .option("--stats-file <file>", "Rewrite this file after each cycle with the debugfs vmmemctl text")

@@ -3,12 +3,13 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { HvError, lockedFramesOf } from "@vmballoon/hv-x86";
+import { HvError, balloonFramesOf } from "@vmballoon/hv-x86";
 import { BIN, jsonLines, vmballoon } from "./cli-runner.js";
 import { EXIT, exitStatusOf } from "./errors.js";
 
 const linuxX64 = process.platform === "linux" && process.arch === "x64";
 const root = typeof process.geteuid === "function" && process.geteuid() === 0;
+const ringAllowed = !existsSync("/proc/sys/kernel/io_uring_disabled") || readFileSync("/proc/sys/kernel/io_uring_disabled", "utf8").trim() === "0";
 const limitTools = ["prlimit", "setpriv"].every((tool) => spawnSync("sh", ["-c", `command -v ${tool}`]).status === 0);
 const folder = mkdtempSync(join(tmpdir(), "vmballoon-run-"));
 
@@ -139,7 +140,7 @@ function expectUnloaded(trace: Record<string, any>[], exit: Record<string, any>)
   const { beforeLastStart, atEnd } = hostFrames(trace);
   expect(beforeLastStart.size).toBe(exit.freed);
   expect(atEnd.size).toBe(0);
-  expect(exit).toMatchObject({ t: "exit", size: 0, mlockedPages: 0, vmLckKiB: 0 });
+  expect(exit).toMatchObject({ t: "exit", size: 0, mlockedPages: 0, vmLckKiB: 0, vmPinKiB: 0 });
 }
 
 const running: Runner[] = [];
@@ -162,6 +163,8 @@ describe("vmballoon run: bad usage gets one line and status 2, before anything r
     [["--host", "simulated", "--target", "5", "--interval", "soon"], "--interval must be a duration from 1ms to 24h such as 1s, 250ms or 2, not 'soon'"],
     [["--host", "simulated", "--target", "5", "--stats-file"], "option `--stats-file <file>` value is missing"],
     [["--host", "simulated", "--target", "5", "--json", "--trace", "-"], "--json and --trace - both want stdout; give --trace a file"],
+    [["--host", "simulated", "--target", "5", "--memory", "swap"], "--memory must be pinned, secret or mlock, not 'swap'"],
+    [["--host", "simulated", "--target", "5", "--memory"], "option `--memory <kind>` value is missing"],
   ])("%j", (args, message) => {
     const { status, stdout, stderr } = vmballoon(["run", ...args]);
     expect(status).toBe(2);
@@ -231,8 +234,11 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
     expect(full.target).toBe(16384);
     expect(full.mlockedPages).toBe(16384);
     expect(full.stats.lock).toBe(16384);
-    // The kernel's view of the process: 64 MiB locked (as good as exactly: the idle batch was returned).
-    expect(runner.statusKiB("VmLck")).toBe(65536);
+    // The kernel's view of the process: 64 MiB pinned by default (VmPin; locked, VmLck, for the other memories), as good as exactly: the idle batch was returned.
+    // Pinned memory where io_uring is allowed (kernel.io_uring_disabled 0, or before 6.6).
+    if (ringAllowed) expect(start.memory).toBe("pinned");
+    else expect(start.memory).not.toBe("pinned");
+    expect(runner.statusKiB(start.memory === "pinned" ? "VmPin" : "VmLck")).toBe(65536);
 
     // The stats file: the seed's debugfs layout, as of the last cycle.
     await runner.until((r) => r.t === "cycle" && r.cycle >= full.cycle + 1);
@@ -245,15 +251,16 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
     const { status, signal } = await runner.exited;
     expect({ status, signal }).toEqual({ status: 0, signal: null });
     const exit = runner.records.at(-1)!;
-    expect(exit).toMatchObject({ t: "exit", reason: "SIGTERM", size: 0, freed: 16384, mlockedPages: 0, vmLckKiB: 0 });
+    expect(exit).toMatchObject({ t: "exit", reason: "SIGTERM", size: 0, freed: 16384, mlockedPages: 0, vmLckKiB: 0, vmPinKiB: 0 });
     // Like the kernel's debugfs file, the stats file goes with the driver.
     expect(existsSync(stats)).toBe(false);
     expect(runner.stderr).toBe("");
   });
 
-  it("SIGINT unloads too, and says so on stderr without --json", async () => {
-    const runner = new Runner(["--host", "simulated", "--target", "1000", "--interval", "100ms"], { json: false });
+  it("SIGINT unloads too, and says so on stderr without --json; --memory mlock is the memory the first line names", async () => {
+    const runner = new Runner(["--host", "simulated", "--target", "1000", "--interval", "100ms", "--memory", "mlock"], { json: false });
     await runner.untilStderr(/balloon 1000 pages, at its target/);
+    expect(runner.stderr.split("\n")[0]).toMatch(/ and this machine's memory \(\d+ pages; mlock memory\), a cycle every 100 ms/);
     runner.child.kill("SIGINT");
     expect((await runner.exited).status).toBe(0);
     expect(runner.stderr).toMatch(/unloaded \(SIGINT\): START sent, 1000 pages \(3\.9 MiB\) given back; frame checks \d+: \d+ pages moved, \d+ repaired\n$/);
@@ -295,7 +302,7 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
     // The trace fails before cycle 1's record: the error is the first thing after the start.
     expect(runner.records.map((r) => r.t)).toStrictEqual(["start", "exit"]);
     const exit = runner.records.at(-1)!;
-    expect(exit).toMatchObject({ t: "exit", reason: "error", size: 0, mlockedPages: 0, vmLckKiB: 0 });
+    expect(exit).toMatchObject({ t: "exit", reason: "error", size: 0, mlockedPages: 0, vmLckKiB: 0, vmPinKiB: 0 });
     // Cycle 1 inflates at the non-sleeping rate: all 3000 pages unless this machine's MemFree is at its reserve.
     expect(exit.freed).toBeGreaterThan(0);
     expect(runner.stderr).toMatch(
@@ -314,7 +321,7 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
     const cycles = records.filter((r) => r.t === "cycle");
     expect(cycles.map((r) => r.cycle)).toStrictEqual([1, 2, 3]);
     expect(cycles.every((r) => r.target === 500 && r.size <= 500)).toBe(true);
-    expectUnloaded(records, { t: "exit", size: 0, freed: cycles.at(-1)!.size, mlockedPages: 0, vmLckKiB: 0 });
+    expectUnloaded(records, { t: "exit", size: 0, freed: cycles.at(-1)!.size, mlockedPages: 0, vmLckKiB: 0, vmPinKiB: 0 });
     // simulate's format: the same kinds of record, with the same keys in the same order.
     const simulated = jsonLines(vmballoon(["simulate", "--scenario", file, "--trace", "-"]).stdout);
     const shapes = (trace: Record<string, any>[]) => new Map(trace.map((r) => [r.t, Object.keys(r).join(",")]));
@@ -417,7 +424,7 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
       const runner = new Runner(["--host", "simulated", "--target", "20000", "--interval", "20ms"], { prefix });
       const limit = await runner.until((r) => r.t === "limit");
       expect(limit.message).toMatch(
-        /^cannot lock more memory \((EAGAIN from mmap|ENOMEM from mlock)\): RLIMIT_MEMLOCK \(8 MiB\) is reached.* and this process lacks CAP_IPC_LOCK; raise it \(ulimit -l unlimited, LimitMEMLOCK=infinity in a systemd unit\) or run as root with CAP_IPC_LOCK$/,
+        /^cannot lock more memory \((ENOMEM from io_uring_register|EAGAIN from mmap|ENOMEM from mlock)\): RLIMIT_MEMLOCK \(8 MiB\) is reached.* and this process lacks CAP_IPC_LOCK; raise it \(ulimit -l unlimited, LimitMEMLOCK=infinity in a systemd unit\) or run as root with CAP_IPC_LOCK$/,
       );
       // The balloon goes on at the limit, and the line is not said again.
       const after = runner.records.indexOf(limit);
@@ -482,7 +489,7 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --host simulated, behind this
     expect(cycles.map((r) => r.size)).toEqual([3000, 3000, 3000, 1000, 1000]);
     expect(cycles.map((r) => r.resetRequired)).toEqual([false, false, true, false, false]);
     expect(cycles[3]!.stats.start).toBe(2); // the reset's START
-    expect(runner.records.at(-1)).toMatchObject({ t: "exit", reason: "scenario", freed: 1000, mlockedPages: 0, vmLckKiB: 0 });
+    expect(runner.records.at(-1)).toMatchObject({ t: "exit", reason: "scenario", freed: 1000, mlockedPages: 0, vmLckKiB: 0, vmPinKiB: 0 });
   });
 
   it("a load the monitor refuses fails with status 1 and says what it answered", () => {
@@ -557,7 +564,7 @@ function modernHostFrames(records: Record<string, any>[]): Set<number> {
 }
 
 describe.skipIf(!linuxX64 || !root)("vmballoon run --driver modern --host simulated, behind this machine's memory (needs root on Linux x64)", () => {
-  it("inflates with BATCHED_LOCK of frames the process has locked, through a batch page of its own; SIGTERM unloads as today's driver does", async () => {
+  it("inflates with BATCHED_LOCK of frames the process holds (pinned or locked), through a batch page of its own; SIGTERM unloads as today's driver does", async () => {
     const trace = join(folder, "modern.jsonl");
     const runner = new Runner(["--host", "simulated", "--driver", "modern", "--target", "3000", "--trace", trace, "--interval", "50ms"]);
     const start = await runner.until((r) => r.t === "start");
@@ -568,15 +575,15 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --driver modern --host simula
     expect(full.stats.pages.allocFail[1]).toBeGreaterThan(0);
     expect(full.frames).toMatchObject({ checked: 3001, moved: 0, repaired: 0, released: 0, batchPageMoves: 0 }); // the 3000 pages and the batch page
 
-    // From outside the process: every frame the host was told in a batch entry is a frame the process has locked now,
-    // and so is the batch page whose frame every batched command carried.
+    // From outside the process: every frame the host was told in a batch entry is a frame of the process's page source now
+    // (pinned by default, or locked), and so is the batch page whose frame every batched command carried.
     const during = readTrace(trace);
     const locks = during.filter((r) => r.t === "cmd" && r.cmd === "BATCHED_LOCK");
     expect(locks.length).toBeGreaterThanOrEqual(6); // 3000 pages, 512 a command
     expect(during.some((r) => r.t === "cmd" && (r.cmd === "LOCK" || r.cmd === "BATCHED_2M_LOCK"))).toBe(false);
     const host = modernHostFrames(during);
     expect(host.size).toBe(3000);
-    const locked = lockedFramesOf(runner.child.pid!);
+    const locked = balloonFramesOf(runner.child.pid!);
     for (const frame of host) expect(locked.has(frame)).toBe(true);
     const batchFrames = new Set(locks.map((r) => r.arg));
     expect(batchFrames.size).toBe(1);
@@ -587,7 +594,7 @@ describe.skipIf(!linuxX64 || !root)("vmballoon run --driver modern --host simula
     runner.child.kill("SIGTERM");
     expect(await runner.exited).toStrictEqual({ status: 0, signal: null });
     const exit = runner.records.at(-1)!;
-    expect(exit).toMatchObject({ t: "exit", reason: "SIGTERM", size: 0, freed: 3000, mlockedPages: 0, vmLckKiB: 0 });
+    expect(exit).toMatchObject({ t: "exit", reason: "SIGTERM", size: 0, freed: 3000, mlockedPages: 0, vmLckKiB: 0, vmPinKiB: 0 });
     expect(exit.frames.checks).toBe(runner.records.filter((r) => r.t === "cycle").length);
     // Today's unload: DOORBELL_SET(-1, -1), START(0), then every page freed without UNLOCK.
     const records = readTrace(trace);

@@ -29,4 +29,4 @@ export { cpuid } from "./trampolines.js";
 export type { Registers } from "./trampolines.js";
 export { DEFAULT_PRESSURE_TRIGGER, MEMORY_PRESSURE_FILE, MemoryPressure, checkPressureTrigger } from "./pressure.js";
 export type { PressureSystem } from "./pressure.js";
-export { lockedFramesOf } from "./locked-frames.js";
+export { balloonFramesOf, lockedFramesOf } from "./locked-frames.js";

@@ -5,10 +5,11 @@
  * 1. One backdoor-shaped call through koffi: the balloon trampoline's test
  *    build (the `IN` replaced by register exchanges), bare and through the
  *    engine's Hypervisor port. Goal: at most 100 ns a call.
- * 2. The page source, in each memory (secret, mlock): allocate + lock + frame
- *    number, pages a second, and the release of the same pages, beside C doing
- *    the same system calls (bench/page-source.c, when gcc is there); frees in
- *    random order.
+ * 2. The page source, in each memory (pinned, secret, mlock): allocate + pin
+ *    or lock + frame number, pages a second, and the release of the same pages,
+ *    beside C doing the same system calls (bench/page-source.c, when gcc is
+ *    there); frees in random order; then the three side by side. Goals: pinned
+ *    at least 0.9x mlock's rate in, and within 1.15x of C.
  * 3. The frame check at 1, 4 and 16 GiB ballooned (BENCH_CHECK_GIB): a full
  *    read of pagemap, and a check when nothing migrated (goal: under 5 ms a
  *    GiB), beside C's same reads.
@@ -27,6 +28,7 @@ import { BalloonHypervisor } from "./balloon-port.js";
 import { LinuxPageSource, type PageMemory } from "./page-source.js";
 import { BALLOON, backdoorCall, backdoorCall64 } from "./trampolines.js";
 import { shuffle } from "./test-random.js";
+import { memoryWorks } from "./test-memories.js";
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -104,11 +106,12 @@ if (!root) {
   console.log("\npage source: skipped (frame numbers need root)");
 } else {
   const c = buildC();
-  const memories: PageMemory[] = LinuxPageSource.open().memory === "secret" ? ["secret", "mlock"] : ["mlock"];
+  const memories = (["pinned", "secret", "mlock"] as const).filter(memoryWorks);
+  const how = { pinned: "pin (io_uring fixed buffer)", secret: "fault in (read of /dev/zero)", mlock: "mlock" };
+  const sideBySide: { memory: PageMemory; in: number; out: number; cIn?: number; cOut?: number }[] = [];
+  const best = (values: number[]) => Math.max(...values.slice(1));
   for (const memory of memories) {
-    console.log(
-      `\npage source, ${memory} memory: allocate + ${memory === "secret" ? "fault in (read of /dev/zero)" : "mlock"} + frame number, then free newest first, 65,536 pages (256 MiB) a round`,
-    );
+    console.log(`\npage source, ${memory} memory: allocate + ${how[memory]} + frame number, then free newest first, 65,536 pages (256 MiB) a round`);
     const source = LinuxPageSource.open({ memory });
     const pages = new Uint32Array(65_536);
     const figures: { in: number; out: number }[] = [];
@@ -134,10 +137,11 @@ if (!root) {
       );
     }
     const cFigures = runC(c, ["alloc", memory, "65536", "4"]);
+    sideBySide.push({ memory, in: best(figures.map((f) => f.in)), out: best(figures.map((f) => f.out)) });
     if (cFigures.length === 4) {
       for (const [round, figure] of cFigures.entries())
         line(`  C, the same calls, round ${round + 1}`, `${thousands(figure.in!)} pages/s in, ${thousands(figure.out!)} pages/s out`);
-      const best = (values: number[]) => Math.max(...values.slice(1));
+      Object.assign(sideBySide.at(-1)!, { cIn: best(cFigures.map((f) => f.in!)), cOut: best(cFigures.map((f) => f.out!)) });
       line(
         "  C / TypeScript, best of rounds 2-4",
         `in ${(best(cFigures.map((f) => f.in!)) / best(figures.map((f) => f.in))).toFixed(2)}x, out ${(best(cFigures.map((f) => f.out!)) / best(figures.map((f) => f.out))).toFixed(2)}x`,
@@ -153,6 +157,17 @@ if (!root) {
     const shuffledSeconds = Number(process.hrtime.bigint() - start) / 1e9;
     line("free in random order (seed 12345)", `${thousands(rate(pages.length, shuffledSeconds))} pages/s out, ${source.mlockedPages} left locked`);
     source.close();
+  }
+
+  console.log("\nthe memories side by side, best of rounds 2-4, pages/s (C: the same system calls)");
+  const mlock = sideBySide.find((figure) => figure.memory === "mlock");
+  for (const figure of sideBySide) {
+    const c =
+      figure.cIn === undefined
+        ? "C not run"
+        : `C ${thousands(figure.cIn)} in, ${thousands(figure.cOut!)} out; C / TS in ${(figure.cIn / figure.in).toFixed(2)}x`;
+    const vsMlock = mlock === undefined || figure === mlock ? "" : `; ${(figure.in / mlock.in).toFixed(2)}x mlock's rate in`;
+    line(figure.memory, `${thousands(figure.in)} in, ${thousands(figure.out)} out; ${c}${vsMlock}`);
   }
 
   // The frame check, every cycle of `vmballoon run`.

@@ -24,6 +24,8 @@ export interface Libc {
   madvise(address: number, length: number, advice: number): number;
   /** `syscall(number, arg)`: one-argument system calls glibc has no wrapper for (memfd_secret). */
   syscall1(number: number, argument: number): number;
+  /** `syscall(number, a, b, c, d)`: io_uring_setup and io_uring_register, with addresses as numbers. */
+  syscall4(number: number, a: number, b: number, c: number, d: number): number;
   ftruncate(fd: number, length: number): number;
   close(fd: number): number;
   /** `read(2)` into memory at an address: bytes read, or -1. */
@@ -50,13 +52,18 @@ export const MAP_FIXED = 0x10;
 export const MAP_ANONYMOUS = 0x20;
 export const MAP_NORESERVE = 0x4000;
 export const MAP_POPULATE = 0x8000;
+export const MAP_HUGETLB = 0x40000;
 export const MADV_DONTNEED = 4;
 export const MADV_DONTFORK = 10;
+export const MADV_UNMERGEABLE = 13;
 export const MADV_NOHUGEPAGE = 15;
 export const MADV_DONTDUMP = 16;
 export const PR_SET_DUMPABLE = 4;
 /** memfd_secret(2)'s system call number on x86-64 (Linux 5.14). */
 export const SYS_MEMFD_SECRET = 447;
+/** io_uring_setup(2) and io_uring_register(2) on x86-64 (Linux 5.1). */
+export const SYS_IO_URING_SETUP = 425;
+export const SYS_IO_URING_REGISTER = 427;
 
 let cached: Native | undefined;
 let unavailable: HvError | undefined;
@@ -98,6 +105,7 @@ export function native(): Native {
     madvise: lib.func("int madvise(uintptr_t addr, size_t length, int advice)"),
     // Declared with one fixed argument: on x86-64 a variadic call passes integers as a fixed one does, and glibc's syscall() reads registers.
     syscall1: lib.func("long syscall(long number, long argument)"),
+    syscall4: lib.func("long syscall(long number, long a, long b, long c, long d)"),
     ftruncate: lib.func("int ftruncate(int fd, int64_t length)"),
     close: lib.func("int close(int fd)"),
     read: lib.func("intptr_t read(int fd, uintptr_t buffer, size_t count)"),

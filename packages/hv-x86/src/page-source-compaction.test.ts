@@ -15,12 +15,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
-import { lockedFramesOf } from "./locked-frames.js";
+import { balloonFramesOf, lockedFramesOf } from "./locked-frames.js";
 import { native, SYS_MEMFD_SECRET } from "./native.js";
 
 const linuxX64 = process.platform === "linux" && process.arch === "x64";
 const root = typeof process.geteuid === "function" && process.geteuid() === 0;
 const secretMemory = linuxX64 && native().libc.syscall1(SYS_MEMFD_SECRET, 0) >= 0;
+/** Whether io_uring is allowed here (kernel.io_uring_disabled, 6.6+, is 0 or absent). */
+const ringAllowed =
+  linuxX64 && (!existsSync("/proc/sys/kernel/io_uring_disabled") || readFileSync("/proc/sys/kernel/io_uring_disabled", "utf8").trim() === "0");
 /** Memory blocks that can be taken offline (memory hotplug), for a migration on demand. */
 const hotplug = root && existsSync("/sys/devices/system/memory/block_size_bytes");
 const PACKAGE = fileURLToPath(new URL("..", import.meta.url));
@@ -34,8 +37,9 @@ import { writeFileSync } from "node:fs";
 import { LinuxPageSource } from ${JSON.stringify(join(DIST, "index.js"))};
 import { Balloon } from "@vmballoon/core";
 import { SimMonitor } from "@vmballoon/core/sim";
+import { native } from ${JSON.stringify(join(DIST, "native.js"))};
 const [memory, target, dumpFile] = process.argv.slice(1);
-const source = LinuxPageSource.open({ memory, onLimit: (message) => process.stderr.write(message + "\\n") });
+const source = LinuxPageSource.open({ memory: memory || undefined, onLimit: (message) => process.stderr.write(message + "\\n") });
 const monitor = new SimMonitor({ firstPfn: 0, frames: source.frameLimit(), totalPages: source.totalPages() });
 const balloon = new Balloon(monitor, source);
 if (!balloon.init()) throw new Error("init");
@@ -49,6 +53,24 @@ for await (const line of createInterface({ input: process.stdin })) {
     for (let frame = 0, limit = source.frameLimit(); frame < limit; frame++) if (monitor.isLocked(frame)) frames.push(frame);
     writeFileSync(dumpFile, new Uint32Array(frames));
     say({ t: "dumped", count: frames.length, size: balloon.snapshot().size });
+  } else if (line === "fork") {
+    // A fork of this process; then this process writes every page of its chunks (copy-on-write would move any page the child shares).
+    const { koffi, libc } = native();
+    const lib = koffi.load("libc.so.6");
+    const fork = lib.func("int fork()");
+    const pid = fork();
+    if (pid === 0) {
+      lib.func("int usleep(unsigned int)")(500000);
+      lib.func("void _exit(int)")(0);
+    }
+    const zero = (await import("node:fs")).openSync("/dev/zero", "r");
+    let written = 0;
+    for (const chunk of source.table.chunks) {
+      if (chunk === undefined) continue;
+      for (let slot = 0; slot < chunk.bump; slot++) if (chunk.state[slot] === 1 && libc.read(zero, chunk.address + slot * 4096, 4096) === 4096) written++;
+    }
+    lib.func("int waitpid(int, void *, int)")(pid, null, 0);
+    say({ t: "forked", child: pid, written });
   } else if (line === "check") {
     const check = balloon.checkFrames();
     source.releaseIdle();
@@ -119,7 +141,7 @@ const folder = mkdtempSync(join(tmpdir(), "vmballoon-compaction-"));
 const sysctlsToRestore = new Map<string, string>();
 
 function setSysctl(name: string, value: string): void {
-  const path = `/proc/sys/vm/${name}`;
+  const path = `/proc/sys/${name.includes("/") ? name : `vm/${name}`}`;
   if (!sysctlsToRestore.has(path)) sysctlsToRestore.set(path, readFileSync(path, "utf8").trim());
   writeFileSync(path, value);
 }
@@ -145,7 +167,7 @@ afterEach(async () => {
 /** How many frames the monitor holds as LOCKed that the child does not have locked: frames the host was told wrongly. */
 async function mismatches(balloon: Child, dumpFile: string): Promise<{ locked: number; size: number; stale: number }> {
   const dumped = await balloon.ask("dump");
-  const held = lockedFramesOf(balloon.process.pid!);
+  const held = balloonFramesOf(balloon.process.pid!);
   const bytes = readFileSync(dumpFile);
   const locked = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
   expect(locked.length).toBe(dumped.count);
@@ -186,6 +208,11 @@ function offlineAndOnline(pid: number, tries: number): string[] {
   return outcomes;
 }
 
+/** The kernel's count of migrated pages (pgmigrate_success). */
+function migrated(): number {
+  return Number(/^pgmigrate_success (\d+)$/m.exec(readFileSync("/proc/vmstat", "utf8"))?.[1] ?? 0);
+}
+
 async function fragmentAndCompact(rounds: number): Promise<void> {
   const fragmenter = new Child(FRAGMENTER_CHILD, []);
   expect(await fragmenter.line()).toBe("fragmented");
@@ -193,6 +220,48 @@ async function fragmentAndCompact(rounds: number): Promise<void> {
 }
 
 describe.skipIf(!linuxX64 || !root)("the frame promise under fragmentation and compaction, from outside the process (needs root: pagemap, sysctls)", () => {
+  it.skipIf(!ringAllowed)(
+    "pinned memory (the default): after compaction x5 beside a fragmenter and a fork with writes in the parent, every frame the host holds is one of the child's ballooned pages, and the frame check finds none moved (needs io_uring)",
+    async () => {
+      setSysctl("compact_unevictable_allowed", "1");
+      const dump = join(folder, "pinned.frames");
+      const balloon = new Child(BALLOON_CHILD, ["", String(BALLOON_PAGES), dump]);
+      expect(JSON.parse(await balloon.line())).toStrictEqual({ t: "ready", size: BALLOON_PAGES, memory: "pinned" });
+      expect(await mismatches(balloon, dump)).toStrictEqual({ locked: BALLOON_PAGES, size: BALLOON_PAGES, stale: 0 });
+      const migratedBefore = migrated();
+      await fragmentAndCompact(5);
+      // Compaction did move pages meanwhile (the fragmenter's), just none of the balloon's.
+      expect(migrated()).toBeGreaterThan(migratedBefore);
+      expect(await mismatches(balloon, dump)).toStrictEqual({ locked: BALLOON_PAGES, size: BALLOON_PAGES, stale: 0 });
+      expect(await balloon.ask("fork")).toMatchObject({ t: "forked", written: BALLOON_PAGES });
+      expect(await mismatches(balloon, dump)).toStrictEqual({ locked: BALLOON_PAGES, size: BALLOON_PAGES, stale: 0 });
+      expect(await balloon.ask("check")).toMatchObject({ t: "checked", checked: BALLOON_PAGES, moved: 0, repaired: 0, released: 0 });
+      // Pinned, not locked: the frames are none of the child's locked pages.
+      expect(lockedFramesOf(balloon.process.pid!).size).toBeLessThan(BALLOON_PAGES);
+      expect(balloon.stderr).toBe("");
+    },
+    600_000,
+  );
+
+  it.skipIf(!secretMemory || !existsSync("/proc/sys/kernel/io_uring_disabled"))(
+    "with kernel.io_uring_disabled=2 the default falls back to secret memory, says so once, and after compaction x5 every frame is still in place (needs memfd_secret)",
+    async () => {
+      setSysctl("kernel/io_uring_disabled", "2");
+      setSysctl("compact_unevictable_allowed", "1");
+      const dump = join(folder, "fallback.frames");
+      const balloon = new Child(BALLOON_CHILD, ["", String(BALLOON_PAGES), dump]);
+      expect(JSON.parse(await balloon.line())).toStrictEqual({ t: "ready", size: BALLOON_PAGES, memory: "secret" });
+      expect(balloon.stderr.trim().split("\n")).toHaveLength(1);
+      expect(balloon.stderr).toMatch(
+        /^io_uring cannot pin memory \(EPERM: Operation not permitted, io_uring_setup: kernel\.io_uring_disabled .*\): pages come from memfd_secret instead/,
+      );
+      await fragmentAndCompact(5);
+      expect(await mismatches(balloon, dump)).toStrictEqual({ locked: BALLOON_PAGES, size: BALLOON_PAGES, stale: 0 });
+      expect(await balloon.ask("check")).toMatchObject({ t: "checked", checked: BALLOON_PAGES, moved: 0, repaired: 0, released: 0 });
+    },
+    600_000,
+  );
+
   it.skipIf(!secretMemory)(
     "secret memory: after compaction every frame the monitor holds LOCKed is still one of the child's locked pages (needs memfd_secret)",
     async () => {

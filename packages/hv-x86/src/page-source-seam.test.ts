@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ALLOC, PAGE_SIZE } from "@vmballoon/protocol";
 import { NO_PAGE } from "@vmballoon/core";
 import { LinuxPageSource, type PageSourceOptions } from "./page-source.js";
-import { EAGAIN, ENOMEM, EPERM, TestKernel } from "./test-kernel.js";
+import { EAGAIN, ENOMEM, ENOSYS, EPERM, TestKernel } from "./test-kernel.js";
 import type { CgroupLevel } from "./meminfo.js";
 import { SystemCallError } from "./errors.js";
 import { shuffle } from "./test-random.js";
@@ -51,20 +51,59 @@ function expectBooksBalanced(source: LinuxPageSource, kernel: TestKernel): void 
 
 describe.skipIf(!linuxX64)("the page source's error paths, through its system-call seam (Linux x64: strerror comes from libc)", () => {
   describe("choosing the memory", () => {
-    it("uses secret memory where memfd_secret works, and says nothing", () => {
+    it("uses pinned memory where io_uring can pin, says nothing, and leaves no ring open from the probe", () => {
       const kernel = new TestKernel();
       const { source, limits } = open(kernel);
-      expect(source.memory).toBe("secret");
+      expect(source.memory).toBe("pinned");
       expect(limits).toStrictEqual([]);
+      expect(kernel.rings.size).toBe(0);
     });
 
-    it("without memfd_secret (ENOSYS) falls back to mlock and says so once, with what it costs and what prevents moves", () => {
+    it.each([
+      [
+        "io_uring refused (EPERM: kernel.io_uring_disabled, seccomp)",
+        (kernel: TestKernel) => (kernel.ringAvailable = false),
+        /^EPERM: Operation not permitted, io_uring_setup: kernel\.io_uring_disabled or a seccomp profile/,
+      ],
+      [
+        "no sparse buffer table (EINVAL: before Linux 5.19)",
+        (kernel: TestKernel) => (kernel.sparseAvailable = false),
+        /^EINVAL: Invalid argument, io_uring_register: this kernel has no sparse buffer tables/,
+      ],
+      [
+        "no io_uring at all (ENOSYS)",
+        (kernel: TestKernel) => kernel.refuse("ringSetup", ENOSYS),
+        /^ENOSYS: Function not implemented, io_uring_setup: this kernel has no io_uring/,
+      ],
+    ])("%s: falls back to secret memory, says so once in one line with the reason and the cost, and no ring stays open", (_, breakIt, reason) => {
       const kernel = new TestKernel();
+      breakIt(kernel);
+      const { source, limits } = open(kernel);
+      expect(source.memory).toBe("secret");
+      take(source, 600);
+      expect(limits).toHaveLength(1);
+      expect(limits[0]).toMatch(/^io_uring cannot pin memory \((.*)\): pages come from memfd_secret instead, .*direct map/);
+      expect(/^io_uring cannot pin memory \((.*)\):/.exec(limits[0]!)![1]).toMatch(reason);
+      expect(limits[0]).not.toContain("\n");
+      expect(kernel.rings.size).toBe(0);
+    });
+
+    it('memory: "pinned" where io_uring is refused is that SystemCallError', () => {
+      const kernel = new TestKernel();
+      kernel.ringAvailable = false;
+      expect(() => open(kernel, { memory: "pinned" })).toThrow(/^EPERM: Operation not permitted, io_uring_setup$/);
+    });
+
+    it("without io_uring nor memfd_secret (ENOSYS) falls back to mlock and says each fall-back once, with what it costs and what prevents moves", () => {
+      const kernel = new TestKernel();
+      kernel.ringAvailable = false;
       kernel.secretAvailable = false;
       const { source, limits } = open(kernel);
       expect(source.memory).toBe("mlock");
       take(source, 600);
-      expect(limits).toHaveLength(1);
+      expect(limits).toHaveLength(2);
+      expect(limits[0]).toMatch(/^io_uring cannot pin memory \(EPERM: .* forbids it\)$/);
+      limits.shift();
       expect(limits[0]).toMatch(
         /^memfd_secret is not available \(this kernel has no secret memory .*\): pages are locked with mlock instead, which compaction may move; the frame check .* repairs moved pages .*vm\.compact_unevictable_allowed=0/,
       );
@@ -115,7 +154,7 @@ describe.skipIf(!linuxX64)("the page source's error paths, through its system-ca
     it("secret memory's mapping refused (EAGAIN: it counts against RLIMIT_MEMLOCK by size) is said too", () => {
       const kernel = new TestKernel();
       kernel.capIpcLock = false;
-      const { source, limits } = open(kernel);
+      const { source, limits } = open(kernel, { memory: "secret" });
       kernel.refuse("mmap", EAGAIN);
       expect(source.allocate(ALLOC.NOSLEEP)).toBe(NO_PAGE);
       expect(limits).toHaveLength(1);
@@ -154,7 +193,7 @@ describe.skipIf(!linuxX64)("the page source's error paths, through its system-ca
       kernel.hidden.add(chunk.start + 8);
       const pages = take(source, 20);
       expect(pages).not.toContain(8);
-      expect(source.lastFailure).toBe("page not present after it was locked");
+      expect(source.lastFailure).toBe("page not present after it was held");
       expect(kernel.mlockedPages.has(chunk.start + 8)).toBe(false);
       source.releaseIdle();
       expect(source.heldPages).toBe(21);
@@ -210,7 +249,7 @@ describe.skipIf(!linuxX64)("the page source's error paths, through its system-ca
 
     it("secret memory that the kernel cannot fault in partway: the faulted pages stay counted, free, and are used first later", () => {
       const kernel = new TestKernel();
-      const { source } = open(kernel, { batchPages: 64 });
+      const { source } = open(kernel, { memory: "secret", batchPages: 64 });
       take(source, 64);
       kernel.fillBudget = 40;
       expect(source.allocate(ALLOC.NOSLEEP)).toBe(NO_PAGE);
@@ -227,7 +266,7 @@ describe.skipIf(!linuxX64)("the page source's error paths, through its system-ca
 
     it("secret memory goes back a whole chunk at a time: when its last page is freed", () => {
       const kernel = new TestKernel();
-      const { source } = open(kernel, { chunkPages: 1024 });
+      const { source } = open(kernel, { memory: "secret", chunkPages: 1024 });
       const pages = take(source, 1500);
       expect(source.mappings).toBe(2);
       for (const page of pages.slice(1024).reverse()) source.free(page);
@@ -239,6 +278,79 @@ describe.skipIf(!linuxX64)("the page source's error paths, through its system-ca
       expect([source.mappings, source.mlockedPages]).toStrictEqual([1, 1024]); // one page still held keeps its chunk
       source.free(pages[1023]!);
       expect([source.mappings, source.mlockedPages, kernel.mappings.size]).toStrictEqual([0, 0, 0]);
+    });
+  });
+
+  describe("pinned memory", () => {
+    it("pins each run of a batch as one fixed buffer, reads frames after the pin, and gives back any page in any order: the kept parts pinned anew first (seed 3)", () => {
+      const kernel = new TestKernel();
+      const { source } = open(kernel, { chunkPages: 1024, batchPages: 64 });
+      const pages = take(source, 1000);
+      source.releaseIdle();
+      expect(kernel.pinnedBuffers()).toBe(Math.ceil(1000 / 64));
+      expectBooksBalanced(source, kernel);
+      for (const page of pages.slice(0, 100)) expect(source.readFrame(page)).toBe(source.frameNumber(page));
+      const order = shuffle([...pages], 3);
+      for (const [i, page] of order.entries()) {
+        source.free(page);
+        if (i % 97 === 0) {
+          source.releaseIdle();
+          expectBooksBalanced(source, kernel);
+          expect(source.mlockedPages).toBe(1000 - i - 1);
+        }
+      }
+      source.releaseIdle();
+      expect([source.mlockedPages, source.mappings, kernel.pinnedBuffers(), kernel.heldByProcess(), source.kernelMappings]).toStrictEqual([0, 0, 0, 0, 0]);
+    });
+
+    it("a pin refused (ENOMEM) without CAP_IPC_LOCK: no page, nothing held, one line saying how to raise RLIMIT_MEMLOCK, once", () => {
+      const kernel = new TestKernel();
+      kernel.capIpcLock = false;
+      const { source, limits } = open(kernel);
+      take(source, 10);
+      kernel.refuse("ringUpdate", ENOMEM);
+      source.releaseIdle();
+      expect(source.allocate(ALLOC.NOSLEEP)).toBe(NO_PAGE);
+      expect(source.allocate(ALLOC.NOSLEEP)).toBe(NO_PAGE);
+      expect(source.lastFailure).toBe("ENOMEM: Cannot allocate memory, io_uring_register");
+      expect(limits).toStrictEqual([
+        "cannot lock more memory (ENOMEM from io_uring_register): RLIMIT_MEMLOCK (8 MiB) is reached and this process lacks CAP_IPC_LOCK; raise it (ulimit -l unlimited, LimitMEMLOCK=infinity in a systemd unit) or run as root with CAP_IPC_LOCK",
+      ]);
+      expectBooksBalanced(source, kernel);
+      // The rest of the first batch waits, pinned: cutting it out needs a pin too. Once the kernel allows pins again it goes.
+      expect(source.mlockedPages).toBe(256);
+      kernel.allow("ringUpdate");
+      source.releaseIdle();
+      expect(source.mlockedPages).toBe(10);
+      expectBooksBalanced(source, kernel);
+    });
+
+    it("a cut whose kept part cannot be pinned anew waits, pinned and counted, and goes at the next releaseIdle", () => {
+      const kernel = new TestKernel();
+      const { source } = open(kernel, { chunkPages: 1024, batchPages: 64 });
+      const pages = take(source, 64);
+      source.free(pages[10]!);
+      kernel.refuse("ringUpdate", ENOMEM, 1);
+      source.releaseIdle();
+      expect(source.lastFailure).toBe("the release waits: ENOMEM: Cannot allocate memory, io_uring_register");
+      expect(source.mlockedPages).toBe(64);
+      expectBooksBalanced(source, kernel);
+      source.releaseIdle();
+      expect(source.mlockedPages).toBe(63);
+      expect(kernel.pinnedBuffers()).toBe(2); // [0, 10) and [11, 64)
+      expectBooksBalanced(source, kernel);
+      for (const page of pages) if (page !== pages[10]) expect(source.readFrame(page)).toBe(source.frameNumber(page));
+    });
+
+    it("opens another ring when one's 16,384 slots are taken, and closes them all at close()", () => {
+      const kernel = new TestKernel();
+      const { source } = open(kernel, { chunkPages: 65536, batchPages: 1 });
+      take(source, 16_385);
+      expect(kernel.rings.size).toBe(2);
+      expect(kernel.pinnedBuffers()).toBe(16_385);
+      expectBooksBalanced(source, kernel);
+      source.close();
+      expect([kernel.rings.size, kernel.heldByProcess()]).toStrictEqual([0, 0]);
     });
   });
 
@@ -286,7 +398,7 @@ describe.skipIf(!linuxX64)("the page source's error paths, through its system-ca
       const pages = take(source, 2000);
       source.releaseIdle();
       const address = (page: number) => {
-        const chunk = (source as unknown as { chunks: { address: number }[] }).chunks[Math.floor(page / 1024)]!;
+        const chunk = (source as unknown as { table: { chunks: { address: number }[] } }).table.chunks[Math.floor(page / 1024)]!;
         return chunk.address + (page % 1024) * PAGE_SIZE;
       };
       return { kernel, source, pages, address };

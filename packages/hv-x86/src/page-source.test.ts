@@ -8,6 +8,7 @@ import { SimMonitor } from "@vmballoon/core/sim";
 import { LinuxPageSource, type PageMemory, type PageSourceOptions } from "./page-source.js";
 import { native, SYS_MEMFD_SECRET } from "./native.js";
 import { shuffle } from "./test-random.js";
+import { memoryWorks } from "./test-memories.js";
 
 const linuxX64 = process.platform === "linux" && process.arch === "x64";
 const root = typeof process.geteuid === "function" && process.geteuid() === 0;
@@ -20,14 +21,27 @@ function statusKiB(field: string): number {
 }
 
 /**
- * The process's locked mappings (VmFlags `lo` in smaps): only the page source
- * locks memory here, so these are its own, whatever else (koffi loading, the
- * JavaScript heap growing) maps meanwhile.
+ * The size in KiB of the page source's mappings: those kept both out of core
+ * dumps and from forked children (VmFlags `dd` and `dc` in smaps), which only
+ * the page source asks for here, whatever else (koffi loading, the JavaScript
+ * heap growing) maps meanwhile. (The kernel may merge neighbouring chunks
+ * into one mapping: their size is what counts.)
  */
-function lockedMappings(): number {
-  return readFileSync("/proc/self/smaps", "utf8")
-    .split("\n")
-    .filter((line) => line.startsWith("VmFlags:") && / lo( |$)/.test(line)).length;
+function sourceMappingKiB(): number {
+  let size = 0;
+  let total = 0;
+  for (const line of readFileSync("/proc/self/smaps", "utf8").split("\n")) {
+    if (line.startsWith("Size:")) size = Number(/(\d+)/.exec(line)![1]);
+    else if (line.startsWith("VmFlags:") && / dd( |$)/.test(line) && / dc( |$)/.test(line)) total += size;
+  }
+  return total;
+}
+
+const pinnedMemory = linuxX64 && root && memoryWorks("pinned");
+
+/** The kernel's count of this process's held memory in KiB: VmPin for pinned memory, VmLck for the others. */
+function heldKiB(memory: PageMemory): number {
+  return statusKiB(memory === "pinned" ? "VmPin" : "VmLck");
 }
 
 /** /proc/kpageflags bits of a frame: 11 MMAP, 12 ANON, 18 UNEVICTABLE, 33 MLOCKED. */
@@ -73,9 +87,10 @@ function forReal(memory: PageMemory): void {
     const frames = pages.map((page) => source.frameNumber(page));
     expect(new Set(frames).size).toBe(frames.length);
     for (const frame of frames) expect(frame > 0 && frame <= MAX_PFN).toBe(true);
-    // The kernel's own view of those frames (a sample: every 64th). Secret memory is not anonymous: it is a file's.
+    // The kernel's own view of those frames (a sample: every 64th). Secret memory is not anonymous: it is a file's. Pinned memory is not locked.
+    const locked = memory !== "pinned";
     for (let i = 0; i < frames.length; i += 64) {
-      expect(pageFlags(frames[i]!)).toStrictEqual({ mapped: true, anonymous: memory === "mlock", unevictable: true, mlocked: true });
+      expect(pageFlags(frames[i]!)).toStrictEqual({ mapped: true, anonymous: memory !== "secret", unevictable: locked, mlocked: locked });
     }
   });
 
@@ -100,18 +115,18 @@ function forReal(memory: PageMemory): void {
     source.releaseIdle();
     expect(source.readFrame(kept!)).toBe(source.frameNumber(kept!));
     // Secret memory goes a chunk at a time: the kept page's chunk stays whole.
-    const returned = memory === "mlock" ? 4096 : 4096 - 1023;
+    const returned = memory !== "secret" ? 4096 : 4096 - 1023;
     expect(source.mlockedPages).toBe(4097 - returned);
     expect(rssBefore - statusKiB("VmRSS")).toBeGreaterThanOrEqual((returned * PAGE_SIZE) / 1024 - 1024);
   });
 
-  it("VmLck grows as pages come and falls back to where it was as they go, in any order (seed 7)", () => {
-    const before = statusKiB("VmLck");
+  it("VmLck (VmPin for pinned memory) grows as pages come and falls back to where it was as they go, in any order (seed 7)", () => {
+    const before = heldKiB(memory);
     const source = open({ memory, chunkPages: 1024 });
     const pages = allocateMany(source, 8192);
-    const during = statusKiB("VmLck");
-    // mlock counts the pages locked; secret memory counts its mappings whole (RLIMIT_MEMLOCK sees the same).
-    expect(during - before).toBe(memory === "mlock" ? source.mlockedPages * 4 : source.mappings * 1024 * 4);
+    const during = heldKiB(memory);
+    // mlock and pins count the pages held; secret memory counts its mappings whole (RLIMIT_MEMLOCK sees the same).
+    expect(during - before).toBe(memory !== "secret" ? source.mlockedPages * 4 : source.mappings * 1024 * 4);
     expect(source.mlockedPages).toBeGreaterThanOrEqual(8192);
     expect(source.mlockedPages).toBeLessThanOrEqual(8192 + 256);
 
@@ -121,20 +136,20 @@ function forReal(memory: PageMemory): void {
     expect(source.mlockedPages).toBe(4096);
     for (const page of shuffle(order, 7)) source.free(page);
     source.releaseIdle();
-    expect(statusKiB("VmLck")).toBe(before);
+    expect(heldKiB(memory)).toBe(before);
     expect([source.mlockedPages, source.heldPages, source.mappings]).toStrictEqual([0, 0, 0]);
   });
 
   it("keeps to one mapping per chunk, and unmaps a chunk when its last page goes", () => {
-    const before = lockedMappings();
+    const before = sourceMappingKiB();
     const source = open({ memory, chunkPages: 2048 });
     const pages = allocateMany(source, 8192);
     expect(source.mappings).toBe(4);
-    expect(lockedMappings() - before).toBe(4);
+    expect(sourceMappingKiB() - before).toBe(4 * 2048 * 4);
     for (const page of pages.reverse()) source.free(page);
     source.releaseIdle();
     expect(source.mappings).toBe(0);
-    expect(lockedMappings()).toBe(before);
+    expect(sourceMappingKiB()).toBe(before);
   });
 
   it("NOSLEEP fails rather than dip into the reserve of free memory; CANSLEEP may still go on", () => {
@@ -151,7 +166,7 @@ function forReal(memory: PageMemory): void {
   });
 
   it("serves the engine: every ballooned page's frame is locked at the monitor, the frame check finds nothing moved, and unload gives all back", () => {
-    const before = statusKiB("VmLck");
+    const before = heldKiB(memory);
     const source = open({ memory, frameCheck: "always" });
     const monitor = new SimMonitor({ firstPfn: 0, frames: source.frameLimit(), totalPages: source.totalPages() });
     const balloon = new Balloon(monitor, source);
@@ -163,40 +178,44 @@ function forReal(memory: PageMemory): void {
     expect(monitor.lockedFrames).toBe(5000);
     for (const page of balloon.balloonedPages()) expect(monitor.isLocked(source.frameNumber(page))).toBe(true);
     expect(source.heldPages).toBe(5000);
-    // mlock returns the rest of the last batch at once; secret memory keeps it with its chunk, free, for the next inflate.
-    if (memory === "mlock") expect(source.mlockedPages).toBe(5000);
+    // mlock and pinned memory return the rest of the last batch at once; secret memory keeps it with its chunk, free, for the next inflate.
+    if (memory !== "secret") expect(source.mlockedPages).toBe(5000);
     else expect(source.mlockedPages).toBe(Math.ceil(5000 / 256) * 256);
     expect(balloon.checkFrames()).toStrictEqual({ checked: 5000, moved: 0, repaired: 0, released: 0 });
 
     balloon.exit();
     source.releaseIdle();
     expect(source.heldPages).toBe(0);
-    expect(statusKiB("VmLck")).toBe(before);
+    expect(heldKiB(memory)).toBe(before);
     expect(monitor.lockedFrames).toBe(0); // START at unload
   });
 
   it("close() unmaps everything, and allocating afterwards is an error", () => {
-    const before = statusKiB("VmLck");
+    const before = heldKiB(memory);
     const source = LinuxPageSource.open({ memory });
     allocateMany(source, 300);
     source.close();
-    expect(statusKiB("VmLck")).toBe(before);
+    expect(heldKiB(memory)).toBe(before);
     expect(() => source.allocate(ALLOC.NOSLEEP)).toThrow(/closed/);
   });
 }
 
+describe.skipIf(!linuxX64 || !root || !pinnedMemory)("the Linux page source, for real, with pinned memory (needs root: frame numbers, and io_uring)", () =>
+  forReal("pinned"),
+);
 describe.skipIf(!linuxX64 || !root)("the Linux page source, for real, with mlock memory (needs root: frame numbers)", () => forReal("mlock"));
 describe.skipIf(!linuxX64 || !root || !secretMemory)("the Linux page source, for real, with secret memory (needs root: frame numbers, and memfd_secret)", () =>
   forReal("secret"),
 );
 
 describe.skipIf(!linuxX64 || !root)("the Linux page source: the rest (needs root: frame numbers)", () => {
-  it("chooses secret memory where the kernel has it, with chunks small enough to go back often and few enough to map", () => {
+  it("chooses pinned memory where io_uring can pin, else secret memory, with chunks small enough to go back often and few enough to map", () => {
     const source = open();
-    expect(source.memory).toBe(secretMemory ? "secret" : "mlock");
+    expect(source.memory).toBe(pinnedMemory ? "pinned" : secretMemory ? "secret" : "mlock");
     const total = source.totalPages();
-    if (secretMemory) expect(total / source.chunkPages).toBeLessThanOrEqual(8192);
-    expect(source.chunkPages).toBe(secretMemory ? Math.max(1024, 2 ** Math.ceil(Math.log2(total / 8192))) : 65536);
+    const secret = source.memory === "secret";
+    if (secret) expect(total / source.chunkPages).toBeLessThanOrEqual(8192);
+    expect(source.chunkPages).toBe(secret ? Math.max(1024, 2 ** Math.ceil(Math.log2(total / 8192))) : 65536);
   });
 
   it("reports the guest's total pages as MemTotal does", () => {
@@ -244,6 +263,50 @@ describe.skipIf(!linuxX64 || !root)("the Linux page source: the rest (needs root
     expect(statusKiB("VmLck")).toBe(vmLckBefore);
   }, 300_000);
 
+  it.skipIf(!pinnedMemory)(
+    "the kernel's direct map is untouched by pinned memory (the default): DirectMap4k, 2M and 1G the same before and after 1 GiB is ballooned and given back (needs io_uring)",
+    () => {
+      const directMap = () => readFileSync("/proc/meminfo", "utf8").match(/^DirectMap\w+:.*$/gm);
+      const before = directMap();
+      expect(before?.length).toBeGreaterThan(0);
+      const source = open();
+      expect(source.memory).toBe("pinned");
+      const pages = allocateMany(source, 1 << 18, ALLOC.CANSLEEP);
+      source.releaseIdle();
+      expect(source.mlockedPages).toBe(1 << 18);
+      expect(directMap()).toStrictEqual(before);
+      for (const page of pages.reverse()) source.free(page);
+      source.releaseIdle();
+      expect(source.mlockedPages).toBe(0);
+      expect(directMap()).toStrictEqual(before);
+    },
+    300_000,
+  );
+
+  it.skipIf(!pinnedMemory)(
+    "4 GiB of pinned memory freed in random order (seed 20261203): every free succeeds, no split of a mapping, VmPin is the source's count page for page, and all comes back (needs io_uring)",
+    () => {
+      const vmPinBefore = statusKiB("VmPin");
+      const source = open({ memory: "pinned" });
+      const pages = shuffle(allocateMany(source, 1 << 20, ALLOC.CANSLEEP), 20261203);
+      source.releaseIdle();
+      expect(statusKiB("VmPin") - vmPinBefore).toBe(source.mlockedPages * 4);
+      for (const [i, page] of pages.entries()) {
+        source.free(page);
+        if ((i & 0x3ffff) === 0x3ffff) {
+          source.releaseIdle();
+          expect(statusKiB("VmPin") - vmPinBefore).toBe(source.mlockedPages * 4);
+          expect(source.mlockedPages).toBe(pages.length - i - 1);
+          expect(source.kernelMappings).toBe(source.mappings);
+        }
+      }
+      source.releaseIdle();
+      expect([source.heldPages, source.mlockedPages, source.mappings, source.lastFailure]).toStrictEqual([0, 0, 0, undefined]);
+      expect(statusKiB("VmPin")).toBe(vmPinBefore);
+    },
+    300_000,
+  );
+
   it.skipIf(!secretMemory)(
     "512 MiB of secret memory freed in random order (seed 99): every page comes back (needs memfd_secret)",
     () => {
@@ -263,7 +326,7 @@ describe.skipIf(!linuxX64 || !root)("the Linux page source: the rest (needs root
 const limitTools = spawnSync("setpriv", ["--version"]).status === 0 && spawnSync("prlimit", ["--version"]).status === 0;
 
 describe.skipIf(!linuxX64 || !root || !limitTools)("RLIMIT_MEMLOCK of 8 MiB without CAP_IPC_LOCK (needs root, setpriv and prlimit)", () => {
-  it.each(secretMemory ? (["secret", "mlock"] as const) : (["mlock"] as const))(
+  it.each([...(pinnedMemory ? (["pinned"] as const) : []), ...(secretMemory ? (["secret"] as const) : []), "mlock" as const])(
     "%s memory: the balloon stops at the limit, and one line says what and how to raise it",
     (memory) => {
       const entry = fileURLToPath(new URL("../dist/index.js", import.meta.url));
@@ -282,10 +345,10 @@ describe.skipIf(!linuxX64 || !root || !limitTools)("RLIMIT_MEMLOCK of 8 MiB with
       );
       expect(child.stderr).toBe("");
       const { pages, locked, limits, chunkPages } = JSON.parse(child.stdout) as { pages: number; locked: number; limits: string[]; chunkPages: number };
-      // 8 MiB: 2048 pages of mlock; of secret memory, the chunks (mappings, counted whole) that fit.
-      const expected = memory === "mlock" ? 2048 : Math.floor(2048 / chunkPages) * chunkPages;
+      // 8 MiB: 2048 pages of mlock; of pins, the batches of 256 that fit beside the ring's own pages (counted too); of secret memory, the chunks (mappings, counted whole) that fit.
+      const expected = { pinned: 2048 - 256, secret: Math.floor(2048 / chunkPages) * chunkPages, mlock: 2048 }[memory];
       expect([pages, locked]).toStrictEqual([expected, expected]);
-      const call = memory === "secret" ? "EAGAIN from mmap" : "ENOMEM from mlock";
+      const call = { pinned: "ENOMEM from io_uring_register", secret: "EAGAIN from mmap", mlock: "ENOMEM from mlock" }[memory];
       const counted = memory === "secret" ? ", which counts secret memory by the size of its mappings" : "";
       expect(limits).toStrictEqual([
         `cannot lock more memory (${call}): RLIMIT_MEMLOCK (8 MiB) is reached${counted} and this process lacks CAP_IPC_LOCK; raise it (ulimit -l unlimited, LimitMEMLOCK=infinity in a systemd unit) or run as root with CAP_IPC_LOCK`,

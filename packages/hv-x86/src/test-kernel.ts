@@ -14,7 +14,8 @@ export const EPERM = 1;
 export const ENOSYS = 38;
 export const EINVAL = 22;
 
-type Call = "mmap" | "munmap" | "mlock" | "munlock" | "madvise" | "memfdSecret" | "ftruncate" | "fill" | "readPagemap";
+type Call =
+  "mmap" | "munmap" | "mlock" | "munlock" | "madvise" | "memfdSecret" | "ftruncate" | "fill" | "readPagemap" | "ringSetup" | "ringSparse" | "ringUpdate";
 
 interface Mapping {
   readonly start: number; // first virtual page
@@ -32,6 +33,16 @@ export class TestKernel implements PageSystem {
   readonly hidden = new Set<number>();
   readonly calls = new Map<Call, number>();
   secretAvailable = true;
+  /** io_uring: setup refused with EPERM when false (kernel.io_uring_disabled, seccomp). */
+  ringAvailable = true;
+  /** Sparse buffer tables (Linux 5.19): refused with EINVAL when false. */
+  sparseAvailable = true;
+  /** Rings: fd → its table of fixed buffers (slot → first virtual page and pages), or undefined before the table is registered. */
+  readonly rings = new Map<number, Map<number, { start: number; pages: number }> | undefined>();
+  /** Pins on each virtual page (a page may be in two buffers while a piece is cut). */
+  readonly pins = new Map<number, number>();
+  /** HugePages_Free. */
+  hugePages = 0;
   memlockLimitBytes = 8 * 2 ** 20;
   capIpcLock = true;
   /** The kernel's count of migrated pages. */
@@ -158,8 +169,89 @@ export class TestKernel implements PageSystem {
     return this.refused("ftruncate") ? -1 : 0;
   }
 
-  close(): number {
+  close(fd: number): number {
+    const table = this.rings.get(fd);
+    if (table !== undefined) for (const slot of [...table.keys()]) this.unpinSlot(table, slot);
+    this.rings.delete(fd);
     return 0;
+  }
+
+  ringSetup(): number {
+    if (this.refused("ringSetup")) return -1;
+    if (!this.ringAvailable) {
+      this.error = EPERM;
+      return -1;
+    }
+    const fd = this.nextFd++;
+    this.rings.set(fd, undefined);
+    return fd;
+  }
+
+  ringSparse(ring: number, slots: number): number {
+    if (this.refused("ringSparse")) return -1;
+    if (!this.sparseAvailable || !this.rings.has(ring) || this.rings.get(ring) !== undefined || slots > 16384) {
+      this.error = EINVAL;
+      return -1;
+    }
+    this.rings.set(ring, new Map());
+    return 0;
+  }
+
+  ringUpdate(ring: number, slot: number, address: number, length: number): number {
+    if (this.refused("ringUpdate")) return -1;
+    const table = this.rings.get(ring);
+    if (table === undefined || slot >= 16384) {
+      this.error = EINVAL;
+      return -1;
+    }
+    // The new buffer is pinned before the old one is dropped.
+    const pages = length / PAGE;
+    if (pages > 0) {
+      for (const page of this.pagesOf(address, length)) {
+        if (this.mappingOf(page) === undefined) {
+          this.error = 14; // EFAULT
+          return -1;
+        }
+      }
+      for (const page of this.pagesOf(address, length)) {
+        this.fault(page);
+        this.pins.set(page, (this.pins.get(page) ?? 0) + 1);
+      }
+    }
+    if (table.has(slot)) this.unpinSlot(table, slot);
+    if (pages > 0) table.set(slot, { start: address / PAGE, pages });
+    return 1;
+  }
+
+  private unpinSlot(table: Map<number, { start: number; pages: number }>, slot: number): void {
+    const buffer = table.get(slot)!;
+    for (let page = buffer.start; page < buffer.start + buffer.pages; page++) {
+      const count = this.pins.get(page)! - 1;
+      if (count === 0) this.pins.delete(page);
+      else this.pins.set(page, count);
+    }
+    table.delete(slot);
+  }
+
+  ringUnregister(ring: number): number {
+    const table = this.rings.get(ring);
+    if (table === undefined) {
+      this.error = EINVAL;
+      return -1;
+    }
+    for (const slot of [...table.keys()]) this.unpinSlot(table, slot);
+    return 0;
+  }
+
+  /** Fixed buffers registered now, over all rings. */
+  pinnedBuffers(): number {
+    let count = 0;
+    for (const table of this.rings.values()) count += table?.size ?? 0;
+    return count;
+  }
+
+  hugePagesFree(): number {
+    return this.hugePages;
   }
 
   fill(address: number, length: number): number {
@@ -199,13 +291,13 @@ export class TestKernel implements PageSystem {
     return { limitBytes: this.memlockLimitBytes, capIpcLock: this.capIpcLock };
   }
 
-  /** Present pages in secret mappings, and locked ones elsewhere: what the page source holds. */
+  /** Present pages in secret mappings, locked ones elsewhere, and pinned pages (present or not: a pin holds the frame): what the page source holds. */
   heldByProcess(): number {
     let count = 0;
     for (const page of this.present.keys()) {
       const mapping = this.mappingOf(page);
-      if (mapping !== undefined && (mapping.secret || this.mlockedPages.has(page))) count++;
+      if (mapping !== undefined && (mapping.secret || this.mlockedPages.has(page)) && !this.pins.has(page)) count++;
     }
-    return count;
+    return count + this.pins.size;
   }
 }

@@ -9,12 +9,13 @@
  * them; time, signals and the unload on every way out are the loop's
  * (`../run/loop.ts`). One run at a time: a lock taken before START.
  */
-import { MemoryPressure, LinuxPageSource, type HeldLock } from "@vmballoon/hv-x86";
+import { MemoryPressure, LinuxPageSource, SystemCallError, type HeldLock, type PageMemory } from "@vmballoon/hv-x86";
+import { CliError, EXIT } from "../errors.js";
 import { mebibytes } from "../output.js";
 import { LineWriter } from "../trace-writer.js";
 import { openVmware } from "../run/host.js";
 import { runLoop } from "../run/loop.js";
-import { memFreePages, setOomScoreAdj, takeLock, vmLckKiB } from "../run/machine.js";
+import { memFreePages, setOomScoreAdj, takeLock, vmLckKiB, vmPinKiB } from "../run/machine.js";
 import { Emitter, Narrator } from "../run/narrator.js";
 import { plan, type Plan, type RunOptions } from "../run/plan.js";
 import { TraceSink } from "../run/trace-sink.js";
@@ -22,7 +23,7 @@ import { TraceSink } from "../run/trace-sink.js";
 export { DEFAULT_LOCK_FILE, OOM_SCORE_ADJ, STOP_SIGNALS, parseInterval, type RunOptions } from "../run/plan.js";
 
 /** The first message: what is driven, with which driver, how often, and how it ends. */
-function intro(settings: Plan, totalPages: number): string[] {
+function intro(settings: Plan, totalPages: number, memory: PageMemory): string[] {
   const { scenario } = settings;
   const what =
     settings.host === "vmware"
@@ -32,13 +33,25 @@ function intro(settings: Plan, totalPages: number): string[] {
         : `the reference monitor, target ${settings.target} pages (${mebibytes(settings.target!)})`;
   const shrinker = settings.shrinker ? `; the shrinker on memory pressure (PSI '${settings.pressure}')` : "";
   const lines = [
-    `driving ${what} with ${settings.driver.title} and this machine's memory (${totalPages} pages), a cycle every ${settings.intervalMs} ms${shrinker}; SIGTERM, SIGINT (Ctrl-C), SIGHUP or SIGQUIT unloads`,
+    `driving ${what} with ${settings.driver.title} and this machine's memory (${totalPages} pages; ${memory} memory), a cycle every ${settings.intervalMs} ms${shrinker}; SIGTERM, SIGINT (Ctrl-C), SIGHUP or SIGQUIT unloads`,
   ];
   const guestOnly = ["guestUse", "guestRelease", "huge", "migrate"];
   if (scenario && (scenario.scenario.events as readonly object[]).some((e) => guestOnly.some((key) => key in e))) {
     lines.push("the guest is this machine: the scenario's guest section and guestUse/guestRelease/huge/migrate events do not apply");
   }
   return lines;
+}
+
+/** The page source, of the memory asked for: one that this kernel cannot give is one line (exit status 69), not a crash. */
+function openSource(memory: PageMemory | undefined, onLimit: (message: string) => void): LinuxPageSource {
+  try {
+    return LinuxPageSource.open({ onLimit, ...(memory && { memory }) });
+  } catch (error) {
+    if (memory === undefined || !(error instanceof SystemCallError)) throw error;
+    throw new CliError(`--memory ${memory}: this machine cannot give it (${error.message}); leave --memory out to take the best it has`, EXIT.UNAVAILABLE, {
+      cause: error,
+    });
+  }
 }
 
 export async function run(options: RunOptions): Promise<number> {
@@ -57,7 +70,7 @@ export async function run(options: RunOptions): Promise<number> {
 
   // The host first (its checks say whether there is anything to do here), then the memory.
   const host = settings.host === "vmware" ? await openVmware(settings.driver.name, settings) : undefined;
-  const source = LinuxPageSource.open({ onLimit });
+  const source = openSource(settings.memory, onLimit);
   let lock: HeldLock | undefined;
   let pressure: MemoryPressure | undefined;
   // A terminal gone (SIGHUP) must not turn a message into an uncaught error before the unload.
@@ -93,7 +106,7 @@ export async function run(options: RunOptions): Promise<number> {
       emitter,
       narrator,
       onLoaded: (now) => (loaded = now),
-      machine: { mlockedPages: () => source.mlockedPages, vmLckKiB, release: () => source.close() },
+      machine: { mlockedPages: () => source.mlockedPages, vmLckKiB, vmPinKiB, release: () => source.close() },
       start: (oomScoreAdj) => ({
         t: "start",
         driver: settings.driver.name,
@@ -110,7 +123,7 @@ export async function run(options: RunOptions): Promise<number> {
         memory: source.memory,
         shrinker: settings.driver.shrinker ? (settings.shrinker ? settings.pressure : false) : null,
       }),
-      ...(!settings.json && { intro: intro(settings, source.totalPages()) }),
+      ...(!settings.json && { intro: intro(settings, source.totalPages(), source.memory) }),
       ...(pressure && { pressure }),
       setOomScoreAdj,
     });

@@ -62,7 +62,7 @@ function harness(name: DriverName, target: number, onRecord?: (record: AnyTraceR
       intervalMs: 1,
       emitter: { emit: (record) => h.records.push(record) },
       narrator: { line: (text) => h.lines.push(text), summary: (text) => h.lines.push(text), cycle: () => {} },
-      machine: { mlockedPages: () => 0, vmLckKiB: () => 0, release: () => void h.releases++ },
+      machine: { mlockedPages: () => 0, vmLckKiB: () => 0, vmPinKiB: () => 0, release: () => void h.releases++ },
       start: (oomScoreAdj) => ({ t: "start", oomScoreAdj }),
       signals: h.signals,
       ...extra,
@@ -213,7 +213,7 @@ describe("run's loop, what only one driver does", () => {
       intervalMs: 1,
       emitter: { emit: (r) => records.push(r) },
       narrator: { line: () => {}, summary: () => {}, cycle: () => {} },
-      machine: { mlockedPages: () => 0, vmLckKiB: () => 0, release: () => {} },
+      machine: { mlockedPages: () => 0, vmLckKiB: () => 0, vmPinKiB: () => 0, release: () => {} },
       start: () => ({ t: "start" }),
       signals: new EventEmitter(),
     }).then(
@@ -244,7 +244,7 @@ describe("run's loop, what only one driver does", () => {
           if (records.some((r) => r.t === "shrink")) signals.emit("SIGTERM", "SIGTERM");
         },
       },
-      machine: { mlockedPages: () => 0, vmLckKiB: () => 0, release: () => {} },
+      machine: { mlockedPages: () => 0, vmLckKiB: () => 0, vmPinKiB: () => 0, release: () => {} },
       start: () => ({ t: "start" }),
       signals,
       pressure: { fired: () => fired && !(fired = false) },

@@ -25,8 +25,10 @@ export interface SignalSource {
 export interface MachineFigures {
   /** Pages the page source holds mlocked now. */
   mlockedPages(): number;
-  /** This process's VmLck, KiB. */
+  /** This process's VmLck, KiB (mlocked memory). */
   vmLckKiB(): number;
+  /** This process's VmPin, KiB (pinned memory: io_uring's fixed buffers). */
+  vmPinKiB(): number;
   /** After the unload: the page source gives every byte back (the batch page's mapping included). */
   release(): void;
 }
@@ -125,6 +127,7 @@ export async function runLoop(ports: LoopPorts): Promise<number> {
       freed,
       mlockedPages: lockedAfterExit,
       vmLckKiB: machine.vmLckKiB(),
+      vmPinKiB: machine.vmPinKiB(),
       frames: session.frameTotals(),
     });
 

@@ -13,6 +13,9 @@ function procKiB(file: string, field: string): number {
 /** This process's locked memory (VmLck), KiB. */
 export const vmLckKiB = () => procKiB("/proc/self/status", "VmLck");
 
+/** This process's pinned memory (VmPin), KiB. */
+export const vmPinKiB = () => procKiB("/proc/self/status", "VmPin");
+
 /** The guest's free pages for the trace's `guestFree`: here the guest is this machine, so its MemFree (the page source's own reading of /proc/meminfo). */
 export const memFreePages = () => parseMeminfo(readFileSync("/proc/meminfo", "latin1")).freePages;
 

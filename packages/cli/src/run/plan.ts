@@ -1,7 +1,7 @@
 /** `vmballoon run`'s options, checked into a plan before anything runs. */
 import { MAX_PFN } from "@vmballoon/protocol";
 import { driver, type AnyScenario, type Driver } from "@vmballoon/core/sim";
-import { DEFAULT_PRESSURE_TRIGGER, checkPressureTrigger } from "@vmballoon/hv-x86";
+import { DEFAULT_PRESSURE_TRIGGER, checkPressureTrigger, type PageMemory } from "@vmballoon/hv-x86";
 import { UsageError } from "../errors.js";
 import { driverOf, optionValue, type OptionValue } from "../options.js";
 import { loadScenario } from "../scenario-file.js";
@@ -20,6 +20,7 @@ export interface RunOptions {
   readonly driver?: OptionValue;
   readonly shrinker?: boolean;
   readonly pressure?: OptionValue;
+  readonly memory?: OptionValue;
 }
 
 /** The run, as the options describe it, checked before anything runs. */
@@ -34,6 +35,8 @@ export interface Plan {
   readonly shrinker: boolean;
   /** The PSI trigger of the shrinker (with `shrinker`). */
   readonly pressure: string;
+  /** `--memory`: the page source's memory; undefined for the default (pinned, else secret, else mlock, each fall-back said). */
+  readonly memory: PageMemory | undefined;
   readonly statsFile: string | undefined;
   readonly trace: string | undefined;
   readonly lockFile: string;
@@ -89,6 +92,10 @@ export function plan(options: RunOptions): Plan {
   const lockFile = optionValue(options.lockFile, "--lock-file", "a file name") ?? DEFAULT_LOCK_FILE;
   if (options.json && trace === "-") throw new UsageError("--json and --trace - both want stdout; give --trace a file");
   const target = targetOf(options.target);
+  const memory = optionValue(options.memory, "--memory", "pinned, secret or mlock");
+  if (memory !== undefined && memory !== "pinned" && memory !== "secret" && memory !== "mlock") {
+    throw new UsageError(`--memory must be pinned, secret or mlock, not '${memory}'`);
+  }
 
   if (host === "vmware") {
     if (target !== undefined || scenarioFile !== undefined) {
@@ -118,6 +125,7 @@ export function plan(options: RunOptions): Plan {
     intervalMs,
     target,
     scenario,
+    memory,
     statsFile,
     trace,
     lockFile,

@@ -2,7 +2,7 @@ export { SimGuest } from "./guest.js";
 export type { GuestSpec } from "./guest.js";
 export { SimMonitor } from "./monitor.js";
 export type { MonitorSpec } from "./monitor.js";
-export { ScenarioError, parseScenario, validateScenario } from "./scenario.js";
+export { InputError, ScenarioError, parseScenario, validateScenario } from "./scenario.js";
 export type { Scenario, ScenarioEvent } from "./scenario.js";
 export { TracingHypervisor, cycleRecord } from "./trace.js";
 export type { CommandRecord, CycleRecord, DebugfsTraceRecord, ExitRecord, InitFailedRecord, TraceRecord } from "./trace.js";

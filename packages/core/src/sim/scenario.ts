@@ -15,18 +15,25 @@ export interface Scenario {
   readonly events: readonly ScenarioEvent[];
 }
 
-/** A scenario that is not valid: `field` names what is wrong. */
-export class ScenarioError extends Error {
-  override readonly name = "ScenarioError";
-  readonly code = "E_SCENARIO";
+/**
+ * Input that breaks a rule, in one line that starts with where: `field` is a
+ * field's path (`events[3].failNext.cmd`), a line (`line 7`), or empty for
+ * the whole document. Each kind of input has its own subclass and `code`.
+ */
+export class InputError extends Error {
   constructor(
-    /** Path of the offending field, such as `events[3].failNext.cmd`; empty for the whole document. */
     readonly field: string,
     detail: string,
     options?: ErrorOptions,
   ) {
     super(field ? `${field}: ${detail}` : detail, options);
   }
+}
+
+/** A scenario that is not valid: `field` names what is wrong. */
+export class ScenarioError extends InputError {
+  override readonly name = "ScenarioError";
+  readonly code = "E_SCENARIO";
 }
 
 /** A JSON object being checked. */

@@ -13,16 +13,17 @@
  * object, a known record with a missing or mistyped field, cycles that go
  * back, anything after the trace's end, a file that stops before its end.
  */
+import { InputError } from "./scenario.js";
 
 /** A trace that breaks a rule: `line` is its 1-based line number. */
-export class TraceError extends Error {
+export class TraceError extends InputError {
   override readonly name = "TraceError";
   readonly code = "E_TRACE";
   constructor(
     readonly line: number,
     detail: string,
   ) {
-    super(`line ${line}: ${detail}`);
+    super(`line ${line}`, detail);
   }
 }
 

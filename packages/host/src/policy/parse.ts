@@ -3,6 +3,7 @@
  * JSON, checked field by field: anything else is a {@link PolicyInputError}
  * whose one-line message names the field.
  */
+import { InputError } from "@vmballoon/core/sim";
 import {
   ESX_STATES,
   POLICY_DEFAULTS,
@@ -16,16 +17,9 @@ import {
 } from "./types.js";
 
 /** A round's input that breaks a rule: `field` names what is wrong (`vms[2].shares`), empty for the whole document. */
-export class PolicyInputError extends Error {
+export class PolicyInputError extends InputError {
   override readonly name = "PolicyInputError";
   readonly code = "E_POLICY_INPUT";
-  constructor(
-    readonly field: string,
-    detail: string,
-    options?: ErrorOptions,
-  ) {
-    super(field ? `${field}: ${detail}` : detail, options);
-  }
 }
 
 type Json = Record<string, unknown>;
