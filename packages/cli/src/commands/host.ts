@@ -201,7 +201,7 @@ function report(loaded: { name: string; title?: string }, scenario: HostScenario
   const H = scenario.host.memMiB * 256;
   const guests = scenario.vms.reduce((a, vm) => a + vm.guest.totalPages, 0);
   const lines = [
-    `${paint("bold", "vmballoon host")} — ${name}: ${scenario.seconds} s, ${scenario.vms.length} VMs of ${mebibytes(guests)} on a host of ${mebibytes(H)} ` +
+    `${paint("bold", "vmballoon host")} — ${name}: ${scenario.seconds} s, ${scenario.vms.length} VMs with ${mebibytes(guests)} of guest memory in all, on a host of ${mebibytes(H)} ` +
       `(${(guests / H).toFixed(2)}×), policy ${scenario.policy.name}`,
     ...(loaded.title === undefined ? [] : [`  ${loaded.title}`]),
     `  swap      ${mebibytes(timeline.swapOut)} out, ${mebibytes(timeline.swapIn)} back in; at most ${mebibytes(timeline.peakSwapped)} swapped; least free ${mebibytes(timeline.minFree)}`,
