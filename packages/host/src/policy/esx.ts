@@ -71,19 +71,21 @@ export function esxDecide(input: EsxInput): PolicyDecision {
     // Min-funding revocation: the VM with the fewest shares per active page gives a chunk, again and again.
     reasons.push(`reclaim: free ${host.free} is below the high threshold ${thresholds.high} by ${need} pages (k = ${k})`);
     let left = need;
+    const next = chooser(
+      vms.length,
+      (j) => allocation[j]! > vms[j]!.reservation,
+      rho,
+      (a, b) => a < b,
+    );
     while (left > 0) {
-      const i = pick(
-        vms,
-        (j) => allocation[j]! > vms[j]!.reservation,
-        rho,
-        (a, b) => a < b,
-      );
+      const i = next.pick();
       if (i < 0) break;
       const r = rho(i);
       const chunk = Math.min(p.chunkPages, allocation[i]! - vms[i]!.reservation, left);
       allocation[i]! -= chunk;
       left -= chunk;
       note(moved[i]!, chunk, r);
+      next.changed();
     }
     if (left > 0) reasons.push(`every VM is at its reservation: ${left} pages could not be reclaimed`);
   } else {
@@ -92,19 +94,21 @@ export function esxDecide(input: EsxInput): PolicyDecision {
     reasons.push(`surplus: free ${host.free} is ${surplus} pages above the high threshold ${thresholds.high} (k = ${k})`);
     const cap = vms.map((vm) => Math.min(vm.limit, vm.pages, vm.backed + vm.balloon + vm.swapped));
     let left = surplus;
+    const next = chooser(
+      vms.length,
+      (j) => allocation[j]! < cap[j]!,
+      rho,
+      (a, b) => a > b,
+    );
     while (left > 0) {
-      const i = pick(
-        vms,
-        (j) => allocation[j]! < cap[j]!,
-        rho,
-        (a, b) => a > b,
-      );
+      const i = next.pick();
       if (i < 0) break;
       const r = rho(i);
       const chunk = Math.min(p.chunkPages, cap[i]! - allocation[i]!, left);
       allocation[i]! += chunk;
       left -= chunk;
       note(moved[i]!, chunk, r);
+      next.changed();
     }
   }
 
@@ -124,11 +128,59 @@ export function esxDecide(input: EsxInput): PolicyDecision {
   return { output: { state: host.state, vms: out }, reasons };
 }
 
+/** Picks VMs for chunk after chunk; `changed()` after the VM picked got or gave one (no other VM's ρ or eligibility changes). */
+interface Chooser {
+  /** The first VM (file order) among those eligible whose ρ is better than every earlier one's; -1 if none is eligible. */
+  pick(): number;
+  changed(): void;
+}
+
+/**
+ * The VM {@link scan} would pick, from a binary heap of the eligible VMs
+ * ordered by ρ, ties by file order: the same VM, in O(log n) a chunk. When
+ * some ρ is NaN (which no valid input gives) "better" is not an order, and
+ * the chooser scans every VM as the paper's loop does.
+ */
+function chooser(count: number, eligible: (i: number) => boolean, rho: (i: number) => number, better: (a: number, b: number) => boolean): Chooser {
+  const key = new Float64Array(count);
+  const heap = new Int32Array(count);
+  let size = 0;
+  for (let i = 0; i < count; i++) {
+    key[i] = rho(i);
+    if (Number.isNaN(key[i])) return { pick: () => scan(count, eligible, rho, better), changed: () => {} };
+    if (eligible(i)) heap[size++] = i;
+  }
+  const before = (a: number, b: number) => better(key[a]!, key[b]!) || (!better(key[b]!, key[a]!) && a < b);
+  const down = (at: number) => {
+    const i = heap[at]!;
+    for (;;) {
+      let child = 2 * at + 1;
+      if (child >= size) break;
+      if (child + 1 < size && before(heap[child + 1]!, heap[child]!)) child++;
+      if (!before(heap[child]!, i)) break;
+      heap[at] = heap[child]!;
+      at = child;
+    }
+    heap[at] = i;
+  };
+  for (let at = (size >> 1) - 1; at >= 0; at--) down(at);
+  return {
+    pick: () => (size > 0 ? heap[0]! : -1),
+    // The VM picked is the one on top: its new ρ sinks it, or it leaves (ρ is NaN only if it was from the start).
+    changed: () => {
+      const i = heap[0]!;
+      key[i] = rho(i);
+      if (!eligible(i)) heap[0] = heap[--size]!;
+      down(0);
+    },
+  };
+}
+
 /** The first VM (file order) among those `eligible` whose ρ is `better` than every earlier one's; -1 if none is eligible. */
-function pick(vms: readonly PolicyVm[], eligible: (i: number) => boolean, rho: (i: number) => number, better: (a: number, b: number) => boolean): number {
+function scan(count: number, eligible: (i: number) => boolean, rho: (i: number) => number, better: (a: number, b: number) => boolean): number {
   let best = -1;
   let bestRho = 0;
-  for (let i = 0; i < vms.length; i++) {
+  for (let i = 0; i < count; i++) {
     if (!eligible(i)) continue;
     const r = rho(i);
     if (best < 0 || better(r, bestRho)) {
