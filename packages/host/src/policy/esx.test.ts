@@ -142,4 +142,41 @@ describe("esxRound, properties over random hosts", () => {
       }),
     );
   });
+
+  /** The round's allocations as the paper's loop gives them: every VM scanned for each chunk, ties in file order. */
+  function scanAllocations(input: EsxInput): number[] {
+    const p = { ...ESX_DEFAULTS, ...input.params };
+    const k = 1 / (1 - p.idleTax);
+    const need = esxThresholds(input.host.pages, p).high - input.host.free;
+    const a = input.vms.map((vm) => vm.backed);
+    const room = input.vms.map((vm, i) => (need > 0 ? a[i]! - vm.reservation : Math.min(vm.limit, vm.pages, vm.backed + vm.balloon + vm.swapped) - a[i]!));
+    for (let left = Math.abs(need); left > 0;) {
+      let best = -1;
+      let bestRho = 0;
+      input.vms.forEach((vm, i) => {
+        if (room[i]! <= 0) return;
+        const r = esxRho(vm.shares, a[i]!, vm.active, k);
+        if (best < 0 || (need > 0 ? r < bestRho : r > bestRho)) [best, bestRho] = [i, r];
+      });
+      if (best < 0) break;
+      const chunk = Math.min(p.chunkPages, room[best]!, left);
+      a[best]! += need > 0 ? -chunk : chunk;
+      room[best]! -= chunk;
+      left -= chunk;
+    }
+    return a;
+  }
+
+  test("the chooser picks as a scan of every VM would, ties (twin VMs) in file order", () => {
+    // Each VM twice or more, so that equal ρ are common.
+    const twins = rounds.map((input) => ({
+      ...input,
+      vms: [...input.vms, ...input.vms, ...input.vms.slice(0, 2)].map((vm, i) => ({ ...vm, name: `vm${i}` })),
+    }));
+    fc.assert(
+      fc.property(twins, (input) => {
+        expect(esxRound(input).vms.map((v) => v.allocationTarget)).toStrictEqual(scanAllocations(input));
+      }),
+    );
+  });
 });

@@ -71,19 +71,16 @@ export function esxDecide(input: EsxInput): PolicyDecision {
     // Min-funding revocation: the VM with the fewest shares per active page gives a chunk, again and again.
     reasons.push(`reclaim: free ${host.free} is below the high threshold ${thresholds.high} by ${need} pages (k = ${k})`);
     let left = need;
+    const next = chooser(vms.length, (j) => allocation[j]! > vms[j]!.reservation, rho, 1);
     while (left > 0) {
-      const i = pick(
-        vms,
-        (j) => allocation[j]! > vms[j]!.reservation,
-        rho,
-        (a, b) => a < b,
-      );
+      const i = next.pick();
       if (i < 0) break;
-      const r = rho(i);
+      const r = next.rho();
       const chunk = Math.min(p.chunkPages, allocation[i]! - vms[i]!.reservation, left);
       allocation[i]! -= chunk;
       left -= chunk;
       note(moved[i]!, chunk, r);
+      next.changed();
     }
     if (left > 0) reasons.push(`every VM is at its reservation: ${left} pages could not be reclaimed`);
   } else {
@@ -92,19 +89,16 @@ export function esxDecide(input: EsxInput): PolicyDecision {
     reasons.push(`surplus: free ${host.free} is ${surplus} pages above the high threshold ${thresholds.high} (k = ${k})`);
     const cap = vms.map((vm) => Math.min(vm.limit, vm.pages, vm.backed + vm.balloon + vm.swapped));
     let left = surplus;
+    const next = chooser(vms.length, (j) => allocation[j]! < cap[j]!, rho, -1);
     while (left > 0) {
-      const i = pick(
-        vms,
-        (j) => allocation[j]! < cap[j]!,
-        rho,
-        (a, b) => a > b,
-      );
+      const i = next.pick();
       if (i < 0) break;
-      const r = rho(i);
+      const r = next.rho();
       const chunk = Math.min(p.chunkPages, cap[i]! - allocation[i]!, left);
       allocation[i]! += chunk;
       left -= chunk;
       note(moved[i]!, chunk, r);
+      next.changed();
     }
   }
 
@@ -124,14 +118,83 @@ export function esxDecide(input: EsxInput): PolicyDecision {
   return { output: { state: host.state, vms: out }, reasons };
 }
 
-/** The first VM (file order) among those `eligible` whose ρ is `better` than every earlier one's; -1 if none is eligible. */
-function pick(vms: readonly PolicyVm[], eligible: (i: number) => boolean, rho: (i: number) => number, better: (a: number, b: number) => boolean): number {
+/** Picks VMs for chunk after chunk; `changed()` after the VM picked got or gave one (no other VM's ρ or eligibility changes). */
+interface Chooser {
+  /** The first VM (file order) among those eligible whose ρ is better than every earlier one's; -1 if none is eligible. */
+  pick(): number;
+  /** The ρ of the VM picked. */
+  rho(): number;
+  changed(): void;
+}
+
+/**
+ * The VM {@link scan} would pick, from a binary heap of the eligible VMs
+ * ordered by ρ (least first when `sign` is 1, greatest when -1: the heap
+ * keeps `sign × ρ`, exact), ties by file order: the same VM, in O(log n) a
+ * chunk. When some ρ is NaN (which no valid input gives) "better" is not an
+ * order, and the chooser scans every VM as the paper's loop does.
+ */
+function chooser(count: number, eligible: (i: number) => boolean, rho: (i: number) => number, sign: 1 | -1): Chooser {
+  const key = new Float64Array(count);
+  const heap = new Int32Array(count);
+  let size = 0;
+  for (let i = 0; i < count; i++) {
+    key[i] = sign * rho(i);
+    if (Number.isNaN(key[i])) {
+      let picked = -1;
+      return {
+        pick: () => (picked = scan(count, eligible, rho, sign)),
+        rho: () => rho(picked),
+        changed: () => {},
+      };
+    }
+    if (eligible(i)) heap[size++] = i;
+  }
+  const down = (at: number) => {
+    const i = heap[at]!;
+    const ki = key[i]!;
+    for (;;) {
+      let child = 2 * at + 1;
+      if (child >= size) break;
+      let c = heap[child]!;
+      let kc = key[c]!;
+      if (child + 1 < size) {
+        const d = heap[child + 1]!;
+        const kd = key[d]!;
+        if (kd < kc || (kd === kc && d < c)) {
+          child++;
+          c = d;
+          kc = kd;
+        }
+      }
+      if (!(kc < ki || (kc === ki && c < i))) break;
+      heap[at] = c;
+      at = child;
+    }
+    heap[at] = i;
+  };
+  for (let at = (size >> 1) - 1; at >= 0; at--) down(at);
+  return {
+    pick: () => (size > 0 ? heap[0]! : -1),
+    rho: () => sign * key[heap[0]!]!,
+    // The VM picked is the one on top: its new ρ sinks it, or it leaves (ρ is NaN only if it was from the start).
+    changed: () => {
+      const i = heap[0]!;
+      key[i] = sign * rho(i);
+      if (!eligible(i)) heap[0] = heap[--size]!;
+      down(0);
+    },
+  };
+}
+
+/** The first VM (file order) among those `eligible` whose ρ is better (less when `sign` is 1, greater when -1) than every earlier one's; -1 if none is eligible. */
+function scan(count: number, eligible: (i: number) => boolean, rho: (i: number) => number, sign: 1 | -1): number {
   let best = -1;
   let bestRho = 0;
-  for (let i = 0; i < vms.length; i++) {
+  for (let i = 0; i < count; i++) {
     if (!eligible(i)) continue;
     const r = rho(i);
-    if (best < 0 || better(r, bestRho)) {
+    if (best < 0 || (sign > 0 ? r < bestRho : r > bestRho)) {
       best = i;
       bestRho = r;
     }
