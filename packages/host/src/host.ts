@@ -11,26 +11,11 @@ import { esxNextState, esxThresholds, type EsxThresholds } from "./policy/esx.js
 import { policyRound } from "./policy/round.js";
 import { POLICY_DEFAULTS, type EsxState, type PolicyInput, type PolicyName, type PolicyVm } from "./policy/types.js";
 import { mulberry32Draw, mulberry32Next } from "./mulberry32.js";
-import type { HostEvent, HostScenario, HostVmSpec } from "./scenario.js";
+import type { HostEvent, HostScenario } from "./scenario.js";
 import { Series } from "./series.js";
 import type { EndRecord, HostRecord, PolicyRecord, VmRecord, VmTotals } from "./trace.js";
-import { createVmDriver, seedGuest, type VmDriver } from "./vm-driver.js";
-
-/** A VM's scenario event (SIMULATION(-MODERN).md): what the host did to it before that cycle. */
-export interface VmScenarioEvent {
-  readonly cycle: number;
-  readonly setTarget?: number;
-  readonly guestUse?: number;
-  readonly guestRelease?: number;
-}
-
-/** The scenario that gives a VM's driver trace through `vmballoon simulate` (`--driver` the VM's). */
-export interface VmScenario {
-  readonly cycles: number;
-  readonly unload: boolean;
-  readonly guest: object;
-  readonly events: readonly VmScenarioEvent[];
-}
+import { Vm, swapOut, type VmScenario } from "./vm.js";
+import { seedGuest } from "./vm-driver.js";
 
 /** The host's figures after a second, for a caller that watches (one object, rewritten each second). */
 export interface HostSecond {
@@ -56,128 +41,6 @@ export interface HostRunOptions {
   readonly vmScenarios?: boolean;
   /** Called after each second's accounting. */
   readonly onSecond?: (second: HostSecond) => void;
-}
-
-/** A VM's state in the host. */
-class Vm {
-  readonly driver: VmDriver;
-  readonly totalPages: number;
-  /** Frames outside the free stack (the guest kernel's): always touched. */
-  readonly kernelFrames: number;
-  /** One bit per frame of the free stack's range, from firstPfn. */
-  readonly touchedBits: Uint32Array;
-  readonly firstPfn: number;
-  touchedFree = 0;
-  demand: Series;
-  active: Series | undefined;
-  /** T, B, X, P. */
-  touched = 0;
-  balloon = 0;
-  swapped = 0;
-  backed = 0;
-  /** This second's D, A, shortfall, swap-in. */
-  demandNow = 0;
-  activeNow = 0;
-  shortfall = 0;
-  swapInNow = 0;
-  /** The last round's targets; before the first round, no allocation target (nothing is swapped for excess). */
-  allocationTarget = Infinity;
-  balloonTarget = 0;
-  /** The target the monitor has now. */
-  monitorTarget = 0;
-  /** ESX's estimate: both averages start at 1 (a new VM counts as all active). */
-  fast = 1;
-  slow = 1;
-  rng: number;
-  balloonSamples: number[] = [];
-  guestFreeSamples: number[] = [];
-  swapInTotal = 0;
-  swapOutTotal = 0;
-  shortfallSeconds = 0;
-  peakBalloon = 0;
-  readonly events: VmScenarioEvent[] | undefined;
-
-  constructor(
-    readonly spec: HostVmSpec,
-    index: number,
-    seed: number,
-    cycles: number,
-    keepEvents: boolean,
-    onLine: ((line: string) => void) | undefined,
-  ) {
-    const { guest } = spec;
-    this.totalPages = guest.totalPages;
-    this.kernelFrames = guest.totalPages - guest.freePages;
-    this.firstPfn = guest.firstPfn;
-    this.touchedBits = new Uint32Array(Math.ceil(guest.freePages / 32));
-    this.demand = new Series(spec.demand);
-    this.active = spec.active === undefined ? undefined : new Series(spec.active);
-    this.rng = ((seed + index) >>> 0) | 0;
-    this.events = keepEvents ? [] : undefined;
-    this.driver = createVmDriver({
-      driver: spec.driver,
-      guest,
-      cycles,
-      onUse: (pfn) => this.touch(pfn),
-      onLock: (pfn, frames) => this.untouch(pfn, frames),
-      ...(onLine === undefined ? {} : { onLine }),
-    });
-  }
-
-  get estimate(): number {
-    return this.fast > this.slow ? this.fast : this.slow;
-  }
-
-  private touch(pfn: number): void {
-    const index = pfn - this.firstPfn;
-    const word = index >>> 5;
-    const bit = 1 << (index & 31);
-    const bits = this.touchedBits[word]!;
-    if ((bits & bit) === 0) {
-      this.touchedBits[word] = bits | bit;
-      this.touchedFree++;
-    }
-  }
-
-  private untouch(pfn: number, frames: number): void {
-    const bits = this.touchedBits;
-    const first = pfn - this.firstPfn;
-    if (frames === 1 || (first & 31) !== 0) {
-      for (let index = first; index < first + frames; index++) {
-        const word = index >>> 5;
-        const bit = 1 << (index & 31);
-        if ((bits[word]! & bit) !== 0) {
-          bits[word] = bits[word]! & ~bit;
-          this.touchedFree--;
-        }
-      }
-      return;
-    }
-    // A 2 MB lock, word-aligned: whole words, counted.
-    for (let word = first >>> 5, end = (first + frames) >>> 5; word < end; word++) {
-      const w = bits[word]!;
-      if (w !== 0) {
-        this.touchedFree -= popcount(w);
-        bits[word] = 0;
-      }
-    }
-  }
-
-  /** The scenario event of `cycle`, created on first use (events are kept only for `--vm-traces`). */
-  event(cycle: number): { -readonly [K in keyof VmScenarioEvent]: VmScenarioEvent[K] } {
-    const events = this.events!;
-    const last = events[events.length - 1];
-    if (last !== undefined && last.cycle === cycle) return last;
-    const event = { cycle };
-    events.push(event);
-    return event;
-  }
-}
-
-function popcount(w: number): number {
-  w = w - ((w >>> 1) & 0x55555555);
-  w = (w & 0x33333333) + ((w >>> 2) & 0x33333333);
-  return (Math.imul((w + (w >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24) & 0xff;
 }
 
 /** The parameters the host itself uses, whatever the policy. */
@@ -382,10 +245,11 @@ export class HostSimulation {
     let forced = 0;
     let excessOut = 0;
     if (freeBefore < 0) {
-      forced = this.swapOutByOrder(-freeBefore, (vm) => vm.backed);
+      forced = swapOut(this.vms, this.order, -freeBefore, (vm) => vm.backed);
       left = left > forced ? left - forced : 0;
     }
-    if ((this.state === "hard" || this.state === "low") && left > 0) excessOut = this.swapOutExcess(left);
+    if ((this.state === "hard" || this.state === "low") && left > 0)
+      excessOut = swapOut(this.vms, this.order, left, (vm) => vm.touched - vm.swapped - vm.allocationTarget);
 
     let balloon = 0;
     let swapped = 0;
@@ -426,41 +290,6 @@ export class HostSimulation {
       this.emit(JSON.stringify(record));
     }
     this.onSecond?.(f);
-  }
-
-  /** Swaps out `need` pages at once, from VMs in descending order of `key` (ties in file order), each giving up to its P. */
-  private swapOutByOrder(need: number, key: (vm: Vm) => number): number {
-    const { vms, order } = this;
-    order.sort((a, b) => key(vms[b]!) - key(vms[a]!) || a - b);
-    let out = 0;
-    for (const i of order) {
-      if (out >= need) break;
-      const vm = vms[i]!;
-      const give = Math.min(vm.touched - vm.swapped, need - out);
-      vm.swapped += give;
-      vm.swapOutTotal += give;
-      out += give;
-    }
-    return out;
-  }
-
-  /** In `hard` and `low`: each VM's excess over its allocation target, largest first, while the budget lasts. */
-  private swapOutExcess(budget: number): number {
-    const { vms, order } = this;
-    const excess = (vm: Vm) => Math.max(0, vm.touched - vm.swapped - vm.allocationTarget);
-    order.sort((a, b) => excess(vms[b]!) - excess(vms[a]!) || a - b);
-    let out = 0;
-    for (const i of order) {
-      if (out >= budget) break;
-      const vm = vms[i]!;
-      const e = excess(vm);
-      if (e <= 0) break;
-      const give = Math.min(e, vm.touched - vm.swapped, budget - out);
-      vm.swapped += give;
-      vm.swapOutTotal += give;
-      out += give;
-    }
-    return out;
   }
 
   /** ESX's active-memory sample: `samplePages` draws per VM, then both averages. */
