@@ -1,4 +1,5 @@
 import { driver, formatTraceRecord, runModernScenario, runScenario, runSession, validateModernScenario, validateScenario } from "@vmballoon/core/sim";
+import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { checkHostTrace, nextState } from "./check.js";
@@ -6,9 +7,12 @@ import { HOST_EXPERIMENTS, hostExperiment, withOverrides } from "./experiments.j
 import { HostSimulation, runHost } from "./host.js";
 import { mulberry32 } from "./mulberry32.js";
 import { esxNextState } from "./policy/esx.js";
-import { ESX_STATES } from "./policy/types.js";
+import { ESX_STATES, type PolicyInput } from "./policy/types.js";
 import { validateHostScenario, type HostScenario } from "./scenario.js";
 import type { EndRecord, HostRecord, HostTraceRecord, VmRecord } from "./trace.js";
+
+/** The project's copy of the host's spec. */
+const HOST_MD = new URL("../../../docs/HOST.md", import.meta.url);
 
 /** Runs a scenario and returns its trace's records. */
 function trace(scenario: HostScenario, every = 1): HostTraceRecord[] {
@@ -265,24 +269,13 @@ describe("the trace keeps HOST.md's books", () => {
     expect(keys("policy")).toEqual(["t", "second", "input", "output"]);
     expect(keys("end")).toEqual(["t", "seconds", "vms"]);
     const round = records.find((r) => r.t === "policy")!;
+    // A round's input has the keys of HOST.md's example round, in its order.
+    const example = JSON.parse(/## Policy rounds[\s\S]*?```json\n([\s\S]*?)```/.exec(readFileSync(HOST_MD, "utf8"))![1]!) as PolicyInput;
+    expect(Object.keys(round.input)).toEqual(Object.keys(example));
     expect(Object.keys(round.input)).toEqual(["policy", "params", "host", "vms"]);
-    expect(Object.keys(round.input.host)).toEqual(["pages", "overheadPages", "free", "state", "freeSamples"]);
-    expect(Object.keys(round.input.vms[0]!)).toEqual([
-      "name",
-      "pages",
-      "reservation",
-      "limit",
-      "shares",
-      "driver",
-      "balloon",
-      "target",
-      "backed",
-      "swapped",
-      "active",
-      "guestFree",
-      "balloonSamples",
-      "guestFreeSamples",
-    ]);
+    expect(Object.keys(round.input.host)).toEqual(Object.keys(example.host));
+    expect(Object.keys(round.input.vms[0]!)).toEqual(Object.keys(example.vms[0]!));
+    expect(Object.keys(example.vms[0]!)).toHaveLength(14);
     expect(Object.keys((records[records.length - 1] as EndRecord).vms[0]!)).toEqual(["vm", "swapIn", "swapOut", "shortfallSeconds", "peakBalloon"]);
     // Within a second: the host record, the vm records, then the round.
     expect(records.slice(0, 6).map((r) => r.t)).toEqual(["host", "vm", "vm", "vm", "vm", "policy"]);

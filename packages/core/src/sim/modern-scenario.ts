@@ -13,6 +13,7 @@ import {
   ScenarioError,
   commonEvent,
   count,
+  guestReserves,
   describe,
   failNextAction,
   flag,
@@ -115,8 +116,7 @@ function guest(value: unknown): ModernGuestSpec {
     totalPages,
     freePages,
     firstPfn,
-    nosleepReserve: count(g, "nosleepReserve", "guest"),
-    sleepReserve: count(g, "sleepReserve", "guest"),
+    ...guestReserves(g),
     huge: flag(g, "huge", "guest") ?? true,
   };
 }

@@ -103,13 +103,12 @@ function guest(value: unknown): GuestSpec {
   if (firstPfn + freePages > MAX_PFN) {
     throw new ScenarioError("guest.firstPfn", `firstPfn + freePages is ${firstPfn + freePages}, above ${MAX_PFN} (protocol 2 carries 32-bit frame numbers)`);
   }
-  return {
-    totalPages,
-    freePages,
-    firstPfn,
-    nosleepReserve: count(g, "nosleepReserve", "guest"),
-    sleepReserve: count(g, "sleepReserve", "guest"),
-  };
+  return { totalPages, freePages, firstPfn, ...guestReserves(g) };
+}
+
+/** A guest's two reserves, checked (both drivers' scenarios have them). */
+export function guestReserves(g: Json): { readonly nosleepReserve: number; readonly sleepReserve: number } {
+  return { nosleepReserve: count(g, "nosleepReserve", "guest"), sleepReserve: count(g, "sleepReserve", "guest") };
 }
 
 /**
