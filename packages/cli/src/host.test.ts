@@ -8,37 +8,11 @@ import { BIN, STACK, jsonLines, vmballoon } from "./cli-runner.js";
 
 const temp = () => mkdtempSync(join(tmpdir(), "vmballoon-host-"));
 
-/** A small host of three VMs, one on each driver and one without, under pressure. */
-const small = {
-  seconds: 200,
-  unload: true,
-  host: { memMiB: 120 },
-  policy: { name: "esx", interval: 5 },
-  vms: [
-    {
-      name: "old",
-      memMiB: 64,
-      driver: "seed",
-      demand: [
-        [0, 50],
-        [30, 10],
-        [150, 40],
-      ],
-      active: [[0, 2]],
-    },
-    {
-      name: "new",
-      memMiB: 64,
-      driver: "modern",
-      demand: [
-        [0, 0],
-        [30, 40],
-        [100, 60],
-      ],
-    },
-    { name: "bare", memMiB: 48, driver: "none", demand: [[0, 20]] },
-  ],
-};
+/** A small host of three VMs, one on each driver and one without, under pressure (shared with the host package's tests). */
+const small = JSON.parse(readFileSync(new URL("../../../__fixtures__/host/small.json", import.meta.url), "utf8")) as { vms: object[] } & Record<
+  string,
+  unknown
+>;
 
 function writeScenario(dir: string, value: unknown, name = "host.json"): string {
   const file = join(dir, name);

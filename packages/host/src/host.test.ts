@@ -1,4 +1,4 @@
-import { driver, formatTraceRecord, runModernScenario, runScenario, runSession, validateModernScenario, validateScenario } from "@vmballoon/core/sim";
+import { driver as coreDriver, formatTraceRecord, runSession } from "@vmballoon/core/sim";
 import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -187,45 +187,18 @@ describe("the ESX state machine", () => {
 
 describe("each VM's scenario gives its driver trace through simulate's runners, record for record", () => {
   it.each(["seed", "modern"] as const)("%s", (driver) => {
-    const s = withOverrides(
-      validateHostScenario({
-        seconds: 300,
-        unload: true,
-        host: { memMiB: 120 },
-        policy: { name: "esx", interval: 5 },
-        vms: [
-          {
-            name: "a",
-            memMiB: 64,
-            demand: [
-              [0, 50],
-              [30, 10],
-              [200, 40],
-            ],
-            active: [[0, 2]],
-          },
-          {
-            name: "b",
-            memMiB: 64,
-            demand: [
-              [0, 0],
-              [30, 40],
-              [100, 60],
-            ],
-          },
-          { name: "c", memMiB: 48, driver: "none", demand: [[0, 20]] },
-        ],
-      }),
-      { driver },
-    );
+    // The CLI tests' small host (one VM on each driver, one without), every driver made this one, run longer.
+    const small = JSON.parse(readFileSync(new URL("../../../__fixtures__/host/small.json", import.meta.url), "utf8")) as object;
+    const s = withOverrides(validateHostScenario({ ...small, seconds: 300 }), { driver });
     const lines: string[][] = s.vms.map(() => []);
     const host = new HostSimulation(s, { onVmLine: (i, line) => lines[i]!.push(line) });
     host.run();
     for (const i of [0, 1]) {
       const vmScenario = JSON.parse(JSON.stringify(host.vmScenario(i))) as unknown;
       const replay: string[] = [];
-      if (driver === "seed") runScenario(validateScenario(vmScenario), { onRecord: (r) => replay.push(formatTraceRecord(r)) });
-      else runModernScenario(validateModernScenario(vmScenario), { onRecord: (r) => replay.push(formatTraceRecord(r)) });
+      const kind = coreDriver(driver);
+      const scenario = kind.parseScenario(JSON.stringify(vmScenario));
+      runSession(kind.simulate(scenario, { onRecord: (r) => replay.push(formatTraceRecord(r)) }), scenario);
       expect(lines[i]!.length).toBeGreaterThan(300);
       expect(replay).toEqual(lines[i]);
       expect(lines[i]!.some((l) => l.includes('"LOCK"') || l.includes("BATCHED"))).toBe(true);
@@ -389,7 +362,7 @@ describe("the trace keeps HOST.md's books", () => {
         // Each VM's scenario, through a session of its driver as simulate runs it, gives the VM's trace.
         s.vms.forEach((vm, i) => {
           if (vm.driver === "none") return;
-          const kind = driver(vm.driver);
+          const kind = coreDriver(vm.driver);
           const replay: string[] = [];
           const scenario = kind.parseScenario(JSON.stringify(host.vmScenario(i)));
           runSession(kind.simulate(scenario, { onRecord: (r) => replay.push(formatTraceRecord(r)) }), scenario);

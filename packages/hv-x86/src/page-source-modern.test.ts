@@ -13,6 +13,18 @@ import { LinuxPageSource, type PageMemory } from "./page-source.js";
 import { native, SYS_MEMFD_SECRET } from "./native.js";
 import { memoryWorks } from "./test-memories.js";
 
+/** The reference monitor as large as this machine, offering every capability but the doorbell's (0x3e: 2 MB pages among them). */
+function hostOffering2M(source: LinuxPageSource, memoryAt: (pfn: number) => Uint32Array | undefined): ModernSimMonitor {
+  return new ModernSimMonitor({
+    firstPfn: 0,
+    frames: source.frameLimit(),
+    totalPages: source.totalPages(),
+    capabilities: 0x3e,
+    startReply: "offered",
+    memoryAt,
+  });
+}
+
 const linuxX64 = process.platform === "linux" && process.arch === "x64";
 const root = typeof process.geteuid === "function" && process.geteuid() === 0;
 const secretMemory = linuxX64 && native().libc.syscall1(SYS_MEMFD_SECRET, 0) >= 0;
@@ -65,15 +77,8 @@ describe.skipIf(!linuxX64 || !root)("LinuxPageSource for today's driver (needs r
     expect(source.allocateHuge()).toBe(NO_PAGE);
     expect(() => source.splitHugePage(0)).toThrow(RangeError);
     const batchPage = { frame: -1 };
-    const monitor = new ModernSimMonitor({
-      firstPfn: 0,
-      frames: source.frameLimit(),
-      totalPages: source.totalPages(),
-      capabilities: 0x3e,
-      startReply: "offered",
-      // The host reads and writes the batch page where the driver said it is: the real page's bytes.
-      memoryAt: (pfn) => (pfn === batchPage.frame ? words : undefined),
-    });
+    // The host reads and writes the batch page where the driver said it is: the real page's bytes.
+    const monitor = hostOffering2M(source, (pfn) => (pfn === batchPage.frame ? words : undefined));
     let words: Uint32Array | undefined;
     const batched: number[][] = [];
     const balloon = new ModernBalloon(
@@ -147,14 +152,7 @@ describe.skipIf(!hugetlb)(
         const free = hugeFree();
         const source = LinuxPageSource.open({ memory: "pinned" });
         sources.push(source);
-        const monitor = new ModernSimMonitor({
-          firstPfn: 0,
-          frames: source.frameLimit(),
-          totalPages: source.totalPages(),
-          capabilities: 0x3e,
-          startReply: "offered",
-          memoryAt: (pfn) => source.memoryAt(pfn),
-        });
+        const monitor = hostOffering2M(source, (pfn) => source.memoryAt(pfn));
         const balloon = new ModernBalloon(monitor, source);
         monitor.target = 3 * 512;
         balloon.init();

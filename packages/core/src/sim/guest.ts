@@ -80,16 +80,10 @@ export class SimGuest implements PageSource {
   /** `guestUse`: the workload takes up to `count` free pages. */
   use(count: number): void {
     const onUse = this.onUse;
-    if (onUse === undefined) {
-      for (let n = 0; n < count && this.freeDepth > 0; n++) {
-        this.workload.push(this.freeStack[--this.freeDepth]!);
-      }
-      return;
-    }
     for (let n = 0; n < count && this.freeDepth > 0; n++) {
       const page = this.freeStack[--this.freeDepth]!;
       this.workload.push(page);
-      onUse(page >>> 0);
+      if (onUse !== undefined) onUse(page >>> 0);
     }
   }
 

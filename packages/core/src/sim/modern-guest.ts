@@ -187,14 +187,10 @@ export class ModernSimGuest implements ModernPageSource {
   /** `guestUse`: the workload takes up to `count` free pages (reserves ignored). */
   use(count: number): void {
     const onUse = this.onUse;
-    if (onUse === undefined) {
-      for (let n = 0; n < count && this.freeTotal > 0; n++) this.workload.push(this.pop());
-      return;
-    }
     for (let n = 0; n < count && this.freeTotal > 0; n++) {
       const index = this.pop();
       this.workload.push(index);
-      onUse(this.firstPfn + index);
+      if (onUse !== undefined) onUse(this.firstPfn + index);
     }
   }
 
