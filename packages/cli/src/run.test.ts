@@ -7,6 +7,14 @@ import { HvError, balloonFramesOf } from "@vmballoon/hv-x86";
 import { BIN, jsonLines, vmballoon } from "./cli-runner.js";
 import { EXIT, exitStatusOf } from "./errors.js";
 
+/** `run ARGS` is bad usage: status 2, nothing on stdout, the first line of stderr this message. */
+function expectUsageError(args: readonly string[], message: string): void {
+  const { status, stdout, stderr } = vmballoon(["run", ...args]);
+  expect(status).toBe(2);
+  expect(stdout).toBe("");
+  expect(stderr.split("\n")[0]).toBe(`vmballoon: ${message}`);
+}
+
 const linuxX64 = process.platform === "linux" && process.arch === "x64";
 const root = typeof process.geteuid === "function" && process.geteuid() === 0;
 const ringAllowed = !existsSync("/proc/sys/kernel/io_uring_disabled") || readFileSync("/proc/sys/kernel/io_uring_disabled", "utf8").trim() === "0";
@@ -165,12 +173,7 @@ describe("vmballoon run: bad usage gets one line and status 2, before anything r
     [["--host", "simulated", "--target", "5", "--json", "--trace", "-"], "--json and --trace - both want stdout; give --trace a file"],
     [["--host", "simulated", "--target", "5", "--memory", "swap"], "--memory must be pinned, secret or mlock, not 'swap'"],
     [["--host", "simulated", "--target", "5", "--memory"], "option `--memory <kind>` value is missing"],
-  ])("%j", (args, message) => {
-    const { status, stdout, stderr } = vmballoon(["run", ...args]);
-    expect(status).toBe(2);
-    expect(stdout).toBe("");
-    expect(stderr.split("\n")[0]).toBe(`vmballoon: ${message}`);
-  });
+  ])("%j", expectUsageError);
 
   it("a scenario that breaks a rule is named by file and field", () => {
     const file = scenarioFile("bad.json", { cycles: 3, unload: true, guest, events: [{ cycle: 9, setTarget: 1 }] });
@@ -531,12 +534,7 @@ describe("vmballoon run --driver: bad usage gets one line and status 2", () => {
       ["--host", "simulated", "--target", "5", "--driver", "modern", "--shrinker", "--pressure", "some 1 100"],
       "--pressure: the window must be from 500000 to 10000000 microseconds, not 100, not 'some 1 100'",
     ],
-  ])("%j", (args, message) => {
-    const { status, stdout, stderr } = vmballoon(["run", ...args]);
-    expect(status).toBe(2);
-    expect(stdout).toBe("");
-    expect(stderr.split("\n")[0]).toBe(`vmballoon: ${message}`);
-  });
+  ])("%j", expectUsageError);
 
   it("today's driver's scenarios follow its rules (shrink: 0 is not one): named by file and field", () => {
     const file = scenarioFile("modern-bad.json", { cycles: 3, unload: true, capabilities: 0x3e, guest, events: [{ cycle: 1, shrink: 0 }] });

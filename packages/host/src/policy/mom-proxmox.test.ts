@@ -3,9 +3,18 @@ import { describe, expect, test } from "vitest";
 import { momDecide, momRound } from "./mom.js";
 import { proxmoxRound } from "./proxmox.js";
 import { roundArbitrary } from "./test-arbitraries.js";
-import { MOM_DEFAULTS, type MomInput, type PolicyVm, type ProxmoxInput } from "./types.js";
+import { MOM_DEFAULTS, type MomInput, type PolicyInput, type PolicyOutput, type PolicyVm, type PolicyVmOutput, type ProxmoxInput } from "./types.js";
 
 const latestBalloon = (vm: PolicyVm) => vm.balloonSamples[vm.balloonSamples.length - 1]!;
+
+/** Each VM beside its output, once MoM's or Proxmox's allocation target is checked to be its pages less its balloon target. */
+function eachVm(input: PolicyInput, out: PolicyOutput, check: (vm: PolicyVm, target: PolicyVmOutput) => void): void {
+  input.vms.forEach((vm, i) => {
+    const target = out.vms[i]!;
+    expect(target.allocationTarget).toBe(vm.pages - target.balloonTarget);
+    check(vm, target);
+  });
+}
 
 describe("momRound, properties over random hosts", () => {
   const rounds = roundArbitrary("mom", ["high"]) as fc.Arbitrary<MomInput>;
@@ -17,10 +26,7 @@ describe("momRound, properties over random hosts", () => {
   test("a VM without a balloon driver, and one the rules ask nothing of, keeps its previous target", () => {
     fc.assert(
       fc.property(rounds, (input) => {
-        const out = momRound(input);
-        input.vms.forEach((vm, i) => {
-          const { allocationTarget, balloonTarget } = out.vms[i]!;
-          expect(allocationTarget).toBe(vm.pages - balloonTarget);
+        eachVm(input, momRound(input), (vm, { balloonTarget }) => {
           if (vm.driver === "none") expect(balloonTarget).toBe(vm.target);
         });
       }),
@@ -102,10 +108,7 @@ describe("proxmoxRound, properties over random hosts", () => {
   test("a VM left out (no driver, no reservation, no shares) keeps its target; the others move at most 100 MiB, within [their minimum, their memory]", () => {
     fc.assert(
       fc.property(rounds, (input) => {
-        const out = proxmoxRound(input);
-        input.vms.forEach((vm, i) => {
-          const { allocationTarget, balloonTarget } = out.vms[i]!;
-          expect(allocationTarget).toBe(vm.pages - balloonTarget);
+        eachVm(input, proxmoxRound(input), (vm, { allocationTarget, balloonTarget }) => {
           const leftOut = vm.driver === "none" || vm.reservation === 0 || vm.shares === 0 || vm.balloon === vm.pages;
           if (leftOut || balloonTarget === vm.target) {
             if (leftOut) expect(balloonTarget).toBe(vm.target);
