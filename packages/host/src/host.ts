@@ -15,7 +15,7 @@ import type { HostEvent, HostScenario } from "./scenario.js";
 import { Series } from "./series.js";
 import type { EndRecord, HostRecord, PolicyRecord, VmRecord, VmTotals } from "./trace.js";
 import { Vm, swapOut, type VmScenario } from "./vm.js";
-import { seedGuest } from "./vm-driver.js";
+import { driver } from "@vmballoon/core/sim";
 
 /** The host's figures after a second, for a caller that watches (one object, rewritten each second). */
 export interface HostSecond {
@@ -173,7 +173,7 @@ export class HostSimulation {
     return {
       cycles: this.scenario.seconds,
       unload: this.scenario.unload,
-      guest: vm.spec.driver === "modern" ? { ...guest } : seedGuest(guest),
+      guest: vm.spec.driver === "none" ? guest : driver(vm.spec.driver).scenarioGuest(guest),
       events: vm.events,
     };
   }

@@ -5,7 +5,7 @@
  * events could do (setTarget, guestUse, guestRelease), so that each VM's
  * inputs can be written out as an ordinary scenario.
  */
-import { ModernSimGuest, ModernSimMonitor, SimGuest, SimMonitor, driver as driverOf, formatTraceRecord, type DriverSession } from "@vmballoon/core/sim";
+import { SimGuest, driver as driverOf, formatTraceRecord, type DriverSession, type SessionGuest, type SessionMonitor } from "@vmballoon/core/sim";
 import type { DriverName } from "./policy/types.js";
 import type { HostGuestSpec } from "./scenario.js";
 
@@ -51,14 +51,9 @@ export function createVmDriver(options: VmDriverOptions): VmDriver {
   return options.driver === "none" ? new NoDriver(options) : new SessionDriver(options.driver, options);
 }
 
-/** The guest spec of the seed's scenarios (no `huge`). */
-export function seedGuest(g: HostGuestSpec) {
-  return { totalPages: g.totalPages, freePages: g.freePages, firstPfn: g.firstPfn, nosleepReserve: g.nosleepReserve, sleepReserve: g.sleepReserve };
-}
-
 /** What every VM has: its guest and the workload's moves in it. */
 abstract class GuestVm {
-  constructor(protected readonly guest: SimGuest | ModernSimGuest) {}
+  constructor(protected readonly guest: SessionGuest) {}
   use(pages: number): void {
     this.guest.use(pages);
   }
@@ -95,24 +90,23 @@ class NoDriver extends GuestVm implements VmDriver {
  */
 class SessionDriver extends GuestVm implements VmDriver {
   private readonly session: DriverSession;
-  private readonly monitor: SimMonitor | ModernSimMonitor;
+  private readonly monitor: SessionMonitor;
   private readonly tracing: boolean;
   private readonly totalPages: number;
   private loaded = false;
 
   constructor(name: "seed" | "modern", options: VmDriverOptions) {
     const { onLine } = options;
-    const guest = name === "seed" ? seedGuest(options.guest) : options.guest;
     const kind = driverOf(name);
-    const scenario = kind.parseScenario(JSON.stringify({ cycles: options.cycles, guest, events: [] }));
+    // The scenario of the VM's --vm-traces file, without its events (the host applies them): the parser's defaults for the rest.
+    const scenario = kind.parseScenario(JSON.stringify({ cycles: options.cycles, guest: kind.scenarioGuest(options.guest), events: [] }));
     const session = kind.simulate(scenario, onLine === undefined ? {} : { onRecord: (record) => onLine(formatTraceRecord(record)) });
-    const { guest: simGuest, monitor } = session;
-    if (!(simGuest instanceof SimGuest || simGuest instanceof ModernSimGuest) || !(monitor instanceof SimMonitor || monitor instanceof ModernSimMonitor)) {
-      throw new Error("a simulated session has the reference guest and monitor");
-    }
-    simGuest.onUse = options.onUse;
+    // A session on the reference guest and monitor has both.
+    const guest = session.guest!;
+    const monitor = session.monitor!;
+    guest.onUse = options.onUse;
     monitor.onLock = options.onLock;
-    super(simGuest);
+    super(guest);
     this.session = session;
     this.tracing = onLine !== undefined;
     this.monitor = monitor;

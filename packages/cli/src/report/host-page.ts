@@ -4,6 +4,7 @@
  * host's charts, each VM's, the rounds that changed a target, and the VMs'
  * totals from the trace's `end` record.
  */
+import { DRIVER_NAMES, driver, type DriverName } from "@vmballoon/core/sim";
 import { ESX_STATES } from "@vmballoon/host";
 import { PAGE_SIZE } from "@vmballoon/protocol";
 import { drawHostCharts, HOST_COLORS, HOST_POINTS, type HostCharts } from "./host-charts.js";
@@ -15,7 +16,9 @@ import { escape, figure, legend, number, pageFrame, summaryList, table } from ".
 export const ROUND_ROWS = 200;
 
 const POLICIES: Readonly<Record<string, string>> = { esx: "ESX", mom: "oVirt MoM", proxmox: "Proxmox VE" };
-const DRIVERS: Readonly<Record<string, string>> = { seed: "the seed's driver", modern: "today's driver", none: "no balloon driver" };
+/** How the page names a VM's driver: core's title for a driver, or the VM's word for none. */
+const driverTitle = (name: string): string =>
+  (DRIVER_NAMES as readonly string[]).includes(name) ? driver(name as DriverName).title : name === "none" ? "no balloon driver" : name;
 
 const pages = (n: number) => `${number(n)} pages (${mebibytes(n)})`;
 const policyName = (model: HostReportModel) => (model.policy === undefined ? "no policy round" : (POLICIES[model.policy] ?? model.policy));
@@ -57,7 +60,7 @@ function vmSection(model: HostReportModel, drawn: HostCharts): string {
   const figures = drawn.vms.map(({ vm, memory, working }) => {
     const what = [
       vm.pages === undefined ? undefined : `${number((vm.pages * PAGE_SIZE) / 2 ** 20)} MiB`,
-      vm.driver === undefined ? undefined : (DRIVERS[vm.driver] ?? vm.driver),
+      vm.driver === undefined ? undefined : driverTitle(vm.driver),
     ]
       .filter(Boolean)
       .join(", ");

@@ -1,4 +1,5 @@
 import { builtinModernScenario, builtinScenario } from "./builtin.js";
+import type { ModernGuestSpec } from "./modern-guest.js";
 import { parseModernScenario, type ModernScenario } from "./modern-scenario.js";
 import { modernMachineSession, modernSimSession } from "./modern-session.js";
 import { parseScenario, type Scenario } from "./scenario.js";
@@ -23,6 +24,8 @@ export interface Driver {
   readonly shrinker: boolean;
   /** The scenario `simulate` runs when given none. */
   readonly builtin: AnyScenario;
+  /** A guest as this driver's scenarios describe it: today's keeps `huge`, the seed's has no 2 MB pages and leaves it out. */
+  scenarioGuest(guest: ModernGuestSpec): AnyScenario["guest"];
   /** A scenario file's text, checked (a ScenarioError names what is wrong). */
   parseScenario(text: string): AnyScenario;
   /** A session against the reference guest and monitor of a scenario of this driver, its events scheduled. */
@@ -39,6 +42,7 @@ const DRIVERS: Readonly<Record<DriverName, Driver>> = {
     description: "vmw_balloon 1.2.1.3-k (protocol 2)",
     shrinker: false,
     builtin: builtinScenario,
+    scenarioGuest: ({ totalPages, freePages, firstPfn, nosleepReserve, sleepReserve }) => ({ totalPages, freePages, firstPfn, nosleepReserve, sleepReserve }),
     parseScenario,
     simulate: (scenario, options) => seedSimSession(scenario as Scenario, options),
     onMachine: (source, options) => seedMachineSession(source, options as MachineOptions<Scenario>),
@@ -49,6 +53,7 @@ const DRIVERS: Readonly<Record<DriverName, Driver>> = {
     description: "today's Linux driver",
     shrinker: true,
     builtin: builtinModernScenario,
+    scenarioGuest: (guest) => ({ ...guest }),
     parseScenario: parseModernScenario,
     simulate: (scenario, options) => modernSimSession(scenario as ModernScenario, options),
     onMachine: (source, options) => modernMachineSession(source, options as MachineOptions<ModernScenario>),

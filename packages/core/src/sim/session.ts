@@ -42,6 +42,8 @@ export interface SessionMonitor {
   target: number;
   /** Frames the monitor holds locked now. */
   readonly lockedFrames: number;
+  /** Told of each successful lock: its first frame and its frames (1, or 512 for a 2 MB page); undefined by default. */
+  onLock: ((pfn: number, frames: number) => void) | undefined;
 }
 
 /** The reference guest as a session's caller sees it. */
@@ -50,6 +52,12 @@ export interface SessionGuest {
   readonly freeCount: number;
   /** Pages the workload holds. */
   readonly workloadCount: number;
+  /** `guestUse`: the workload takes up to this many free pages. */
+  use(pages: number): void;
+  /** `guestRelease`: the workload gives back up to this many pages. */
+  release(pages: number): void;
+  /** Told of each frame the workload's `use` takes; undefined by default. */
+  onUse: ((pfn: number) => void) | undefined;
 }
 
 /**
