@@ -33,6 +33,8 @@ export const test = {
   // A test that makes no assertion fails (as if it called expect.hasAssertions()).
   expect: { requireAssertions: true },
   setupFiles: [join(REPO, "tools/vitest-setup.mjs")],
+  // Under `npm run coverage`, after hv-x86's tests (group 0), which change kernel-wide settings for a while.
+  sequence: { groupOrder: 1 },
 };
 
 /** Vitest's own report, then every skip with its reason (and, under CI=true, unlisted skips fail the run). */

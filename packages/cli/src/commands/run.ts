@@ -14,7 +14,7 @@ import { CliError, EXIT } from "../errors.js";
 import { mebibytes } from "../output.js";
 import { LineWriter } from "../trace-writer.js";
 import { openVmware } from "../run/host.js";
-import { runLoop } from "../run/loop.js";
+import { StopSignals, runLoop } from "../run/loop.js";
 import { memFreePages, setOomScoreAdj, takeLock, vmLckKiB, vmPinKiB } from "../run/machine.js";
 import { Emitter, Narrator } from "../run/narrator.js";
 import { plan, type Plan, type RunOptions } from "../run/plan.js";
@@ -68,6 +68,17 @@ export async function run(options: RunOptions): Promise<number> {
     emitter.emit({ t: "limit", message });
   };
 
+  // Listened to before anything is opened: a stop signal during the set-up is a stop the loop sees, not the default's death.
+  const stops = new StopSignals();
+  try {
+    return await runWith(settings, stops, emitter, narrator, onLimit);
+  } finally {
+    stops.close();
+  }
+}
+
+/** The run once its plan is checked and the stop signals are listened to. */
+async function runWith(settings: Plan, stops: StopSignals, emitter: Emitter, narrator: Narrator, onLimit: (message: string) => void): Promise<number> {
   // The host first (its checks say whether there is anything to do here), then the memory.
   const host = settings.host === "vmware" ? await openVmware(settings.driver.name, settings) : undefined;
   const source = openSource(settings.memory, onLimit);
@@ -99,6 +110,7 @@ export async function run(options: RunOptions): Promise<number> {
     const { scenario } = settings;
     return await runLoop({
       session,
+      stops,
       intervalMs: settings.intervalMs,
       ...(scenario?.scenario.unload && { lastCycle: scenario.scenario.cycles }),
       ...(settings.statsFile !== undefined && { statsFile: settings.statsFile }),

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { ModernSimGuest, driver, type AnyTraceRecord, type DriverName, type DriverSession, type MachinePageSource } from "@vmballoon/core/sim";
 import { CliError, EXIT } from "../errors.js";
-import { runLoop, type LoopPorts } from "./loop.js";
+import { StopSignals, runLoop, type LoopPorts } from "./loop.js";
 import { TraceSink } from "./trace-sink.js";
 
 const FREE = 20_000;
@@ -64,8 +64,8 @@ function harness(name: DriverName, target: number, onRecord?: (record: AnyTraceR
       narrator: { line: (text) => h.lines.push(text), summary: (text) => h.lines.push(text), cycle: () => {} },
       machine: { mlockedPages: () => 0, vmLckKiB: () => 0, vmPinKiB: () => 0, release: () => void h.releases++ },
       start: (oomScoreAdj) => ({ t: "start", oomScoreAdj }),
-      signals: h.signals,
       ...extra,
+      stops: extra.stops ?? new StopSignals(h.signals),
     }),
   };
   return h;
@@ -109,8 +109,18 @@ describe.each(["seed", "modern"] as const)("run's loop with the %s driver (no ro
     expect(after[0]!.t).toBe("debugfs");
     expect(after.at(-1)).toMatchObject({ t: "exit", size: 0, guestFree: FREE });
     expect(after.slice(1, -1).some((r) => r.t === "cmd" && r.cmd === "START")).toBe(true);
-    // Signals are let go at the end.
-    expect(h.signals.listenerCount(signal)).toBe(0);
+  });
+
+  it("a stop signal during the set-up, before the loop, is not lost: one cycle at most, then the unload, exit status 0", async () => {
+    const h = harness(name, 3000);
+    const stops = new StopSignals(h.signals);
+    h.signals.emit("SIGTERM", "SIGTERM");
+    expect(await runLoop(h.ports({ stops }))).toBe(EXIT.OK);
+    expect(h.records.filter((r) => (r as { t: string }).t === "cycle").length).toBeLessThanOrEqual(1);
+    expect(h.records.at(-1)).toMatchObject({ t: "exit", reason: "SIGTERM", size: 0 });
+    everyPageBack(h);
+    stops.close();
+    expect(h.signals.listenerCount("SIGTERM")).toBe(0);
   });
 
   it("a scenario that unloads ends by itself after its last cycle", async () => {
@@ -215,7 +225,7 @@ describe("run's loop, what only one driver does", () => {
       narrator: { line: () => {}, summary: () => {}, cycle: () => {} },
       machine: { mlockedPages: () => 0, vmLckKiB: () => 0, vmPinKiB: () => 0, release: () => {} },
       start: () => ({ t: "start" }),
-      signals: new EventEmitter(),
+      stops: new StopSignals(new EventEmitter()),
     }).then(
       () => undefined,
       (e: unknown) => e,
@@ -246,7 +256,7 @@ describe("run's loop, what only one driver does", () => {
       },
       machine: { mlockedPages: () => 0, vmLckKiB: () => 0, vmPinKiB: () => 0, release: () => {} },
       start: () => ({ t: "start" }),
-      signals,
+      stops: new StopSignals(signals),
       pressure: { fired: () => fired && !(fired = false) },
     });
     const shrink = records.find((r) => r.t === "shrink");

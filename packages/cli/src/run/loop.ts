@@ -21,6 +21,37 @@ export interface SignalSource {
   off(signal: NodeJS.Signals, listener: (signal: NodeJS.Signals) => void): unknown;
 }
 
+/**
+ * The stop signals, listened to from the moment this is made (`run` makes it
+ * before it opens anything, so that a signal during the set-up is not the
+ * default's death but a stop the loop sees): the first one is kept, and
+ * whoever waits is woken.
+ */
+export class StopSignals {
+  /** The first stop signal, once one came. */
+  signal: NodeJS.Signals | undefined;
+  private wake: () => void = () => {};
+  private readonly listener = (signal: NodeJS.Signals) => {
+    this.signal ??= signal;
+    this.wake();
+  };
+
+  constructor(private readonly source: SignalSource = process) {
+    for (const signal of STOP_SIGNALS) source.on(signal, this.listener);
+  }
+
+  /** Calls `wake` at the next stop signal (at once when one came already). */
+  onStop(wake: () => void): void {
+    this.wake = wake;
+    if (this.signal !== undefined) wake();
+  }
+
+  /** Stops listening. */
+  close(): void {
+    for (const signal of STOP_SIGNALS) this.source.off(signal, this.listener);
+  }
+}
+
 /** What the records need of this machine, and its memory's release after the unload. */
 export interface MachineFigures {
   /** Pages the page source holds mlocked now. */
@@ -51,8 +82,8 @@ export interface LoopPorts {
   readonly intro?: readonly string[];
   /** Memory pressure for the shrinker: whether the PSI trigger fired since last asked. */
   readonly pressure?: { fired(): boolean };
-  /** Default: this process. */
-  readonly signals?: SignalSource;
+  /** The stop signals, listened to since the caller's set-up began (default: this process's, from now). */
+  readonly stops?: StopSignals;
   /** Writes /proc/self/oom_score_adj; the reason it could not (default: nothing to write). */
   readonly setOomScoreAdj?: () => string | undefined;
   /** Told when the driver is loaded (true) and when its unload begins (false): its own messages are said only in between. */
@@ -69,19 +100,12 @@ const messageOf = (error: unknown) => (error instanceof Error ? error.message : 
 /** The run itself: load, cycles, unload, on every way out. Returns the exit status; throws a {@link CliError} of one line. */
 export async function runLoop(ports: LoopPorts): Promise<number> {
   const { session, trace, emitter, narrator, machine, statsFile } = ports;
-  const signals = ports.signals ?? process;
+  const stops = ports.stops ?? new StopSignals();
   const writeFile = ports.writeFile ?? ((file: string, text: string) => writeAtomically(file, text, "write the stats file"));
   let loaded = false;
   let lockedAfterExit = 0;
 
-  // Stop on any of the stop signals: the wait between cycles ends at once, and the unload follows.
-  let stopSignal: NodeJS.Signals | undefined;
-  let wake: () => void = () => {};
-  const onSignal = (signal: NodeJS.Signals) => {
-    stopSignal ??= signal;
-    wake();
-  };
-  for (const signal of STOP_SIGNALS) signals.on(signal, onSignal);
+  // On any of the stop signals the wait between cycles ends at once, and the unload follows.
 
   // A stats file that fails after the start is a warning, once per distinct error; the balloon goes on.
   const warnings = new Set<string>();
@@ -154,7 +178,7 @@ export async function runLoop(ports: LoopPorts): Promise<number> {
     ports.onLoaded?.(true);
 
     let stopReason: string | undefined;
-    while (stopSignal === undefined) {
+    while (stops.signal === undefined) {
       session.cycle();
       // The frame the host was told must be the frame the page sits on: moved pages are repaired (UNLOCK, LOCK).
       const frames = session.checkFrames();
@@ -173,7 +197,7 @@ export async function runLoop(ports: LoopPorts): Promise<number> {
       await waitForNextCycle();
     }
 
-    const reason = stopSignal ?? stopReason ?? "scenario";
+    const reason = stops.signal ?? stopReason ?? "scenario";
     const held = unload();
     trace?.close();
     const frames = session.frameTotals();
@@ -201,7 +225,7 @@ export async function runLoop(ports: LoopPorts): Promise<number> {
     const status = error instanceof CliError ? error.exitStatus : EXIT.FAILURE;
     throw new CliError(wasLoaded ? `failed while running: ${messageOf(error)}${unloaded}` : messageOf(error), status, { cause: error });
   } finally {
-    for (const signal of STOP_SIGNALS) signals.off(signal, onSignal);
+    if (ports.stops === undefined) stops.close();
     // The kernel's debugfs file goes away with the driver; so does this one, on every way out.
     if (statsWritten) rmSync(statsFile!, { force: true });
   }
@@ -230,8 +254,7 @@ export async function runLoop(ports: LoopPorts): Promise<number> {
         resolve();
       };
       const timer = setTimeout(finish, ports.intervalMs);
-      wake = finish;
-      if (stopSignal !== undefined) wake();
+      stops.onStop(finish);
     });
     if (pressureError !== undefined) throw pressureError;
   }
