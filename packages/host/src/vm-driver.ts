@@ -91,7 +91,6 @@ class NoDriver extends GuestVm implements VmDriver {
 class SessionDriver extends GuestVm implements VmDriver {
   private readonly session: DriverSession;
   private readonly monitor: SessionMonitor;
-  private readonly tracing: boolean;
   private readonly totalPages: number;
   private loaded = false;
 
@@ -108,7 +107,6 @@ class SessionDriver extends GuestVm implements VmDriver {
     monitor.onLock = options.onLock;
     super(guest);
     this.session = session;
-    this.tracing = onLine !== undefined;
     this.monitor = monitor;
     this.totalPages = options.guest.totalPages;
   }
@@ -120,7 +118,7 @@ class SessionDriver extends GuestVm implements VmDriver {
   cycle(): void {
     if (!this.loaded) return;
     this.session.cycle();
-    if (this.tracing) this.session.recordCycle();
+    this.session.recordCycle();
   }
 
   end(unload: boolean): void {

@@ -1,5 +1,5 @@
 import { FRAMES_PER_2M_PAGE } from "@vmballoon/protocol";
-import { driver, formatTraceRecord, runSession, type AnyScenario, type SessionRun } from "@vmballoon/core/sim";
+import { driver, formatTraceRecord, runSession, type AnyScenario, type AnyTraceRecord, type SessionRun } from "@vmballoon/core/sim";
 import { CycleObserver } from "../cycle-observer.js";
 import { UsageError } from "../errors.js";
 import { isTerminal } from "../output.js";
@@ -41,16 +41,13 @@ export async function simulate(options: SimulateOptions): Promise<number> {
 
   let run: SessionRun;
   try {
-    const traced = writer !== undefined || reporter !== undefined;
-    const session = kind.simulate(scenario, {
-      commands: traced,
-      onRecord: (record) => {
-        if (!traced) return;
-        const line = formatTraceRecord(record);
-        writer?.write(line);
-        reporter?.line(line);
-      },
-    });
+    // The trace's records are made only when something reads them.
+    const onRecord = (record: AnyTraceRecord) => {
+      const line = formatTraceRecord(record);
+      writer?.write(line);
+      reporter?.line(line);
+    };
+    const session = kind.simulate(scenario, writer !== undefined || reporter !== undefined ? { onRecord } : {});
     run = runSession(session, scenario, (s) => {
       const snapshot = s.snapshot();
       observer.observe(s.cycleNumber, snapshot.size, snapshot.target);

@@ -91,9 +91,8 @@ export abstract class SessionBase<
     return this.balloon.snapshot();
   }
 
-  recordCycle(): AnyTraceRecord {
-    const record = this.cycleRecordOf(this.cycleNumber, this.balloon.snapshot(), this.guestFree());
-    this.emit?.(record);
-    return record;
+  recordCycle(): void {
+    // Built only for a listener: a run without a trace makes no record.
+    if (this.emit) this.emit(this.cycleRecordOf(this.cycleNumber, this.balloon.snapshot(), this.guestFree()));
   }
 }

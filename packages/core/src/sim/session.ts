@@ -91,8 +91,8 @@ export interface DriverSession {
   snapshot(): DriverSnapshot;
   /** The debugfs `vmmemctl` text now, byte for byte. */
   debugfsText(): string;
-  /** The trace's record of the current cycle, reported (after the cycle and its frame check); returned too. */
-  recordCycle(): AnyTraceRecord;
+  /** The trace's record of the current cycle, reported (after the cycle and its frame check); nothing is built without `onRecord`. */
+  recordCycle(): void;
   /** The debugfs record after the last cycle, reported; returns its text. */
   finish(): string;
   /** Enters the next cycle and unloads: every page back to the guest; the exit record is reported. */
